@@ -1,0 +1,15 @@
+//! verdict: statistical canary analysis beside Flagger.
+//!
+//! Flagger calls verdict's webhooks during a rollout; verdict reads both arms' SLIs,
+//! asks the [`judge`], records the decision in the [`store`] and answers pass, fail
+//! or wait with the status codes Flagger understands.
+
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod cli;
+pub mod domain;
+pub mod evaluate;
+pub mod judge;
+pub mod sli;
+pub mod store;

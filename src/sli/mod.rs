@@ -1,0 +1,85 @@
+//! Sources of service-level indicators: Prometheus (real) and a simulator.
+//!
+//! The HTTP layer only sees [`SliSource`]; it never knows which one it has.
+
+pub mod prometheus;
+pub mod simulator;
+pub mod templates;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{CanaryName, Millis, Namespace};
+use crate::judge::latency::Bucket;
+
+/// Which workloads to query, and with which template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliTarget {
+    pub namespace: Namespace,
+    /// The canary's target workload; the primary is `<target>-primary`.
+    pub target: CanaryName,
+    /// Name of the SLI template (a file in `metric-templates/` without `.yaml`).
+    pub template: String,
+    /// Extra template variables (`{{ variables.x }}`), already validated.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Counts of one arm over a window. Prometheus' `increase()` extrapolates, so counts
+/// are real numbers here; they are rounded where the judge needs integers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArmCounts {
+    pub requests: f64,
+    pub errors: f64,
+    /// Cumulative latency buckets (`sum by (le)`), sorted by `le`, ending with `+Inf`.
+    pub buckets: Vec<Bucket>,
+}
+
+/// Counts of both arms over the same window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArmPair {
+    pub canary: ArmCounts,
+    pub primary: ArmCounts,
+}
+
+/// Why an SLI query failed. Every case is a 424 at the webhook.
+#[derive(Debug, thiserror::Error)]
+pub enum SliError {
+    #[error("Prometheus unreachable: {0}")]
+    Unreachable(String),
+    #[error("Prometheus did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("Prometheus query failed: {0}")]
+    Query(String),
+    #[error("no data for the {arm} ({detail})")]
+    NoData { arm: &'static str, detail: String },
+    #[error("unknown SLI template {0:?}")]
+    UnknownTemplate(String),
+    #[error("template {template:?}: {why}")]
+    Template { template: String, why: String },
+}
+
+/// Anything that can answer "how many requests, errors and how slow, per arm, over a window".
+#[async_trait]
+pub trait SliSource: Send + Sync + 'static {
+    /// Counts for both arms over the window `(start, end]` (Unix milliseconds).
+    /// Both arms are queried concurrently.
+    async fn window(&self, target: &SliTarget, start: Millis, end: Millis)
+        -> Result<ArmPair, SliError>;
+
+    /// The primary's latency buckets over `lookback` ending at `end`, used to choose b*
+    /// before the analysis starts.
+    async fn primary_lookback(
+        &self,
+        target: &SliTarget,
+        end: Millis,
+        lookback: Duration,
+    ) -> Result<ArmCounts, SliError>;
+
+    /// Whether the source answers at all (readiness).
+    async fn ready(&self) -> Result<(), SliError>;
+
+    /// Checks that a template exists and renders for this target (preflight and metadata validation).
+    fn check_template(&self, target: &SliTarget) -> Result<(), SliError>;
+}

@@ -1,0 +1,227 @@
+//! The store owns all state: analyses, looks, decisions, events.
+//!
+//! One schema for Postgres (production) and SQLite (embedded default). Replicas
+//! hold no state that matters: every hook can land on any replica.
+//!
+//! Idempotency lives here, in unique keys and transactions:
+//! - one analysis per `(namespace, name, checksum)`;
+//! - one look per `(analysis_id, seq)`: two replicas that compute look `seq` at the
+//!   same moment both try to insert it; one wins, the other gets the winner's row.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::{AnalysisKey, Millis};
+use crate::judge::ArmLook;
+
+/// Store failures. At the webhook every one of them is a 424: never answer a verdict
+/// that could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store query failed: {0}")]
+    Query(String),
+    #[error("store migration failed: {0}")]
+    Migration(String),
+    #[error("invalid database URL {0:?}: expected postgres://… or sqlite://…")]
+    BadUrl(String),
+}
+
+/// Lifecycle of an analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisStatus {
+    /// Looks are being taken.
+    Running,
+    /// A regression was established; the rollback hook answers 200 from now on.
+    Failed,
+    /// Flagger reported the rollout Succeeded (post-rollout).
+    Succeeded,
+    /// Flagger reported the rollout Failed (post-rollout) without verdict having failed it.
+    Aborted,
+}
+
+impl AnalysisStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Failed => "failed",
+            Self::Succeeded => "succeeded",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => Self::Running,
+            "failed" => Self::Failed,
+            "succeeded" => Self::Succeeded,
+            "aborted" => Self::Aborted,
+            _ => return None,
+        })
+    }
+}
+
+/// What is needed to open an analysis.
+#[derive(Debug, Clone)]
+pub struct NewAnalysis {
+    pub key: AnalysisKey,
+    /// Resolved per-canary settings (JSON): template, target, judge config, b*.
+    pub settings: String,
+    pub started_at: Millis,
+}
+
+/// One analysis: one canary revision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub id: i64,
+    pub key: AnalysisKey,
+    pub settings: String,
+    pub status: AnalysisStatus,
+    /// The reason of the failing verdict or of the end.
+    pub status_reason: Option<String>,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+}
+
+/// One look: the counts of both arms over one window and the judge's assessment after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewLook {
+    pub analysis_id: i64,
+    /// 1, 2, 3, … within the analysis.
+    pub seq: i64,
+    pub window_start: Millis,
+    pub window_end: Millis,
+    pub canary: ArmLook,
+    pub primary: ArmLook,
+    /// `pass`, `fail` or `wait`.
+    pub verdict: String,
+    pub reason: String,
+    /// The judge's evidence after this look (JSON).
+    pub evidence: String,
+}
+
+/// A stored look.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LookRow {
+    pub id: i64,
+    pub look: NewLook,
+    pub created_at: Millis,
+}
+
+/// Every webhook answer (and, later, every API answer that changes something).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewDecision {
+    pub analysis_id: Option<i64>,
+    pub namespace: String,
+    pub name: String,
+    pub checksum: String,
+    /// The hook path segment, e.g. `rollout`.
+    pub hook: String,
+    /// `pass`, `fail`, `wait`, `ok`, `error`.
+    pub verdict: String,
+    pub status_code: i64,
+    pub reason: String,
+    /// Evidence JSON, when the answer rests on evidence.
+    pub evidence: Option<String>,
+    pub request_id: String,
+    pub created_at: Millis,
+}
+
+/// A stored decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionRow {
+    pub id: i64,
+    pub decision: NewDecision,
+}
+
+/// A Kubernetes event Flagger forwarded to the event hook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewEvent {
+    pub namespace: String,
+    pub name: String,
+    pub checksum: String,
+    pub phase: String,
+    pub event_type: String,
+    pub message: String,
+    /// Flagger's own timestamp (Unix ms), when it sent one.
+    pub event_time: Option<Millis>,
+    /// The whole metadata map (JSON).
+    pub metadata: String,
+    pub received_at: Millis,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub event: NewEvent,
+}
+
+/// Result of [`Store::record_look`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookInsert {
+    /// This call inserted the look (and its decision, and the status change if any).
+    Inserted(LookRow),
+    /// Another call inserted look `seq` first; nothing was written. Here is that look.
+    Exists(LookRow),
+}
+
+/// A status change to apply in the same transaction as a look.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub status: AnalysisStatus,
+    pub reason: String,
+    pub at: Millis,
+}
+
+/// Everything the service persists. Implemented once over sqlx for Postgres and SQLite.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Opens the analysis for `new.key`, or returns the existing one: safe under retries
+    /// and concurrent identical calls. The bool is true when this call created it.
+    async fn open_analysis(&self, new: &NewAnalysis) -> Result<(Analysis, bool), StoreError>;
+
+    async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError>;
+
+    async fn get_analysis(&self, id: i64) -> Result<Option<Analysis>, StoreError>;
+
+    /// The looks of an analysis, ordered by `seq`.
+    async fn looks(&self, analysis_id: i64) -> Result<Vec<LookRow>, StoreError>;
+
+    /// In one transaction: insert the look unless `(analysis_id, seq)` exists, then the
+    /// decision, then the status change. On a conflict nothing is written and the
+    /// existing look is returned.
+    async fn record_look(
+        &self,
+        look: &NewLook,
+        decision: &NewDecision,
+        status: Option<&StatusChange>,
+    ) -> Result<LookInsert, StoreError>;
+
+    /// Records a decision that took no new look. With a status change, both in one transaction.
+    async fn record_decision(
+        &self,
+        decision: &NewDecision,
+        status: Option<&StatusChange>,
+    ) -> Result<i64, StoreError>;
+
+    /// Decisions of an analysis, oldest first.
+    async fn decisions(&self, analysis_id: i64) -> Result<Vec<DecisionRow>, StoreError>;
+
+    /// Decisions recorded for a canary (any revision, or none), oldest first. Used by tests
+    /// and the API to see answers that had no analysis (e.g. refused calls).
+    async fn decisions_for(&self, namespace: &str, name: &str)
+        -> Result<Vec<DecisionRow>, StoreError>;
+
+    async fn record_event(&self, event: &NewEvent) -> Result<i64, StoreError>;
+
+    async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError>;
+}

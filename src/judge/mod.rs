@@ -51,6 +51,32 @@ pub struct JudgeConfig {
     pub slo_slow_fraction: Option<f64>,
 }
 
+impl JudgeConfig {
+    /// The defaults the evaluation benchmark supports (see docs/statistics.md).
+    pub fn recommended() -> Self {
+        Self {
+            alpha: 0.01,
+            error_margin: 0.2,
+            latency_margin: 0.2,
+            promotion_margin: 0.5,
+            min_canary_requests: 1000,
+            slo_error_rate: None,
+            slo_slow_fraction: None,
+        }
+    }
+
+    /// Refuses values the statistics cannot honour, naming the field.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        if !(self.alpha > 0.0 && self.alpha <= 0.5) {
+            return Err(InvalidConfig {
+                field: "alpha",
+                why: format!("must be in (0, 0.5], got {}", self.alpha),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Why a [`JudgeConfig`] was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{field}: {why}")]

@@ -1,0 +1,6 @@
+//! Shared helpers for the integration tests: real Postgres, real Prometheus, a test exporter.
+#![allow(dead_code)]
+
+pub mod exporter;
+pub mod postgres;
+pub mod prometheus;

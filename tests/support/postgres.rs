@@ -1,0 +1,1 @@
+//! SKELETON: built in this session.

@@ -7,9 +7,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+pub mod analysis;
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod evaluate;
+pub mod http;
 pub mod judge;
 pub mod sli;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

@@ -65,8 +65,12 @@ pub enum SliError {
 pub trait SliSource: Send + Sync + 'static {
     /// Counts for both arms over the window `(start, end]` (Unix milliseconds).
     /// Both arms are queried concurrently.
-    async fn window(&self, target: &SliTarget, start: Millis, end: Millis)
-        -> Result<ArmPair, SliError>;
+    async fn window(
+        &self,
+        target: &SliTarget,
+        start: Millis,
+        end: Millis,
+    ) -> Result<ArmPair, SliError>;
 
     /// The primary's latency buckets over `lookback` ending at `end`, used to choose b*
     /// before the analysis starts.

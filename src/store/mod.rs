@@ -218,8 +218,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Decisions recorded for a canary (any revision, or none), oldest first. Used by tests
     /// and the API to see answers that had no analysis (e.g. refused calls).
-    async fn decisions_for(&self, namespace: &str, name: &str)
-        -> Result<Vec<DecisionRow>, StoreError>;
+    async fn decisions_for(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<DecisionRow>, StoreError>;
 
     async fn record_event(&self, event: &NewEvent) -> Result<i64, StoreError>;
 

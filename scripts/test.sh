@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs verdict's whole test suite on a fresh machine: installs and starts what the
+# tests need (Prometheus from Debian, PostgreSQL), then runs cargo's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "starting PostgreSQL"
+  version=$(ls /etc/postgresql | sort -n | tail -1)
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+export VERDICT_TEST_PG="${VERDICT_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+# Tests create one database each (verdict_test_*); drop what earlier runs left behind.
+psql "$VERDICT_TEST_PG" -Atqc "select datname from pg_database where datname like 'verdict_test_%'" 2>/dev/null |
+  while read -r db; do psql "$VERDICT_TEST_PG" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+
+cargo test --all-targets "$@"

@@ -1,0 +1,336 @@
+//! The hooks other than `rollout`: gates on promotion, traffic increase and rollback,
+//! the opening and closing of an analysis.
+
+use axum::http::StatusCode;
+
+use super::{replay, stored_settings, Analyst, Answer, HookCall, Refusal};
+use crate::domain::now_millis;
+use crate::judge::Verdict;
+use crate::store::{AnalysisStatus, StatusChange};
+
+/// The webhook types of Flagger that verdict serves, by URL path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    ConfirmRollout,
+    PreRollout,
+    Rollout,
+    ConfirmTrafficIncrease,
+    ConfirmPromotion,
+    Rollback,
+    PostRollout,
+    Event,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 8] = [
+        Hook::ConfirmRollout,
+        Hook::PreRollout,
+        Hook::Rollout,
+        Hook::ConfirmTrafficIncrease,
+        Hook::ConfirmPromotion,
+        Hook::Rollback,
+        Hook::PostRollout,
+        Hook::Event,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::ConfirmRollout => "confirm-rollout",
+            Hook::PreRollout => "pre-rollout",
+            Hook::Rollout => "rollout",
+            Hook::ConfirmTrafficIncrease => "confirm-traffic-increase",
+            Hook::ConfirmPromotion => "confirm-promotion",
+            Hook::Rollback => "rollback",
+            Hook::PostRollout => "post-rollout",
+            Hook::Event => "event",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+
+    /// Hooks that belong to one revision and so need its checksum.
+    pub fn needs_checksum(self) -> bool {
+        !matches!(self, Hook::ConfirmRollout | Hook::Event)
+    }
+}
+
+impl Analyst {
+    /// `confirm-rollout`: the rollout gate. Open by default; the checksum Flagger sends
+    /// here may still be the previous revision's, so no analysis is touched.
+    pub(super) async fn confirm_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        self.resolve_settings(call)?;
+        self.answer(
+            call,
+            None,
+            "ok",
+            StatusCode::OK,
+            "rollout gate open".into(),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// `pre-rollout`: preflight and open the analysis. Idempotent.
+    pub(super) async fn pre_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        let (analysis, created) = self.find_or_open(call).await?;
+        let stored = stored_settings(&analysis)?;
+        let boundary = stored
+            .boundary_s
+            .map(|b| format!("{} ms", b * 1000.0))
+            .unwrap_or_else(|| "none (no latency histogram)".into());
+        let reason = format!(
+            "analysis {} {}: template {}, α {}, latency boundary {}",
+            analysis.id,
+            if created { "opened" } else { "already open" },
+            stored.canary.template,
+            stored.canary.judge.alpha,
+            boundary,
+        );
+        self.answer(
+            call,
+            Some(analysis.id),
+            "ok",
+            StatusCode::OK,
+            reason,
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// `confirm-promotion`: 200 only with positive evidence that the canary is not worse.
+    pub(super) async fn confirm_promotion(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        let Some(analysis) = self.existing(call).await? else {
+            return self
+                .answer(
+                    call,
+                    None,
+                    "wait",
+                    StatusCode::PRECONDITION_FAILED,
+                    "no analysis for this revision yet: is verdict's rollout hook configured?"
+                        .into(),
+                    None,
+                    None,
+                )
+                .await;
+        };
+        if analysis.status == AnalysisStatus::Failed {
+            let reason = format!(
+                "will not promote: {}",
+                analysis
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("regression established")
+            );
+            return self
+                .answer(
+                    call,
+                    Some(analysis.id),
+                    "fail",
+                    StatusCode::PRECONDITION_FAILED,
+                    reason,
+                    None,
+                    None,
+                )
+                .await;
+        }
+        let stored = stored_settings(&analysis)?;
+        let looks = self.store.looks(analysis.id).await?;
+        let (_, assessment) = replay(&stored, &looks)?;
+        let evidence = serde_json::to_string(&assessment.evidence).ok();
+        let (status, verdict) = match assessment.verdict {
+            Verdict::Pass => (StatusCode::OK, "pass"),
+            Verdict::Fail => (StatusCode::PRECONDITION_FAILED, "fail"),
+            Verdict::Wait => (StatusCode::PRECONDITION_FAILED, "wait"),
+        };
+        self.answer(
+            call,
+            Some(analysis.id),
+            verdict,
+            status,
+            assessment.reason,
+            evidence,
+            None,
+        )
+        .await
+    }
+
+    /// `confirm-traffic-increase`: hold the weight until the current step has served
+    /// `minStepRequests` canary requests; never raise it after a regression.
+    pub(super) async fn confirm_traffic_increase(
+        &self,
+        call: &HookCall,
+    ) -> Result<Answer, Refusal> {
+        let Some(analysis) = self.existing(call).await? else {
+            return self
+                .answer(
+                    call,
+                    None,
+                    "ok",
+                    StatusCode::OK,
+                    "no analysis yet: first step".into(),
+                    None,
+                    None,
+                )
+                .await;
+        };
+        if analysis.status == AnalysisStatus::Failed {
+            let reason = format!(
+                "hold weight: {}",
+                analysis
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("regression established")
+            );
+            return self
+                .answer(
+                    call,
+                    Some(analysis.id),
+                    "fail",
+                    StatusCode::PRECONDITION_FAILED,
+                    reason,
+                    None,
+                    None,
+                )
+                .await;
+        }
+        let stored = stored_settings(&analysis)?;
+        let needed = stored.canary.min_step_requests;
+        // The current step began at the last increase verdict confirmed.
+        let step_start = self
+            .store
+            .decisions(analysis.id)
+            .await?
+            .iter()
+            .rev()
+            .find(|d| d.decision.hook == call.hook.as_str() && d.decision.status_code == 200)
+            .map(|d| d.decision.created_at)
+            .unwrap_or(analysis.started_at);
+        let served: u64 = self
+            .store
+            .looks(analysis.id)
+            .await?
+            .iter()
+            .filter(|l| l.look.window_end > step_start)
+            .map(|l| l.look.canary.requests)
+            .sum();
+        if served >= needed {
+            let reason =
+                format!("step served {served} canary requests (minimum {needed}): raise weight");
+            self.answer(
+                call,
+                Some(analysis.id),
+                "pass",
+                StatusCode::OK,
+                reason,
+                None,
+                None,
+            )
+            .await
+        } else {
+            let reason =
+                format!("hold weight: this step served {served} canary requests, needs {needed}");
+            self.answer(
+                call,
+                Some(analysis.id),
+                "wait",
+                StatusCode::PRECONDITION_FAILED,
+                reason,
+                None,
+                None,
+            )
+            .await
+        }
+    }
+
+    /// `rollback`: 200 means "roll back now", as soon as a regression is established.
+    pub(super) async fn rollback(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        let analysis = self.existing(call).await?;
+        match analysis {
+            Some(a) if a.status == AnalysisStatus::Failed => {
+                let reason = format!(
+                    "roll back: {}",
+                    a.status_reason
+                        .as_deref()
+                        .unwrap_or("regression established")
+                );
+                self.answer(call, Some(a.id), "fail", StatusCode::OK, reason, None, None)
+                    .await
+            }
+            other => {
+                self.answer(
+                    call,
+                    other.map(|a| a.id),
+                    "wait",
+                    StatusCode::CONFLICT,
+                    "no rollback requested".into(),
+                    None,
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// `post-rollout`: closes the analysis with Flagger's outcome.
+    pub(super) async fn post_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        let analysis = self.existing(call).await?;
+        let Some(analysis) = analysis else {
+            return self
+                .answer(
+                    call,
+                    None,
+                    "ok",
+                    StatusCode::OK,
+                    format!(
+                        "rollout ended ({}) with no analysis for this revision",
+                        call.phase
+                    ),
+                    None,
+                    None,
+                )
+                .await;
+        };
+        let now = now_millis();
+        let change = match (call.phase.as_str(), analysis.status) {
+            (_, AnalysisStatus::Failed | AnalysisStatus::Succeeded | AnalysisStatus::Aborted) => {
+                None
+            }
+            ("Succeeded", _) => Some(StatusChange {
+                status: AnalysisStatus::Succeeded,
+                reason: "Flagger promoted the canary".into(),
+                at: now,
+            }),
+            (phase, _) => Some(StatusChange {
+                status: AnalysisStatus::Aborted,
+                reason: format!(
+                    "Flagger ended the rollout in phase {phase} without a verdict of regression"
+                ),
+                at: now,
+            }),
+        };
+        let reason = format!(
+            "rollout ended ({}); analysis {} is {}",
+            call.phase,
+            analysis.id,
+            change
+                .as_ref()
+                .map(|c| c.status)
+                .unwrap_or(analysis.status)
+                .as_str()
+        );
+        self.answer(
+            call,
+            Some(analysis.id),
+            "ok",
+            StatusCode::OK,
+            reason,
+            None,
+            change.as_ref(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,282 @@
+//! Per-canary settings from webhook metadata, resolved against the server's defaults.
+//!
+//! Flagger copies a Canary's webhook `metadata` verbatim, so it is the only way a
+//! Canary can tune its own analysis. Unknown keys are refused with a 400 naming them:
+//! a typo must never fall back silently to a default.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::domain::{CanaryName, InvalidName};
+use crate::judge::JudgeConfig;
+
+/// Metadata keys every analysis hook understands.
+pub const ANALYSIS_KEYS: &[&str] = &[
+    "template",
+    "target",
+    "alpha",
+    "errorMargin",
+    "latencyMargin",
+    "promotionMargin",
+    "latencyThresholdMs",
+    "minCanaryRequests",
+    "minStepRequests",
+    "sloErrorRate",
+    "sloP95Ms",
+    "token",
+];
+
+/// Prefix of template variables: `var.region: eu` fills `{{ variables.region }}`.
+pub const VARIABLE_PREFIX: &str = "var.";
+
+/// Why metadata was refused (always a 400).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SettingsError {
+    #[error("unknown metadata key(s): {0} (known: {known})", known = ANALYSIS_KEYS.join(", "))]
+    UnknownKeys(String),
+    #[error("metadata {key}: {why}")]
+    Invalid { key: String, why: String },
+    #[error(transparent)]
+    Name(#[from] InvalidName),
+}
+
+fn invalid(key: &str, why: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key: key.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// Everything an analysis needs to know about its canary, fixed when it opens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanarySettings {
+    pub template: String,
+    /// The target workload (the canary's name unless `target` says otherwise).
+    pub target: String,
+    pub judge: JudgeConfig,
+    /// User-set latency boundary b* in seconds; otherwise chosen from the primary's look-back.
+    pub latency_threshold_s: Option<f64>,
+    /// Absolute SLO on the canary's p95, in seconds.
+    pub slo_p95_s: Option<f64>,
+    /// confirm-traffic-increase holds the weight until the current step served this many
+    /// canary requests.
+    pub min_step_requests: u64,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Checks the keys and parses the values of a hook's metadata. The `token` key is
+/// checked by the auth layer and never stored.
+pub fn resolve(
+    name: &CanaryName,
+    metadata: &HashMap<String, String>,
+    config: &Config,
+) -> Result<CanarySettings, SettingsError> {
+    let mut unknown: Vec<&str> = metadata
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !ANALYSIS_KEYS.contains(k) && !k.starts_with(VARIABLE_PREFIX))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(SettingsError::UnknownKeys(unknown.join(", ")));
+    }
+
+    let get = |key: &str| metadata.get(key).map(|v| v.trim());
+    let mut judge = config.judge_defaults();
+    if let Some(v) = get("alpha") {
+        judge.alpha = parse_f64("alpha", v)?;
+    }
+    if let Some(v) = get("errorMargin") {
+        judge.error_margin = parse_f64("errorMargin", v)?;
+    }
+    if let Some(v) = get("latencyMargin") {
+        judge.latency_margin = parse_f64("latencyMargin", v)?;
+    }
+    if let Some(v) = get("promotionMargin") {
+        judge.promotion_margin = parse_f64("promotionMargin", v)?;
+    }
+    if let Some(v) = get("minCanaryRequests") {
+        judge.min_canary_requests = parse_u64("minCanaryRequests", v)?;
+    }
+    if let Some(v) = get("sloErrorRate") {
+        judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
+    }
+    let slo_p95_s = get("sloP95Ms")
+        .map(|v| parse_positive_ms("sloP95Ms", v))
+        .transpose()?;
+    if slo_p95_s.is_some() {
+        // "p95 below X" means at most 5 % of requests above X.
+        judge.slo_slow_fraction = Some(0.05);
+    }
+    judge
+        .validate()
+        .map_err(|e| invalid(judge_key(e.field), e.why))?;
+
+    let latency_threshold_s = get("latencyThresholdMs")
+        .map(|v| parse_positive_ms("latencyThresholdMs", v))
+        .transpose()?;
+    let min_step_requests = get("minStepRequests")
+        .map(|v| parse_u64("minStepRequests", v))
+        .transpose()?
+        .unwrap_or(0);
+
+    let target = match get("target") {
+        Some(t) => CanaryName::parse(t)?.to_string(),
+        None => name.to_string(),
+    };
+    let template = match get("template") {
+        Some(t) if is_template_name(t) => t.to_owned(),
+        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name"))),
+        None => config.defaults.template.clone(),
+    };
+
+    let mut variables = BTreeMap::new();
+    for (key, value) in metadata {
+        if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
+            if !is_variable_name(var) {
+                return Err(invalid(key, "variable names are [a-z_][a-z0-9_]*"));
+            }
+            if value.len() > 256 || value.chars().any(char::is_control) {
+                return Err(invalid(key, "values are at most 256 printable characters"));
+            }
+            variables.insert(var.to_owned(), value.clone());
+        }
+    }
+
+    Ok(CanarySettings {
+        template,
+        target,
+        judge,
+        latency_threshold_s,
+        slo_p95_s,
+        min_step_requests,
+        variables,
+    })
+}
+
+fn judge_key(field: &str) -> &'static str {
+    match field {
+        "alpha" => "alpha",
+        "error_margin" => "errorMargin",
+        "latency_margin" => "latencyMargin",
+        "promotion_margin" => "promotionMargin",
+        "min_canary_requests" => "minCanaryRequests",
+        "slo_error_rate" => "sloErrorRate",
+        "slo_slow_fraction" => "sloP95Ms",
+        _ => "metadata",
+    }
+}
+
+fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| invalid(key, format!("{value:?} is not a number")))
+}
+
+fn parse_u64(key: &str, value: &str) -> Result<u64, SettingsError> {
+    value
+        .parse::<u64>()
+        .map_err(|_| invalid(key, format!("{value:?} is not a whole number ≥ 0")))
+}
+
+fn parse_positive_ms(key: &str, value: &str) -> Result<f64, SettingsError> {
+    let ms = parse_f64(key, value)?;
+    if ms <= 0.0 || ms > 3_600_000.0 {
+        return Err(invalid(key, format!("{value} ms is outside (0, 3600000]")));
+    }
+    Ok(ms / 1000.0)
+}
+
+fn is_template_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn is_variable_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn name() -> CanaryName {
+        CanaryName::parse("podinfo").expect("name")
+    }
+
+    #[test]
+    fn empty_metadata_takes_the_defaults() {
+        let config = Config::default();
+        let s = resolve(&name(), &meta(&[]), &config).expect("defaults");
+        assert_eq!(s.template, "istio");
+        assert_eq!(s.target, "podinfo");
+        assert_eq!(s.judge, config.judge_defaults());
+        assert_eq!(s.min_step_requests, 0);
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let m = meta(&[
+            ("template", "linkerd"),
+            ("target", "backend"),
+            ("alpha", "0.05"),
+            ("errorMargin", "0.3"),
+            ("minCanaryRequests", "500"),
+            ("sloP95Ms", "250"),
+            ("latencyThresholdMs", "100"),
+            ("var.region", "eu"),
+        ]);
+        let s = resolve(&name(), &m, &Config::default()).expect("valid");
+        assert_eq!(s.template, "linkerd");
+        assert_eq!(s.target, "backend");
+        assert_eq!(s.judge.alpha, 0.05);
+        assert_eq!(s.judge.error_margin, 0.3);
+        assert_eq!(s.judge.min_canary_requests, 500);
+        assert_eq!(s.slo_p95_s, Some(0.25));
+        assert_eq!(s.judge.slo_slow_fraction, Some(0.05));
+        assert_eq!(s.latency_threshold_s, Some(0.1));
+        assert_eq!(s.variables.get("region").map(String::as_str), Some("eu"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = resolve(&name(), &meta(&[("alhpa", "0.1")]), &Config::default())
+            .expect_err("typo")
+            .to_string();
+        assert!(err.contains("alhpa"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (k, v) in [
+            ("alpha", "abc"),
+            ("alpha", "0.9"),
+            ("alpha", "NaN"),
+            ("minCanaryRequests", "-5"),
+            ("latencyThresholdMs", "0"),
+            ("target", "x\"} or vector(1) #"),
+            ("template", "../etc/passwd"),
+            ("var.Bad-Name", "x"),
+            ("var.ok", "line\nbreak"),
+        ] {
+            let err = resolve(&name(), &meta(&[(k, v)]), &Config::default());
+            assert!(err.is_err(), "{k}={v:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Typed configuration: a TOML file plus `VERDICT_*` environment variables, validated
+//! before anything binds. An invalid value stops start-up with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::judge::JudgeConfig;
+
+/// Why the configuration was refused. Always names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {why}")]
+    Invalid { key: &'static str, why: String },
+}
+
+fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (terminals).
+    Pretty,
+}
+
+/// How to reach Prometheus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSettings {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
+    pub url: String,
+    /// Per-query timeout; a hook answers 424 when Prometheus is slower.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Optional bearer token.
+    #[serde(default, skip_serializing)]
+    pub bearer_token: Option<SecretString>,
+    /// Optional HTTP basic auth user (with `basic_password`).
+    #[serde(default)]
+    pub basic_user: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub basic_password: Option<SecretString>,
+}
+
+/// Defaults for per-canary settings; each can be overridden by a Canary's webhook metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisDefaults {
+    /// SLI template used when the metadata names none.
+    pub template: String,
+    pub alpha: f64,
+    pub error_margin: f64,
+    pub latency_margin: f64,
+    pub promotion_margin: f64,
+    pub min_canary_requests: u64,
+    /// How far back the primary's latency is read to choose the boundary b*.
+    #[serde(with = "humantime_serde")]
+    pub lookback: Duration,
+    /// Calls closer together than this reuse the previous look instead of taking a new
+    /// one, so Flagger's retries never double-count (Flagger's minimum interval is 10 s).
+    #[serde(with = "humantime_serde")]
+    pub min_look_gap: Duration,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// `sqlite://path` (embedded default) or `postgres://…`.
+    #[serde(skip_serializing)]
+    pub database_url: SecretString,
+    pub prometheus: PrometheusSettings,
+    pub defaults: AnalysisDefaults,
+    /// Directory of extra SLI templates (`*.yaml`); the shipped ones are always available.
+    #[serde(default)]
+    pub template_dir: Option<PathBuf>,
+    /// Regex a namespace must match entirely; absent means every namespace.
+    #[serde(default)]
+    pub namespace_allow: Option<String>,
+    /// Shared webhook token: Canaries must send it as `metadata.token` or as HTTP Basic
+    /// password. Absent means no token is required.
+    #[serde(default, skip_serializing)]
+    pub webhook_token: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let judge = JudgeConfig::recommended();
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            database_url: SecretString::from("sqlite://verdict.db"),
+            prometheus: PrometheusSettings {
+                url: "http://127.0.0.1:9090".into(),
+                timeout: Duration::from_secs(3),
+                bearer_token: None,
+                basic_user: None,
+                basic_password: None,
+            },
+            defaults: AnalysisDefaults {
+                template: "istio".into(),
+                alpha: judge.alpha,
+                error_margin: judge.error_margin,
+                latency_margin: judge.latency_margin,
+                promotion_margin: judge.promotion_margin,
+                min_canary_requests: judge.min_canary_requests,
+                lookback: Duration::from_secs(3600),
+                min_look_gap: Duration::from_secs(5),
+            },
+            template_dir: None,
+            namespace_allow: None,
+            webhook_token: None,
+            log_format: LogFormat::Json,
+            shutdown_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `VERDICT_*` variables (`__` separates
+    /// levels: `VERDICT_PROMETHEUS__URL`), then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("VERDICT_").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Extracts and validates a configuration from any figment (tests build their own).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that could still be wrong after parsing.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "expected sqlite://PATH or postgres://…",
+            ));
+        }
+        let prom = &self.prometheus.url;
+        if !(prom.starts_with("http://") || prom.starts_with("https://")) {
+            return Err(invalid(
+                "prometheus.url",
+                "expected an http:// or https:// URL",
+            ));
+        }
+        if self.prometheus.timeout.is_zero() || self.prometheus.timeout > Duration::from_secs(9) {
+            return Err(invalid(
+                "prometheus.timeout",
+                "must be above 0 and at most 9s (Flagger gives a hook 10s)",
+            ));
+        }
+        if self.prometheus.basic_user.is_some() != self.prometheus.basic_password.is_some() {
+            return Err(invalid(
+                "prometheus.basic_user",
+                "basic_user and basic_password go together",
+            ));
+        }
+        if self.prometheus.basic_user.is_some() && self.prometheus.bearer_token.is_some() {
+            return Err(invalid(
+                "prometheus.bearer_token",
+                "choose bearer_token or basic auth, not both",
+            ));
+        }
+        if let Some(re) = &self.namespace_allow {
+            regex::Regex::new(re).map_err(|e| invalid("namespace_allow", e.to_string()))?;
+        }
+        if let Some(token) = &self.webhook_token {
+            if token.expose_secret().len() < 8 {
+                return Err(invalid("webhook_token", "must be at least 8 characters"));
+            }
+        }
+        self.judge_defaults()
+            .validate()
+            .map_err(|e| ConfigError::Invalid {
+                key: defaults_key(e.field),
+                why: e.why,
+            })?;
+        if self.defaults.min_look_gap > Duration::from_secs(3600) {
+            return Err(invalid("defaults.min_look_gap", "must be at most 1h"));
+        }
+        if self.defaults.lookback < Duration::from_secs(60) {
+            return Err(invalid("defaults.lookback", "must be at least 1m"));
+        }
+        if let Some(dir) = &self.template_dir {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "template_dir",
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The judge settings every analysis starts from.
+    pub fn judge_defaults(&self) -> JudgeConfig {
+        JudgeConfig {
+            alpha: self.defaults.alpha,
+            error_margin: self.defaults.error_margin,
+            latency_margin: self.defaults.latency_margin,
+            promotion_margin: self.defaults.promotion_margin,
+            min_canary_requests: self.defaults.min_canary_requests,
+            ..JudgeConfig::recommended()
+        }
+    }
+}
+
+/// Maps a judge field name to its configuration key.
+fn defaults_key(field: &str) -> &'static str {
+    match field {
+        "alpha" => "defaults.alpha",
+        "error_margin" => "defaults.error_margin",
+        "latency_margin" => "defaults.latency_margin",
+        "promotion_margin" => "defaults.promotion_margin",
+        "min_canary_requests" => "defaults.min_canary_requests",
+        _ => "defaults",
+    }
+}
+
+/// `Config` skips secrets when serialised, so figment's defaults layer carries them here.
+#[derive(Serialize)]
+struct DefaultsForFigment {
+    #[serde(flatten)]
+    config: Config,
+    database_url: String,
+}
+
+impl DefaultsForFigment {
+    fn new() -> Self {
+        let config = Config::default();
+        let database_url = config.database_url.expose_secret().to_owned();
+        Self {
+            config,
+            database_url,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()));
+        for (k, v) in pairs {
+            figment = figment.merge(Toml::string(&format!("{k} = {v}")));
+        }
+        Config::from_figment(figment)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = with(&[]).expect("defaults");
+        assert_eq!(config.database_url.expose_secret(), "sqlite://verdict.db");
+        assert_eq!(config.defaults.template, "istio");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("database_url", "\"mysql://x\"", "database_url"),
+            ("namespace_allow", "\"(\"", "namespace_allow"),
+            ("webhook_token", "\"short\"", "webhook_token"),
+            ("listen", "\"not an address\"", "listen"),
+            ("log_format", "\"xml\"", "log_format"),
+        ];
+        for (key, value, expected) in cases {
+            let err = with(&[(key, value)]).expect_err(key).to_string();
+            assert!(err.contains(expected), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn nested_invalid_values_name_their_key() {
+        let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(Toml::string("[prometheus]\ntimeout = \"30s\""));
+        let err = Config::from_figment(figment)
+            .expect_err("timeout")
+            .to_string();
+        assert!(err.contains("prometheus.timeout"), "{err}");
+
+        let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(Toml::string("[defaults]\nalpha = 2.0"));
+        let err = Config::from_figment(figment)
+            .expect_err("alpha")
+            .to_string();
+        assert!(err.contains("defaults.alpha"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = with(&[("listne", "\"0.0.0.0:1\"")])
+            .expect_err("typo")
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+}

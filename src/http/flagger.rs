@@ -1,0 +1,235 @@
+//! `POST /flagger/<hook>`: parse and check the call, hand it to the analysis service,
+//! answer with a status Flagger understands and a one-line reason.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::error::HookError;
+use super::AppState;
+use crate::analysis::{Answer, Hook, HookCall};
+use crate::domain::{now_millis, AnalysisKey, CanaryName, Checksum, Namespace};
+use crate::store::NewEvent;
+
+/// Flagger's payloads are tiny; anything larger is not Flagger.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The JSON Flagger sends to every hook (`CanaryWebhookPayload`).
+#[derive(Debug, Deserialize)]
+struct Payload {
+    name: String,
+    namespace: String,
+    #[serde(default)]
+    phase: String,
+    #[serde(default)]
+    checksum: String,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// Handles one hook call and counts it.
+pub async fn hook(
+    State(state): State<AppState>,
+    Path(hook): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(kind) = Hook::parse(&hook) else {
+        let known: Vec<&str> = Hook::ALL.iter().map(|h| h.as_str()).collect();
+        state
+            .analyst
+            .metrics
+            .hook_call("unknown", "rejected", started.elapsed());
+        return HookError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown hook {hook:?}; verdict serves {}", known.join(", ")),
+        )
+        .into_response();
+    };
+    let result = handle(&state, kind, &headers, body).await;
+    let (outcome, response) = match result {
+        Ok(answer) => (
+            answer.verdict,
+            (answer.status, format!("{}\n", answer.reason)).into_response(),
+        ),
+        Err(e) => {
+            let outcome = if e.status == StatusCode::FAILED_DEPENDENCY {
+                "error"
+            } else {
+                "rejected"
+            };
+            tracing::info!(hook = kind.as_str(), status = e.status.as_u16(), reason = %e.reason, "hook refused");
+            (outcome, e.into_response())
+        }
+    };
+    state
+        .analyst
+        .metrics
+        .hook_call(kind.as_str(), outcome, started.elapsed());
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    kind: Hook,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Answer, HookError> {
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        HookError::bad_request(format!("request body over {} KiB", MAX_BODY / 1024))
+    })?;
+    let payload: Payload = serde_json::from_slice(&bytes)
+        .map_err(|e| HookError::bad_request(format!("invalid Flagger payload: {e}")))?;
+    let call = check(state, kind, headers, payload)?;
+    if kind == Hook::Event {
+        return Ok(accept_event(state, call));
+    }
+    tracing::debug!(hook = kind.as_str(), canary = %call.key, "hook call");
+    state
+        .analyst
+        .handle(&call)
+        .await
+        .map_err(|r| HookError::new(r.status, r.reason))
+}
+
+/// Validates names, the token and the namespace allow-list.
+fn check(
+    state: &AppState,
+    kind: Hook,
+    headers: &HeaderMap,
+    mut payload: Payload,
+) -> Result<HookCall, HookError> {
+    let namespace =
+        Namespace::parse(&payload.namespace).map_err(|e| HookError::bad_request(e.to_string()))?;
+    let name =
+        CanaryName::parse(&payload.name).map_err(|e| HookError::bad_request(e.to_string()))?;
+    let checksum = if payload.checksum.is_empty() && !kind.needs_checksum() {
+        Checksum::parse("none").map_err(|e| HookError::bad_request(e.to_string()))?
+    } else if payload.checksum.is_empty() {
+        return Err(HookError::bad_request(format!(
+            "missing checksum: Flagger sends one from pre-rollout on ({} hook)",
+            kind.as_str()
+        )));
+    } else {
+        Checksum::parse(&payload.checksum).map_err(|e| HookError::bad_request(e.to_string()))?
+    };
+    if payload.phase.len() > 64 {
+        return Err(HookError::bad_request("phase is longer than 64 characters"));
+    }
+
+    if let Some(expected) = &state.webhook_token {
+        let offered = payload
+            .metadata
+            .get("token")
+            .cloned()
+            .or_else(|| basic_password(headers));
+        let ok = offered
+            .map(|o| bool::from(o.as_bytes().ct_eq(expected.expose_secret().as_bytes())))
+            .unwrap_or(false);
+        if !ok {
+            return Err(HookError::forbidden(
+                "wrong or missing webhook token (metadata.token or basic auth in the webhook URL)",
+            ));
+        }
+    }
+    // The token is a secret: it is never stored or logged.
+    payload.metadata.remove("token");
+
+    if let Some(allow) = &state.namespace_allow {
+        if !allow.is_match(namespace.as_str()) {
+            return Err(HookError::forbidden(format!(
+                "namespace {namespace} is not allowed by this verdict's namespace_allow"
+            )));
+        }
+    }
+
+    Ok(HookCall {
+        hook: kind,
+        key: AnalysisKey {
+            namespace,
+            name,
+            checksum,
+        },
+        phase: payload.phase,
+        metadata: payload.metadata,
+        request_id: request_id(headers),
+    })
+}
+
+/// The password of an `Authorization: Basic` header (Flagger sends the URL's userinfo so).
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+pub(super) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// `event`: answered 202 at once; stored in the background with retries so a slow or
+/// briefly unavailable store never delays Flagger's tick.
+fn accept_event(state: &AppState, call: HookCall) -> Answer {
+    let event = NewEvent {
+        namespace: call.key.namespace.to_string(),
+        name: call.key.name.to_string(),
+        checksum: call.key.checksum.to_string(),
+        phase: call.phase.clone(),
+        event_type: call.metadata.get("eventType").cloned().unwrap_or_default(),
+        message: call
+            .metadata
+            .get("eventMessage")
+            .cloned()
+            .unwrap_or_default(),
+        event_time: call.metadata.get("timestamp").and_then(|t| t.parse().ok()),
+        metadata: serde_json::to_string(&call.metadata).unwrap_or_else(|_| "{}".into()),
+        received_at: now_millis(),
+    };
+    let store = state.analyst.store.clone();
+    let metrics = state.analyst.metrics.clone();
+    state.tasks.spawn(async move {
+        use backon::{ExponentialBuilder, Retryable};
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(8)
+            .with_jitter();
+        let stored = (|| async { store.record_event(&event).await })
+            .retry(policy)
+            .notify(|e, after| {
+                tracing::warn!(error = %e, retry_in = ?after, "could not store a Flagger event yet");
+            })
+            .await;
+        if let Err(e) = stored {
+            metrics.store_error("record_event");
+            tracing::error!(error = %e, event = ?event, "dropped a Flagger event after retries");
+        }
+    });
+    Answer {
+        status: StatusCode::ACCEPTED,
+        verdict: "ok",
+        reason: "event accepted".into(),
+    }
+}

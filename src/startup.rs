@@ -1,0 +1,137 @@
+//! Build the application, bind, serve, shut down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::analysis::Analyst;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::sli::SliSource;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// A bound, ready-to-serve verdict. Binding happens in [`Application::build`], so tests
+/// can ask for port 0 and read the real port before serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Application {
+    /// Binds `config.listen` and wires the given store and SLI source. The store must
+    /// already be migrated.
+    pub async fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        sli: Arc<dyn SliSource>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let namespace_allow = config
+            .namespace_allow
+            .as_deref()
+            .map(|re| regex::Regex::new(&format!("^(?:{re})$")))
+            .transpose()
+            .context("namespace_allow")?
+            .map(Arc::new);
+        let webhook_token = config.webhook_token.clone().map(Arc::new);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let grace = config.shutdown_grace;
+        let state = AppState {
+            analyst: Analyst {
+                store,
+                sli,
+                config: Arc::new(config),
+                metrics,
+            },
+            tasks: TaskTracker::new(),
+            namespace_allow,
+            webhook_token,
+        };
+        Ok(Self {
+            listener,
+            state,
+            grace,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests and background
+    /// event storage finish (bounded by `shutdown_grace`).
+    pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let tasks = self.state.tasks.clone();
+        let router = http::router(self.state);
+        let addr = self.listener.local_addr().ok();
+        tracing::info!(?addr, "verdict serving");
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+        let grace = self.grace;
+        let serve = tokio::spawn(async move { serve.await });
+        // Once the signal fired, in-flight requests get `grace` to finish.
+        let result = tokio::select! {
+            r = serve => r.context("server task")?.context("serving"),
+            _ = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "shutdown grace exceeded; dropping remaining connections");
+                Ok(())
+            }
+        };
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks still running at shutdown");
+        }
+        tracing::info!("verdict stopped");
+        result
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM (Kubernetes' stop signal).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,143 @@
+//! Logging and the service's own Prometheus metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global tracing subscriber: JSON lines in production, readable text in a
+/// terminal. `RUST_LOG` overrides the level. Safe to call more than once (later calls are no-ops).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    hook: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookOnly {
+    hook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabels {
+    query: String,
+    ok: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: String,
+}
+
+/// The service's metrics, served at `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    hook_calls: Family<HookLabels, Counter>,
+    decision_seconds: Family<HookOnly, Histogram>,
+    prometheus_query_seconds: Family<QueryLabels, Histogram>,
+    store_errors: Family<OpLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("verdict");
+        let hook_calls = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "hook_calls",
+            "Flagger webhook calls by hook and outcome (pass, fail, wait, ok, rejected, error)",
+            hook_calls.clone(),
+        );
+        let decision_seconds =
+            Family::<HookOnly, Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "decision_seconds",
+            "Time from receiving a hook call to answering it",
+            decision_seconds.clone(),
+        );
+        let prometheus_query_seconds =
+            Family::<QueryLabels, Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "prometheus_query_seconds",
+            "Latency of Prometheus queries by kind and success",
+            prometheus_query_seconds.clone(),
+        );
+        let store_errors = Family::<OpLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Store operations that failed",
+            store_errors.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            hook_calls,
+            decision_seconds,
+            prometheus_query_seconds,
+            store_errors,
+        })
+    }
+
+    pub fn hook_call(&self, hook: &str, outcome: &str, elapsed: Duration) {
+        self.hook_calls
+            .get_or_create(&HookLabels {
+                hook: hook.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.decision_seconds
+            .get_or_create(&HookOnly {
+                hook: hook.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn prometheus_query(&self, query: &str, elapsed: Duration, ok: bool) {
+        self.prometheus_query_seconds
+            .get_or_create(&QueryLabels {
+                query: query.to_owned(),
+                ok: ok.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn store_error(&self, op: &str) {
+        self.store_errors
+            .get_or_create(&OpLabels { op: op.to_owned() })
+            .inc();
+    }
+
+    /// The registry in Prometheus' text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}

@@ -96,7 +96,9 @@ impl PrometheusSli {
     /// a header; nothing is contacted yet.
     pub fn new(config: PrometheusConfig, templates: TemplateSet) -> Result<Self, SliError> {
         if config.timeout.is_zero() {
-            return Err(SliError::Query("the Prometheus timeout must be above 0".into()));
+            return Err(SliError::Query(
+                "the Prometheus timeout must be above 0".into(),
+            ));
         }
         let mut headers = HeaderMap::new();
         match &config.auth {
@@ -282,7 +284,9 @@ impl SliSource for PrometheusSli {
     ) -> Result<ArmCounts, SliError> {
         let template = self.template(target)?;
         if lookback.as_millis() == 0 {
-            return Err(SliError::Query("the look-back window must be at least 1 ms".into()));
+            return Err(SliError::Query(
+                "the look-back window must be at least 1 ms".into(),
+            ));
         }
         self.arm(template, target, Arm::Primary, lookback, end, true)
             .await
@@ -290,8 +294,7 @@ impl SliSource for PrometheusSli {
 
     async fn ready(&self) -> Result<(), SliError> {
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, self.client.is_server_ready()).await
-        {
+        let result = match tokio::time::timeout(self.timeout, self.client.is_server_ready()).await {
             Err(_) => Err(SliError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(map_error(e, self.timeout)),
             Ok(Ok(_)) => Ok(()),
@@ -405,7 +408,9 @@ fn parse_buckets(
             ))
         })?;
         let le = parse_le(raw).ok_or_else(|| {
-            SliError::Query(format!("the {arm} latency bucket le={raw:?} is not a number"))
+            SliError::Query(format!(
+                "the {arm} latency bucket le={raw:?} is not a number"
+            ))
         })?;
         let count = check_count(arm, "latency_buckets", count)?;
         buckets.push(Bucket {
@@ -432,8 +437,8 @@ fn parse_buckets(
         Some(last) if last.le.is_infinite() => {}
         _ => {
             return Err(SliError::Query(format!(
-                "the {arm} latency buckets lack the +Inf bucket; is the query over a *_bucket metric?"
-            )))
+            "the {arm} latency buckets lack the +Inf bucket; is the query over a *_bucket metric?"
+        )))
         }
     }
     // increase() extrapolates each bucket series on its own, so a bucket can come out a
@@ -469,9 +474,7 @@ fn map_error(error: PromError, timeout: Duration) -> SliError {
             let message = e.to_string();
             match e.inner() {
                 Some(inner) if inner.is_timeout() => SliError::Timeout(timeout),
-                Some(inner) if inner.is_connect() => {
-                    SliError::Unreachable(error_chain(inner))
-                }
+                Some(inner) if inner.is_connect() => SliError::Unreachable(error_chain(inner)),
                 Some(inner) => match inner.status() {
                     Some(status) if status.as_u16() == 401 || status.as_u16() == 403 => {
                         SliError::Query(format!(

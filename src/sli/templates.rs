@@ -105,7 +105,10 @@ pub enum TemplateError {
     #[error("SLI template {template:?}: no value for `{{{{ variables.{name} }}}}` (set it in the canary's metadata)")]
     MissingVariable { template: String, name: String },
     #[error("SLI template {template:?}: the window must be at least 1 ms, got {interval:?}")]
-    BadInterval { template: String, interval: Duration },
+    BadInterval {
+        template: String,
+        interval: Duration,
+    },
     #[error("unknown SLI template {0:?}")]
     NotFound(String),
 }
@@ -194,16 +197,19 @@ impl Template {
                 message: e.to_string(),
             })?;
         // Block scalars end in a newline; queries are compared and logged, so keep them tidy.
-        for query in [&mut file.requests, &mut file.errors, &mut file.latency_buckets]
-            .into_iter()
-            .chain(
-                [file.canary.as_mut(), file.primary.as_mut()]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|o| [&mut o.requests, &mut o.errors, &mut o.latency_buckets])
-                    .flatten(),
-            )
-        {
+        for query in [
+            &mut file.requests,
+            &mut file.errors,
+            &mut file.latency_buckets,
+        ]
+        .into_iter()
+        .chain(
+            [file.canary.as_mut(), file.primary.as_mut()]
+                .into_iter()
+                .flatten()
+                .flat_map(|o| [&mut o.requests, &mut o.errors, &mut o.latency_buckets])
+                .flatten(),
+        ) {
             *query = query.trim().to_owned();
         }
         let field_err = |field: &str, why: String| TemplateError::Field {
@@ -245,7 +251,11 @@ impl Template {
         for (field, kind, text) in [
             ("requests".to_string(), "requests", Some(&file.requests)),
             ("errors".to_string(), "errors", Some(&file.errors)),
-            ("latency_buckets".to_string(), "latency_buckets", Some(&file.latency_buckets)),
+            (
+                "latency_buckets".to_string(),
+                "latency_buckets",
+                Some(&file.latency_buckets),
+            ),
         ]
         .into_iter()
         .chain(
@@ -254,8 +264,16 @@ impl Template {
                 .flat_map(|(arm, over)| {
                     let over = over.as_ref();
                     [
-                        (format!("{arm}.requests"), "requests", over.and_then(|o| o.requests.as_ref())),
-                        (format!("{arm}.errors"), "errors", over.and_then(|o| o.errors.as_ref())),
+                        (
+                            format!("{arm}.requests"),
+                            "requests",
+                            over.and_then(|o| o.requests.as_ref()),
+                        ),
+                        (
+                            format!("{arm}.errors"),
+                            "errors",
+                            over.and_then(|o| o.errors.as_ref()),
+                        ),
                         (
                             format!("{arm}.latency_buckets"),
                             "latency_buckets",
@@ -379,9 +397,15 @@ impl Template {
 /// The shipped templates, compiled in so `serve` and `demo` work with no directory.
 const BUILTIN: &[(&str, &str)] = &[
     ("istio", include_str!("../../metric-templates/istio.yaml")),
-    ("linkerd", include_str!("../../metric-templates/linkerd.yaml")),
+    (
+        "linkerd",
+        include_str!("../../metric-templates/linkerd.yaml"),
+    ),
     ("nginx", include_str!("../../metric-templates/nginx.yaml")),
-    ("contour", include_str!("../../metric-templates/contour.yaml")),
+    (
+        "contour",
+        include_str!("../../metric-templates/contour.yaml"),
+    ),
     (
         "app-metrics",
         include_str!("../../metric-templates/app-metrics.yaml"),
@@ -866,11 +890,15 @@ mod tests {
         let (ns, target) = names();
         let vars = BTreeMap::new();
         let istio = set.get("istio").unwrap();
-        let canary = istio.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+        let canary = istio
+            .render(Arm::Canary, &input(&ns, &target, &vars))
+            .unwrap();
         let primary = istio
             .render(Arm::Primary, &input(&ns, &target, &vars))
             .unwrap();
-        assert!(canary.requests.contains(r#"destination_workload="podinfo""#));
+        assert!(canary
+            .requests
+            .contains(r#"destination_workload="podinfo""#));
         assert!(primary
             .requests
             .contains(r#"destination_workload="podinfo-primary""#));
@@ -882,12 +910,16 @@ mod tests {
 
     #[test]
     fn spaces_inside_braces_are_optional() {
-        let t = template("sum(increase(r{a=\"{{namespace}}\",b=\"{{   target }}\"}[{{interval}}]))")
-            .unwrap();
+        let t =
+            template("sum(increase(r{a=\"{{namespace}}\",b=\"{{   target }}\"}[{{interval}}]))")
+                .unwrap();
         let (ns, target) = names();
         let vars = BTreeMap::new();
         let q = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
-        assert_eq!(q.requests, "sum(increase(r{a=\"test\",b=\"podinfo\"}[61234ms]))");
+        assert_eq!(
+            q.requests,
+            "sum(increase(r{a=\"test\",b=\"podinfo\"}[61234ms]))"
+        );
     }
 
     #[test]
@@ -912,19 +944,25 @@ mod tests {
         let mut vars = BTreeMap::new();
         vars.insert("x".to_string(), ".*|a".to_string());
         let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
-        assert_eq!(q.requests, r#"sum(increase(r{a=~"\\.\\*\\|a-.*"}[61234ms]))"#);
+        assert_eq!(
+            q.requests,
+            r#"sum(increase(r{a=~"\\.\\*\\|a-.*"}[61234ms]))"#
+        );
     }
 
     #[test]
     fn workload_and_service_differ_per_arm() {
-        let t = template("sum(increase(r{w=\"{{ workload }}\",s=\"{{ service }}\"}[{{ interval }}]))")
-            .unwrap();
+        let t =
+            template("sum(increase(r{w=\"{{ workload }}\",s=\"{{ service }}\"}[{{ interval }}]))")
+                .unwrap();
         let (ns, target) = names();
         let vars = BTreeMap::new();
         let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
         let p = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
         assert!(c.requests.contains(r#"w="podinfo",s="podinfo-canary""#));
-        assert!(p.requests.contains(r#"w="podinfo-primary",s="podinfo-primary""#));
+        assert!(p
+            .requests
+            .contains(r#"w="podinfo-primary",s="podinfo-primary""#));
     }
 
     #[test]
@@ -952,10 +990,19 @@ mod tests {
     #[test]
     fn refuses_structural_mistakes() {
         for (bad, why) in [
-            ("sum(increase(r{a=\"{{ namespace }}\"}[{{ interval }}])", "never closed"),
-            ("sum(increase(r{a=\"{{ namespace }}\"][{{ interval }}]))", "closes"),
+            (
+                "sum(increase(r{a=\"{{ namespace }}\"}[{{ interval }}])",
+                "never closed",
+            ),
+            (
+                "sum(increase(r{a=\"{{ namespace }}\"][{{ interval }}]))",
+                "closes",
+            ),
             ("sum(increase(r{a=\"{{ namespace }}\"}[5m]))", "interval"),
-            ("sum(increase(r{a=\"{{ namespace }\"}[{{ interval }}]))", "never closed by"),
+            (
+                "sum(increase(r{a=\"{{ namespace }\"}[{{ interval }}]))",
+                "never closed by",
+            ),
         ] {
             let err = template(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
@@ -965,15 +1012,22 @@ mod tests {
     #[test]
     fn latency_query_must_group_by_le() {
         let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum(increase(b_bucket[{{ interval }}]))'\n";
-        let err = Template::parse("t.yaml", None, yaml).unwrap_err().to_string();
-        assert!(err.contains("latency_buckets") && err.contains("by (le)"), "{err}");
+        let err = Template::parse("t.yaml", None, yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("latency_buckets") && err.contains("by (le)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_yaml_fields_and_name_mismatch_are_errors() {
         let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
         let typo = format!("{yaml}latency_units: seconds\n");
-        let err = Template::parse("t.yaml", None, &typo).unwrap_err().to_string();
+        let err = Template::parse("t.yaml", None, &typo)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("latency_units"), "{err}");
         let err = Template::parse("other.yaml", Some("other"), yaml)
             .unwrap_err()
@@ -1021,7 +1075,9 @@ mod tests {
     #[test]
     fn broken_override_names_the_arm_field() {
         let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\nprimary:\n  errors: 'sum(increase(e[{{ interval }}])'\n";
-        let err = Template::parse("t.yaml", None, yaml).unwrap_err().to_string();
+        let err = Template::parse("t.yaml", None, yaml)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("primary.errors"), "{err}");
     }
 
@@ -1049,7 +1105,10 @@ mod tests {
         let bad = "name: bad\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r{a=\"{{ nope }}\"}[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
         std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
         let err = TemplateSet::load_dir(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("bad.yaml") && err.contains("`requests`"), "{err}");
+        assert!(
+            err.contains("bad.yaml") && err.contains("`requests`"),
+            "{err}"
+        );
         let missing = TemplateSet::load_dir(&dir.path().join("absent")).unwrap_err();
         assert!(matches!(missing, TemplateError::Io { .. }));
     }

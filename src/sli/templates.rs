@@ -1,1 +1,798 @@
-//! SKELETON: built in this session.
+//! SLI templates: PromQL for one arm's request count, error count and latency buckets.
+//!
+//! A template is a YAML file (`metric-templates/<name>.yaml`):
+//!
+//! ```yaml
+//! name: istio
+//! description: Istio sidecar metrics, as reported by the destination workload.
+//! assumes: istio_requests_total and istio_request_duration_milliseconds_bucket with …
+//! latency_unit: milliseconds          # or seconds; buckets are converted to seconds
+//! requests: sum(increase(istio_requests_total{…destination_workload="{{ workload }}"}[{{ interval }}]))
+//! errors: …
+//! latency_buckets: sum by (le) (increase(…_bucket{…}[{{ interval }}]))
+//! # optional, for providers whose arms differ by more than the workload name:
+//! primary:
+//!   requests: …
+//! ```
+//!
+//! Variables, written Flagger-style with optional spaces (`{{ namespace }}`, `{{namespace}}`):
+//!
+//! | variable | value |
+//! |---|---|
+//! | `namespace` | the canary's namespace |
+//! | `target` | the canary's target workload (`spec.targetRef.name`) |
+//! | `workload` | the arm's workload: `<target>` for the canary, `<target>-primary` for the primary |
+//! | `service` | the arm's Flagger-generated service: `<target>-canary` or `<target>-primary` |
+//! | `interval` | the window, e.g. `61234ms` |
+//! | `variables.<key>` | a per-canary value from the webhook metadata |
+//!
+//! Safety: the values come from webhook payloads, so a template may only place them inside
+//! a double-quoted PromQL string (checked when the template is loaded) and every value is
+//! escaped for that string at render time. Inside a regex matcher (`=~`, `!~`) values are
+//! also regex-escaped, so a value matches itself literally and cannot widen the selector.
+//! `{{ interval }}` is produced by verdict and may only appear inside a range `[…]`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::{CanaryName, Namespace};
+
+mod promql;
+
+pub use promql::{escape_regex, escape_string, is_variable_key};
+use promql::{render_pieces, scan, validate_query, Values};
+
+/// Which side of the comparison a query is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arm {
+    /// The new revision (`<target>` workload).
+    Canary,
+    /// The baseline running beside it (`<target>-primary`).
+    Primary,
+}
+
+impl Arm {
+    /// `"canary"` or `"primary"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Canary => "canary",
+            Arm::Primary => "primary",
+        }
+    }
+}
+
+impl fmt::Display for Arm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Unit of the latency histogram's `le` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyUnit {
+    Seconds,
+    Milliseconds,
+}
+
+impl LatencyUnit {
+    /// Converts an `le` boundary in this unit to seconds (what the judge works in).
+    pub fn to_seconds(self, value: f64) -> f64 {
+        match self {
+            LatencyUnit::Seconds => value,
+            LatencyUnit::Milliseconds => value / 1000.0,
+        }
+    }
+}
+
+/// Why a template could not be loaded or rendered. Always names the file or template and
+/// the field, so a broken template stops start-up with a message that says where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("SLI templates: cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("SLI template {file}: invalid YAML: {message}")]
+    Yaml { file: String, message: String },
+    #[error("SLI template {file}, field `{field}`: {why}")]
+    Field {
+        file: String,
+        field: String,
+        why: String,
+    },
+    #[error("SLI template {template:?}: no value for `{{{{ variables.{name} }}}}` (set it in the canary's metadata)")]
+    MissingVariable { template: String, name: String },
+    #[error("SLI template {template:?}: the window must be at least 1 ms, got {interval:?}")]
+    BadInterval {
+        template: String,
+        interval: Duration,
+    },
+    #[error("unknown SLI template {0:?}")]
+    NotFound(String),
+}
+
+/// The three queries of one arm, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedQueries {
+    /// A single-sample vector: requests served in the window.
+    pub requests: String,
+    /// A single-sample vector: failed requests in the window.
+    pub errors: String,
+    /// One sample per `le`: cumulative latency histogram over the window.
+    pub latency_buckets: String,
+}
+
+/// Values a template is rendered with.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderInput<'a> {
+    pub namespace: &'a Namespace,
+    pub target: &'a CanaryName,
+    /// Length of the window; becomes `{{ interval }}` in milliseconds.
+    pub interval: Duration,
+    /// `{{ variables.<key> }}` values.
+    pub variables: &'a BTreeMap<String, String>,
+}
+
+/// Optional per-arm replacements for some of the three queries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmOverride {
+    requests: Option<String>,
+    errors: Option<String>,
+    latency_buckets: Option<String>,
+}
+
+/// The YAML file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateFile {
+    name: String,
+    description: String,
+    assumes: String,
+    latency_unit: LatencyUnit,
+    requests: String,
+    errors: String,
+    latency_buckets: String,
+    #[serde(default)]
+    canary: Option<ArmOverride>,
+    #[serde(default)]
+    primary: Option<ArmOverride>,
+}
+
+/// One validated SLI template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    name: String,
+    description: String,
+    assumes: String,
+    latency_unit: LatencyUnit,
+    /// Where it came from (a path, or `builtin:<name>`), for error messages.
+    source: String,
+    canary: ArmQueries,
+    primary: ArmQueries,
+}
+
+/// The three (unrendered) queries for one arm.
+#[derive(Debug, Clone)]
+struct ArmQueries {
+    requests: String,
+    errors: String,
+    latency_buckets: String,
+}
+
+impl Template {
+    /// Parses and validates a template. `source` names the file in error messages; the
+    /// template's `name` must equal `expected_name` (the file stem) when one is given, so
+    /// the name a canary asks for is the file an operator sees.
+    pub fn parse(
+        source: &str,
+        expected_name: Option<&str>,
+        yaml: &str,
+    ) -> Result<Self, TemplateError> {
+        let mut file: TemplateFile =
+            serde_yaml_ng::from_str(yaml).map_err(|e| TemplateError::Yaml {
+                file: source.to_owned(),
+                message: e.to_string(),
+            })?;
+        // Block scalars end in a newline; queries are compared and logged, so keep them tidy.
+        for query in [
+            &mut file.requests,
+            &mut file.errors,
+            &mut file.latency_buckets,
+        ]
+        .into_iter()
+        .chain(
+            [file.canary.as_mut(), file.primary.as_mut()]
+                .into_iter()
+                .flatten()
+                .flat_map(|o| [&mut o.requests, &mut o.errors, &mut o.latency_buckets])
+                .flatten(),
+        ) {
+            *query = query.trim().to_owned();
+        }
+        let field_err = |field: &str, why: String| TemplateError::Field {
+            file: source.to_owned(),
+            field: field.to_owned(),
+            why,
+        };
+        let name_ok = !file.name.is_empty()
+            && file.name.len() <= 63
+            && file
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(field_err(
+                "name",
+                format!("{:?} must be 1-63 characters of [a-z0-9-]", file.name),
+            ));
+        }
+        if let Some(expected) = expected_name {
+            if file.name != expected {
+                return Err(field_err(
+                    "name",
+                    format!(
+                        "{:?} differs from the file name {expected:?}; canaries select templates by file name",
+                        file.name
+                    ),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("description", &file.description),
+            ("assumes", &file.assumes),
+        ] {
+            if value.trim().is_empty() {
+                return Err(field_err(field, "must not be empty".into()));
+            }
+        }
+        for (field, kind, text) in [
+            ("requests".to_string(), "requests", Some(&file.requests)),
+            ("errors".to_string(), "errors", Some(&file.errors)),
+            (
+                "latency_buckets".to_string(),
+                "latency_buckets",
+                Some(&file.latency_buckets),
+            ),
+        ]
+        .into_iter()
+        .chain(
+            [(Arm::Canary, &file.canary), (Arm::Primary, &file.primary)]
+                .into_iter()
+                .flat_map(|(arm, over)| {
+                    let over = over.as_ref();
+                    [
+                        (
+                            format!("{arm}.requests"),
+                            "requests",
+                            over.and_then(|o| o.requests.as_ref()),
+                        ),
+                        (
+                            format!("{arm}.errors"),
+                            "errors",
+                            over.and_then(|o| o.errors.as_ref()),
+                        ),
+                        (
+                            format!("{arm}.latency_buckets"),
+                            "latency_buckets",
+                            over.and_then(|o| o.latency_buckets.as_ref()),
+                        ),
+                    ]
+                }),
+        ) {
+            if let Some(text) = text {
+                validate_query(kind, text).map_err(|why| field_err(&field, why))?;
+            }
+        }
+        let base = ArmQueries {
+            requests: file.requests,
+            errors: file.errors,
+            latency_buckets: file.latency_buckets,
+        };
+        let merge = |over: Option<ArmOverride>| ArmQueries {
+            requests: over
+                .as_ref()
+                .and_then(|o| o.requests.clone())
+                .unwrap_or_else(|| base.requests.clone()),
+            errors: over
+                .as_ref()
+                .and_then(|o| o.errors.clone())
+                .unwrap_or_else(|| base.errors.clone()),
+            latency_buckets: over
+                .as_ref()
+                .and_then(|o| o.latency_buckets.clone())
+                .unwrap_or_else(|| base.latency_buckets.clone()),
+        };
+        let template = Template {
+            name: file.name,
+            description: file.description.trim().to_owned(),
+            assumes: file.assumes.trim().to_owned(),
+            latency_unit: file.latency_unit,
+            source: source.to_owned(),
+            canary: merge(file.canary),
+            primary: merge(file.primary),
+        };
+        Ok(template)
+    }
+
+    fn queries(&self, arm: Arm) -> &ArmQueries {
+        match arm {
+            Arm::Canary => &self.canary,
+            Arm::Primary => &self.primary,
+        }
+    }
+
+    /// The template's name (its file stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One line for people choosing a template.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Which metrics and labels the template needs.
+    pub fn assumes(&self) -> &str {
+        &self.assumes
+    }
+
+    /// Unit of the histogram's `le` labels.
+    pub fn latency_unit(&self) -> LatencyUnit {
+        self.latency_unit
+    }
+
+    /// Renders the three queries of one arm with escaped values.
+    pub fn render(
+        &self,
+        arm: Arm,
+        input: &RenderInput<'_>,
+    ) -> Result<RenderedQueries, TemplateError> {
+        let millis = input.interval.as_millis();
+        if millis == 0 {
+            return Err(TemplateError::BadInterval {
+                template: self.name.clone(),
+                interval: input.interval,
+            });
+        }
+        let workload = match arm {
+            Arm::Canary => input.target.as_str().to_owned(),
+            Arm::Primary => format!("{}-primary", input.target),
+        };
+        let service = match arm {
+            Arm::Canary => format!("{}-canary", input.target),
+            Arm::Primary => format!("{}-primary", input.target),
+        };
+        let values = Values {
+            namespace: input.namespace.as_str(),
+            target: input.target.as_str(),
+            workload: &workload,
+            service: &service,
+            interval: format!("{millis}ms"),
+            variables: Some(input.variables),
+        };
+        let queries = self.queries(arm);
+        let one = |text: &str| -> Result<String, TemplateError> {
+            // Scanning cannot fail here: the same text passed validation at load time.
+            let pieces = scan(text).map_err(|why| TemplateError::Field {
+                file: self.source.clone(),
+                field: arm.as_str().to_owned(),
+                why,
+            })?;
+            render_pieces(&pieces, &values).map_err(|name| TemplateError::MissingVariable {
+                template: self.name.clone(),
+                name,
+            })
+        };
+        Ok(RenderedQueries {
+            requests: one(&queries.requests)?,
+            errors: one(&queries.errors)?,
+            latency_buckets: one(&queries.latency_buckets)?,
+        })
+    }
+}
+
+/// The shipped templates, compiled in so `serve` and `demo` work with no directory.
+const BUILTIN: &[(&str, &str)] = &[
+    ("istio", include_str!("../../metric-templates/istio.yaml")),
+    (
+        "linkerd",
+        include_str!("../../metric-templates/linkerd.yaml"),
+    ),
+    ("nginx", include_str!("../../metric-templates/nginx.yaml")),
+    (
+        "contour",
+        include_str!("../../metric-templates/contour.yaml"),
+    ),
+    (
+        "app-metrics",
+        include_str!("../../metric-templates/app-metrics.yaml"),
+    ),
+];
+
+/// All templates known to the service, by name.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSet {
+    templates: BTreeMap<String, Template>,
+}
+
+impl TemplateSet {
+    /// The templates shipped in `metric-templates/`, embedded in the binary.
+    ///
+    /// The embedded files are validated by this crate's tests, so failing here means the
+    /// binary itself is broken; the error still names the file rather than panicking.
+    pub fn builtin() -> Result<Self, TemplateError> {
+        let mut set = TemplateSet::default();
+        for (name, yaml) in BUILTIN {
+            let template = Template::parse(&format!("builtin:{name}.yaml"), Some(name), yaml)?;
+            set.insert(template);
+        }
+        Ok(set)
+    }
+
+    /// Only the `*.yaml` / `*.yml` files of one directory (not its subdirectories, so
+    /// `metric-templates/flagger/` with Flagger's own CRDs is not mistaken for templates).
+    pub fn from_dir(path: &Path) -> Result<Self, TemplateError> {
+        let io = |source| TemplateError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let file = entry.path();
+            let is_yaml = matches!(
+                file.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            if is_yaml && entry.file_type().map_err(io)?.is_file() {
+                files.push(file);
+            }
+        }
+        // Sorted so that which file wins a name clash does not depend on directory order.
+        files.sort();
+        let mut set = TemplateSet::default();
+        for file in files {
+            let shown = file.display().to_string();
+            let text = std::fs::read_to_string(&file).map_err(|source| TemplateError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let template = Template::parse(&shown, Some(stem), &text)?;
+            if let Some(previous) = set.templates.get(template.name()) {
+                return Err(TemplateError::Field {
+                    file: shown,
+                    field: "name".into(),
+                    why: format!("{:?} is also defined by {}", template.name, previous.source),
+                });
+            }
+            set.insert(template);
+        }
+        Ok(set)
+    }
+
+    /// The built-in templates, with the directory's templates added or replacing built-ins
+    /// of the same name. What `serve` loads at start-up when a directory is configured.
+    pub fn load_dir(path: &Path) -> Result<Self, TemplateError> {
+        let mut set = Self::builtin()?;
+        for (_, template) in Self::from_dir(path)?.templates {
+            set.insert(template);
+        }
+        Ok(set)
+    }
+
+    /// Adds a template, replacing one of the same name.
+    pub fn insert(&mut self, template: Template) {
+        self.templates.insert(template.name.clone(), template);
+    }
+
+    /// The template of that name.
+    pub fn get(&self, name: &str) -> Result<&Template, TemplateError> {
+        self.templates
+            .get(name)
+            .ok_or_else(|| TemplateError::NotFound(name.to_owned()))
+    }
+
+    /// All template names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.templates.keys().map(String::as_str)
+    }
+
+    /// All templates, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Template> {
+        self.templates.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::promql::check_structure;
+    use super::*;
+
+    fn input<'a>(
+        ns: &'a Namespace,
+        target: &'a CanaryName,
+        vars: &'a BTreeMap<String, String>,
+    ) -> RenderInput<'a> {
+        RenderInput {
+            namespace: ns,
+            target,
+            interval: Duration::from_millis(61_234),
+            variables: vars,
+        }
+    }
+
+    fn template(requests: &str) -> Result<Template, TemplateError> {
+        let yaml = format!(
+            "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: |\n  {requests}\nerrors: 'sum(increase(e[{{{{ interval }}}}]))'\nlatency_buckets: 'sum by (le) (increase(b_bucket[{{{{interval}}}}]))'\n"
+        );
+        Template::parse("test.yaml", None, &yaml)
+    }
+
+    fn names() -> (Namespace, CanaryName) {
+        (
+            Namespace::parse("test").unwrap(),
+            CanaryName::parse("podinfo").unwrap(),
+        )
+    }
+
+    #[test]
+    fn builtin_templates_load_and_render_both_arms() {
+        let set = TemplateSet::builtin().unwrap();
+        let all: Vec<&str> = set.names().collect();
+        assert_eq!(
+            all,
+            ["app-metrics", "contour", "istio", "linkerd", "nginx"],
+            "shipped templates"
+        );
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        for t in set.iter() {
+            for arm in [Arm::Canary, Arm::Primary] {
+                let q = t.render(arm, &input(&ns, &target, &vars)).unwrap();
+                for text in [&q.requests, &q.errors, &q.latency_buckets] {
+                    assert!(text.contains("[61234ms]"), "{}: {text}", t.name());
+                    assert!(!text.contains("{{"), "{}: {text}", t.name());
+                    check_structure(text).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn istio_arms_select_their_workloads() {
+        let set = TemplateSet::builtin().unwrap();
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        let istio = set.get("istio").unwrap();
+        let canary = istio
+            .render(Arm::Canary, &input(&ns, &target, &vars))
+            .unwrap();
+        let primary = istio
+            .render(Arm::Primary, &input(&ns, &target, &vars))
+            .unwrap();
+        assert!(canary
+            .requests
+            .contains(r#"destination_workload="podinfo""#));
+        assert!(primary
+            .requests
+            .contains(r#"destination_workload="podinfo-primary""#));
+        assert!(canary
+            .requests
+            .contains(r#"destination_workload_namespace="test""#));
+        assert_eq!(istio.latency_unit(), LatencyUnit::Milliseconds);
+    }
+
+    #[test]
+    fn spaces_inside_braces_are_optional() {
+        let t =
+            template("sum(increase(r{a=\"{{namespace}}\",b=\"{{   target }}\"}[{{interval}}]))")
+                .unwrap();
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        let q = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
+        assert_eq!(
+            q.requests,
+            "sum(increase(r{a=\"test\",b=\"podinfo\"}[61234ms]))"
+        );
+    }
+
+    #[test]
+    fn variable_values_are_escaped_and_cannot_end_the_string() {
+        let t = template("sum(increase(r{a=\"{{ variables.x }}\"}[{{ interval }}]))").unwrap();
+        let (ns, target) = names();
+        let mut vars = BTreeMap::new();
+        vars.insert("x".to_string(), "x\"} or vector(1) #\\\n".to_string());
+        let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+        assert_eq!(
+            q.requests,
+            r#"sum(increase(r{a="x\"} or vector(1) #\\\n"}[61234ms]))"#
+        );
+        // The rendered query still has exactly one string literal and balanced brackets.
+        check_structure(&q.requests).unwrap();
+    }
+
+    #[test]
+    fn regex_matcher_values_match_literally() {
+        let t = template("sum(increase(r{a=~\"{{ variables.x }}-.*\"}[{{ interval }}]))").unwrap();
+        let (ns, target) = names();
+        let mut vars = BTreeMap::new();
+        vars.insert("x".to_string(), ".*|a".to_string());
+        let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+        assert_eq!(
+            q.requests,
+            r#"sum(increase(r{a=~"\\.\\*\\|a-.*"}[61234ms]))"#
+        );
+    }
+
+    #[test]
+    fn workload_and_service_differ_per_arm() {
+        let t =
+            template("sum(increase(r{w=\"{{ workload }}\",s=\"{{ service }}\"}[{{ interval }}]))")
+                .unwrap();
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+        let p = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
+        assert!(c.requests.contains(r#"w="podinfo",s="podinfo-canary""#));
+        assert!(p
+            .requests
+            .contains(r#"w="podinfo-primary",s="podinfo-primary""#));
+    }
+
+    #[test]
+    fn refuses_unknown_variables() {
+        let err = template("sum(increase(r{a=\"{{ name }}\"}[{{ interval }}]))").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown variable"), "{text}");
+        assert!(text.contains("field `requests`"), "{text}");
+        assert!(text.contains("test.yaml"), "{text}");
+    }
+
+    #[test]
+    fn refuses_placeholders_outside_double_quotes() {
+        for bad in [
+            "sum(increase(r{a={{ namespace }}}[{{ interval }}]))",
+            "sum(increase(r{a='{{ namespace }}'}[{{ interval }}]))",
+            "sum(increase(r[{{ interval }}])) + {{ variables.x }}",
+            "sum(increase(r{a=\"{{ interval }}\"}[5m]))",
+        ] {
+            let err = template(bad).unwrap_err().to_string();
+            assert!(err.contains("field `requests`"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_structural_mistakes() {
+        for (bad, why) in [
+            (
+                "sum(increase(r{a=\"{{ namespace }}\"}[{{ interval }}])",
+                "never closed",
+            ),
+            (
+                "sum(increase(r{a=\"{{ namespace }}\"][{{ interval }}]))",
+                "closes",
+            ),
+            ("sum(increase(r{a=\"{{ namespace }}\"}[5m]))", "interval"),
+            (
+                "sum(increase(r{a=\"{{ namespace }\"}[{{ interval }}]))",
+                "never closed by",
+            ),
+        ] {
+            let err = template(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn latency_query_must_group_by_le() {
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum(increase(b_bucket[{{ interval }}]))'\n";
+        let err = Template::parse("t.yaml", None, yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("latency_buckets") && err.contains("by (le)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_yaml_fields_and_name_mismatch_are_errors() {
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        let typo = format!("{yaml}latency_units: seconds\n");
+        let err = Template::parse("t.yaml", None, &typo)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("latency_units"), "{err}");
+        let err = Template::parse("other.yaml", Some("other"), yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`name`") && err.contains("other"), "{err}");
+    }
+
+    #[test]
+    fn missing_variable_value_is_an_error_at_render() {
+        let t = template("sum(increase(r{a=\"{{ variables.route }}\"}[{{ interval }}]))").unwrap();
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        let err = t
+            .render(Arm::Canary, &input(&ns, &target, &vars))
+            .unwrap_err();
+        assert!(matches!(err, TemplateError::MissingVariable { ref name, .. } if name == "route"));
+    }
+
+    #[test]
+    fn zero_interval_is_refused() {
+        let t = template("sum(increase(r[{{ interval }}]))").unwrap();
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        let mut i = input(&ns, &target, &vars);
+        i.interval = Duration::from_micros(500);
+        assert!(matches!(
+            t.render(Arm::Canary, &i),
+            Err(TemplateError::BadInterval { .. })
+        ));
+    }
+
+    #[test]
+    fn per_arm_override_replaces_only_that_arm() {
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r{c!=\"\"}[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\nprimary:\n  requests: 'sum(increase(r{c=\"\"}[{{ interval }}]))'\n";
+        let t = Template::parse("t.yaml", None, yaml).unwrap();
+        let (ns, target) = names();
+        let vars = BTreeMap::new();
+        let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+        let p = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
+        assert!(c.requests.contains("c!=\"\""));
+        assert!(p.requests.contains("c=\"\""));
+        assert_eq!(c.errors, p.errors);
+    }
+
+    #[test]
+    fn broken_override_names_the_arm_field() {
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\nprimary:\n  errors: 'sum(increase(e[{{ interval }}])'\n";
+        let err = Template::parse("t.yaml", None, yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("primary.errors"), "{err}");
+    }
+
+    #[test]
+    fn directory_overrides_and_adds_to_builtins() {
+        let dir = tempfile::tempdir().unwrap();
+        let istio = "name: istio\ndescription: custom\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        std::fs::write(dir.path().join("istio.yaml"), istio).unwrap();
+        std::fs::write(
+            dir.path().join("mine.yml"),
+            istio.replace("name: istio", "name: mine"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("README.md"), "not a template").unwrap();
+        let set = TemplateSet::load_dir(dir.path()).unwrap();
+        assert_eq!(set.get("istio").unwrap().description(), "custom");
+        assert!(set.get("mine").is_ok());
+        assert!(set.get("linkerd").is_ok());
+        assert!(matches!(set.get("nope"), Err(TemplateError::NotFound(_))));
+    }
+
+    #[test]
+    fn broken_file_in_directory_names_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = "name: bad\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r{a=\"{{ nope }}\"}[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
+        let err = TemplateSet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.yaml") && err.contains("`requests`"),
+            "{err}"
+        );
+        let missing = TemplateSet::load_dir(&dir.path().join("absent")).unwrap_err();
+        assert!(matches!(missing, TemplateError::Io { .. }));
+    }
+}

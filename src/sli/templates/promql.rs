@@ -1,0 +1,347 @@
+//! Scanning, checking and rendering template text: where each placeholder sits, what it
+//! may be replaced with, and how values are escaped so they cannot change a query.
+
+use std::collections::BTreeMap;
+
+/// Checks one query statically (placeholders, quoting, shape) and by rendering it with
+/// sample values and checking the result's structure.
+pub(super) fn validate_query(kind: &str, text: &str) -> Result<(), String> {
+    let pieces = scan(text)?;
+    if !pieces
+        .iter()
+        .any(|p| matches!(p, Piece::Var(Var::Interval, _)))
+    {
+        return Err(
+            "never uses {{ interval }}; every query must count over the window, e.g. increase(x[{{ interval }}])".into(),
+        );
+    }
+    if kind == "latency_buckets" && !groups_by_le(text) {
+        return Err(
+            "must aggregate `sum by (le) (…)` so that one bucket per boundary comes back".into(),
+        );
+    }
+    let rendered = render_pieces(&pieces, &sample_values())
+        .map_err(|name| format!("cannot render variable {name:?} with sample values"))?;
+    check_structure(&rendered).map_err(|why| format!("{why} in {rendered:?}"))
+}
+
+/// A variable a template may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Var {
+    Namespace,
+    Target,
+    Workload,
+    Service,
+    Interval,
+    Variable(String),
+}
+
+/// Where a string-valued placeholder sits: a plain string or a regex matcher's string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Context {
+    String,
+    RegexString,
+    Range,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Piece {
+    Text(String),
+    Var(Var, Context),
+}
+
+pub(super) struct Values<'a> {
+    pub(super) namespace: &'a str,
+    pub(super) target: &'a str,
+    pub(super) workload: &'a str,
+    pub(super) service: &'a str,
+    pub(super) interval: String,
+    /// `None` while validating: any `variables.x` renders as a sample.
+    pub(super) variables: Option<&'a BTreeMap<String, String>>,
+}
+
+pub(super) fn sample_values() -> Values<'static> {
+    Values {
+        namespace: "sample-ns",
+        target: "sample",
+        workload: "sample-primary",
+        service: "sample-primary",
+        interval: "60000ms".into(),
+        variables: None,
+    }
+}
+
+/// Splits a template into text and placeholders, checking that each placeholder is a known
+/// variable in a position where its value cannot change the query's structure.
+pub(super) fn scan(text: &str) -> Result<Vec<Piece>, String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Code,
+        Double { regex: bool },
+        Single,
+        Backtick,
+        Comment,
+    }
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut state = State::Code;
+    // Open brackets outside strings, to know whether `{{ interval }}` sits in a range.
+    let mut open: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"{{") {
+            let close = text[i..]
+                .find("}}")
+                .ok_or_else(|| "a `{{` is never closed by `}}`".to_string())?;
+            let inner = text[i + 2..i + close].trim();
+            if inner.contains(['{', '}', '\n']) {
+                return Err("a `{{` is never closed by `}}`".into());
+            }
+            let var = parse_var(inner)?;
+            let context = match (state, &var) {
+                (State::Code, Var::Interval) if open.last() == Some(&b'[') => Context::Range,
+                (_, Var::Interval) => {
+                    return Err("`{{ interval }}` may only be used inside a range, like `[{{ interval }}]`".into())
+                }
+                (State::Double { regex: false }, _) => Context::String,
+                (State::Double { regex: true }, _) => Context::RegexString,
+                (State::Single | State::Backtick, _) => {
+                    return Err(format!(
+                        "`{{{{ {inner} }}}}` is in a single-quoted or backtick string; use double quotes so its value can be escaped"
+                    ))
+                }
+                (State::Code | State::Comment, _) => {
+                    return Err(format!(
+                        "`{{{{ {inner} }}}}` must be inside a double-quoted label value, like `label=\"{{{{ {inner} }}}}\"`"
+                    ))
+                }
+            };
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(Piece::Var(var, context));
+            i += close + 2;
+            continue;
+        }
+        let c = bytes[i];
+        match state {
+            State::Code => match c {
+                b'"' => {
+                    let before = text[..i].trim_end();
+                    let regex = before.ends_with("=~") || before.ends_with("!~");
+                    state = State::Double { regex };
+                }
+                b'\'' => state = State::Single,
+                b'`' => state = State::Backtick,
+                b'#' => state = State::Comment,
+                b'(' | b'[' | b'{' => open.push(c),
+                b')' | b']' | b'}' => {
+                    open.pop();
+                }
+                _ => {}
+            },
+            State::Double { .. } | State::Single => {
+                let quote = if state == State::Single { b'\'' } else { b'"' };
+                if c == b'\\' {
+                    // Keep the escaped character verbatim and skip it.
+                    let next = text[i + 1..].chars().next().map_or(0, char::len_utf8);
+                    literal.push_str(&text[i..i + 1 + next]);
+                    i += 1 + next;
+                    continue;
+                }
+                if c == quote {
+                    state = State::Code;
+                }
+            }
+            State::Backtick => {
+                if c == b'`' {
+                    state = State::Code;
+                }
+            }
+            State::Comment => {
+                if c == b'\n' {
+                    state = State::Code;
+                }
+            }
+        }
+        // Copy one whole UTF-8 character.
+        let len = text[i..].chars().next().map_or(1, char::len_utf8);
+        literal.push_str(&text[i..i + len]);
+        i += len;
+    }
+    if !literal.is_empty() {
+        pieces.push(Piece::Text(literal));
+    }
+    Ok(pieces)
+}
+
+fn parse_var(inner: &str) -> Result<Var, String> {
+    let var = match inner {
+        "namespace" => Var::Namespace,
+        "target" => Var::Target,
+        "workload" => Var::Workload,
+        "service" => Var::Service,
+        "interval" => Var::Interval,
+        other => match other.strip_prefix("variables.") {
+            Some(key) if is_variable_key(key) => Var::Variable(key.to_owned()),
+            _ => {
+                return Err(format!(
+                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, interval, variables.<key>"
+                ))
+            }
+        },
+    };
+    Ok(var)
+}
+
+/// Keys of `{{ variables.<key> }}`: identifiers, so they can be named in metadata.
+pub fn is_variable_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && key.len() <= 63
+}
+
+/// Renders pieces; the error is the name of a `variables.x` with no value.
+pub(super) fn render_pieces(pieces: &[Piece], values: &Values<'_>) -> Result<String, String> {
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Var(var, context) => {
+                let raw: &str = match var {
+                    Var::Namespace => values.namespace,
+                    Var::Target => values.target,
+                    Var::Workload => values.workload,
+                    Var::Service => values.service,
+                    Var::Interval => &values.interval,
+                    Var::Variable(key) => match values.variables {
+                        None => "sample",
+                        Some(map) => map.get(key).ok_or_else(|| key.clone())?,
+                    },
+                };
+                match context {
+                    // Produced by verdict itself (digits and "ms"), never from a payload.
+                    Context::Range => out.push_str(raw),
+                    Context::String => out.push_str(&escape_string(raw)),
+                    Context::RegexString => out.push_str(&escape_string(&escape_regex(raw))),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Escapes a value for a PromQL double-quoted string (Go string-literal rules), so it can
+/// never end the string it is placed in.
+pub fn escape_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes RE2 metacharacters so a value inside a regex matcher matches only itself.
+pub fn escape_regex(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `sum by (le) (…)` or `sum(…) by (le)`, with any spacing.
+fn groups_by_le(text: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.contains("by(le)")
+}
+
+/// Balanced brackets outside strings and closed strings: the structural errors a typo
+/// in a template produces. Prometheus itself parses the query on every call; this check
+/// makes the common mistakes stop start-up instead of failing the first canary.
+pub(super) fn check_structure(query: &str) -> Result<(), String> {
+    let mut open: Vec<char> = Vec::new();
+    let mut chars = query.chars();
+    let mut in_string: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(quote) = in_string {
+            if c == '\\' && quote != '`' {
+                chars.next();
+            } else if c == quote {
+                in_string = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => in_string = Some(c),
+            '#' => {
+                // A comment runs to the end of the line.
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => open.push(c),
+            ')' | ']' | '}' => {
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                match open.pop() {
+                    Some(o) if o == want => {}
+                    Some(o) => return Err(format!("`{c}` closes `{o}`")),
+                    None => return Err(format!("`{c}` has no opening bracket")),
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(quote) = in_string {
+        return Err(format!("a {quote} string is never closed"));
+    }
+    if let Some(o) = open.pop() {
+        return Err(format!("`{o}` is never closed"));
+    }
+    if query.trim().is_empty() {
+        return Err("the query is empty".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_string_handles_every_special_character() {
+        assert_eq!(escape_string(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(escape_string("a\nb\rc\td"), r"a\nb\rc\td");
+        assert_eq!(escape_string("\u{0}"), r"\u0000");
+        assert_eq!(escape_string("plain-name"), "plain-name");
+    }
+
+    #[test]
+    fn regex_escape_covers_re2_metacharacters() {
+        assert_eq!(escape_regex("a.b*c"), r"a\.b\*c");
+        assert_eq!(
+            escape_regex("(x|y)[z]{1}^$+?"),
+            r"\(x\|y\)\[z\]\{1\}\^\$\+\?"
+        );
+        assert_eq!(escape_regex("plain-name"), "plain-name");
+    }
+}

@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod evaluate;
 pub mod http;

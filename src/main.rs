@@ -1,9 +1,38 @@
+//! The `verdict` binary: parse the command line, call into the library.
+
+use anyhow::Context;
 use clap::Parser;
+use verdict::cli::{Cli, Command};
+use verdict::config::Config;
 
 fn main() -> anyhow::Result<()> {
-    let cli = verdict::cli::Cli::parse();
+    let cli = Cli::parse();
     match &cli.command {
-        verdict::cli::Command::Evaluate(args) => verdict::evaluate::run(args),
-        _ => anyhow::bail!("SKELETON"),
+        Command::Evaluate(args) => verdict::evaluate::run(args),
+        Command::Demo(args) => runtime()?.block_on(verdict::demo::run(args)),
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            verdict::telemetry::init(config.log_format);
+            runtime()?.block_on(async move {
+                let app = verdict::startup::from_config(config).await?;
+                app.run_until(verdict::startup::shutdown_signal()).await
+            })
+        }
+        Command::Migrate => {
+            let config = Config::load(cli.config.as_deref())?;
+            verdict::telemetry::init(config.log_format);
+            runtime()?.block_on(async move {
+                verdict::startup::connect_store(&config).await?;
+                println!("migrations applied");
+                Ok(())
+            })
+        }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

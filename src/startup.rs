@@ -135,3 +135,60 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// Builds the production wiring from configuration: the store (migrated), the SLI
+/// templates (shipped ones plus `template_dir`), and the Prometheus source.
+pub async fn from_config(config: Config) -> anyhow::Result<Application> {
+    let metrics = Metrics::new();
+    let templates = match &config.template_dir {
+        Some(dir) => crate::sli::templates::TemplateSet::load_dir(dir),
+        None => crate::sli::templates::TemplateSet::builtin(),
+    }
+    .context("loading SLI templates")?;
+    let sli = prometheus_source(&config, templates, metrics.clone())?;
+    let store = connect_store(&config).await?;
+    Application::build(config, store, Arc::new(sli), metrics).await
+}
+
+/// Connects to and migrates the configured store.
+pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    use secrecy::ExposeSecret;
+    let store = crate::store::connect(config.database_url.expose_secret())
+        .await
+        .context("connecting to the store (database_url)")?;
+    store.migrate().await.context("migrating the store")?;
+    Ok(store)
+}
+
+fn prometheus_source(
+    config: &Config,
+    templates: crate::sli::templates::TemplateSet,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<crate::sli::prometheus::PrometheusSli> {
+    use crate::sli::prometheus::{PrometheusAuth, PrometheusConfig, PrometheusSli};
+    let settings = &config.prometheus;
+    let auth = match (
+        &settings.bearer_token,
+        &settings.basic_user,
+        &settings.basic_password,
+    ) {
+        (Some(token), _, _) => Some(PrometheusAuth::Bearer(token.clone())),
+        (None, Some(user), Some(password)) => Some(PrometheusAuth::Basic {
+            username: user.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    };
+    let sli = PrometheusSli::new(
+        PrometheusConfig {
+            url: settings.url.clone(),
+            timeout: settings.timeout,
+            auth,
+        },
+        templates,
+    )
+    .context("configuration key `prometheus`")?;
+    Ok(sli.with_observer(Arc::new(move |kind, elapsed, ok| {
+        metrics.prometheus_query(kind, elapsed, ok)
+    })))
+}

@@ -8,6 +8,14 @@
 //! - one look per `(analysis_id, seq)`: two replicas that compute look `seq` at the
 //!   same moment both try to insert it; one wins, the other gets the winner's row.
 
+mod analysis;
+mod decision;
+mod event;
+mod look;
+mod sql;
+
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -43,6 +51,7 @@ pub enum AnalysisStatus {
 }
 
 impl AnalysisStatus {
+    /// The stored (and serialised) spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
@@ -52,6 +61,7 @@ impl AnalysisStatus {
         }
     }
 
+    /// Reads the stored spelling back; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "running" => Self::Running,
@@ -227,4 +237,22 @@ pub trait Store: Send + Sync + 'static {
     async fn record_event(&self, event: &NewEvent) -> Result<i64, StoreError>;
 
     async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError>;
+}
+
+/// Whether `url` names a Postgres database (`postgres://…` or `postgresql://…`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Connects to the store named by `url`, choosing the backend from its scheme:
+/// `postgres://…` / `postgresql://…`, or `sqlite://path` (the file is created when
+/// missing; WAL journal, busy timeout so concurrent writers wait instead of failing).
+///
+/// Does not migrate: call [`Store::migrate`] (start-up and `verdict migrate` do).
+/// An unknown scheme, an empty SQLite path or `:memory:` (one database per pooled
+/// connection would silently split the state) is [`StoreError::BadUrl`]; a server that
+/// cannot be reached is [`StoreError::Unavailable`].
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let store = sql::SqlStore::connect(url).await?;
+    Ok(Arc::new(store))
 }

@@ -1,1 +1,361 @@
-//! SKELETON
+//! The one [`Store`] implementation: sqlx's Any driver over Postgres or SQLite.
+//!
+//! One implementation keeps both backends honest: the shared store suite exercises the
+//! same SQL on both. The SQL is portable by construction — `$N` placeholders (SQLite
+//! accepts them), `INSERT … ON CONFLICT … DO NOTHING RETURNING`, and only BIGINT,
+//! DOUBLE PRECISION and TEXT columns, which the Any driver decodes identically on both.
+//! Only the DDL differs (identity columns), so migrations live in one directory per
+//! dialect. The entity queries are in the sibling modules `analysis`, `look`, `decision`, `event`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+
+use super::{
+    analysis, decision, event, is_postgres_url, look, Analysis, DecisionRow, EventRow, LookInsert, LookRow,
+    NewAnalysis, NewDecision, NewEvent, NewLook, StatusChange, Store, StoreError,
+};
+use crate::domain::AnalysisKey;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a SQLite writer waits for the write lock before giving up. Writes are a
+/// handful of rows, so a waiting writer normally gets the lock within milliseconds.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// How long a call waits for a pooled connection. Flagger's webhook timeout is 10 s and
+/// verdict should answer well inside it, so an unreachable store must fail fast (424).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which database sits behind the Any pool; decides DDL, transaction start and how
+/// database error codes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A pool of connections to one database.
+#[derive(Debug)]
+pub(super) struct SqlStore {
+    pub(super) pool: AnyPool,
+    pub(super) backend: Backend,
+}
+
+impl SqlStore {
+    /// See [`super::connect`].
+    pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (backend, url) = parse_url(url)?;
+        sqlx::any::install_default_drivers();
+        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let options = match backend {
+            Backend::Postgres => options.max_connections(10),
+            // WAL lets readers proceed beside the one writer; a few connections are
+            // enough since SQLite serialises writes anyway.
+            Backend::Sqlite => options.max_connections(4).after_connect(sqlite_pragmas),
+        };
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(_) => StoreError::BadUrl(redact(&url)),
+                other => classify(backend, other),
+            })?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Maps a sqlx error of this store.
+    pub(super) fn err(&self, e: sqlx::Error) -> StoreError {
+        classify(self.backend, e)
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later
+    /// can fail with SQLITE_BUSY without waiting, which concurrent hooks would hit.
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let tx = match self.backend {
+            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        };
+        tx.map_err(|e| self.err(e))
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        }
+    }
+}
+
+fn sqlite_pragmas(
+    conn: &mut AnyConnection,
+    _meta: PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        // WAL is a property of the file (set once, kept); busy_timeout is per connection.
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
+            .await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        Ok(())
+    })
+}
+
+/// Splits a database URL into its backend and the URL to hand to sqlx.
+fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
+    let bad = || StoreError::BadUrl(redact(url));
+    if is_postgres_url(url) {
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Err(bad());
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Err(bad());
+    }
+    // mode=rwc creates the file when it is missing, unless the URL chose a mode.
+    let has_mode = query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("mode=")));
+    let query = match (query, has_mode) {
+        (Some(q), true) => q.to_owned(),
+        (Some(q), false) if !q.is_empty() => format!("{q}&mode=rwc"),
+        _ => "mode=rwc".to_owned(),
+    };
+    Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
+}
+
+/// The URL with any password replaced, for error messages and logs.
+pub(super) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Sorts a sqlx error into "the store cannot be reached" and "this query failed".
+pub(super) fn classify(backend: Backend, e: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    let unavailable = match &e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        E::Database(db) => db
+            .code()
+            .is_some_and(|code| unavailable_code(backend, &code)),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Query(e.to_string())
+    }
+}
+
+/// Database error codes that mean the database, not the query, is the problem.
+fn unavailable_code(backend: Backend, code: &str) -> bool {
+    match backend {
+        // SQLSTATE classes 08 (connection exception) and 53 (insufficient resources),
+        // server shutting down / not accepting connections, database missing.
+        Backend::Postgres => {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "3D000")
+        }
+        // sqlx reports SQLite's extended result code; the low byte is the primary code:
+        // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+        Backend::Sqlite => code
+            .parse::<i64>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)),
+    }
+}
+
+/// Reads one column, naming it in the error.
+pub(super) fn col<T>(row: &AnyRow, name: &str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name)
+        .map_err(|e| StoreError::Query(format!("reading column {name}: {e}")))
+}
+
+/// Applies a status change to an analysis inside the caller's transaction. An end state
+/// stamps `finished_at`; going back to running clears it.
+pub(super) async fn apply_status(
+    store: &SqlStore,
+    conn: &mut AnyConnection,
+    analysis_id: i64,
+    change: &StatusChange,
+) -> Result<(), StoreError> {
+    let finished_at = match change.status {
+        super::AnalysisStatus::Running => None,
+        _ => Some(change.at),
+    };
+    let done = sqlx::query(
+        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 WHERE id = $4",
+    )
+    .bind(change.status.as_str())
+    .bind(change.reason.as_str())
+    .bind(finished_at)
+    .bind(analysis_id)
+    .execute(conn)
+    .await
+    .map_err(|e| store.err(e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Query(format!(
+            "status change for analysis {analysis_id}: no such analysis"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrator().run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(inner) => match classify(self.backend, inner) {
+                StoreError::Query(msg) => StoreError::Migration(msg),
+                other => other,
+            },
+            other => StoreError::Migration(other.to_string()),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn open_analysis(&self, new: &NewAnalysis) -> Result<(Analysis, bool), StoreError> {
+        analysis::open(self, new).await
+    }
+
+    async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError> {
+        analysis::find(self, key).await
+    }
+
+    async fn get_analysis(&self, id: i64) -> Result<Option<Analysis>, StoreError> {
+        analysis::get(self, id).await
+    }
+
+    async fn looks(&self, analysis_id: i64) -> Result<Vec<LookRow>, StoreError> {
+        look::list(self, analysis_id).await
+    }
+
+    async fn record_look(
+        &self,
+        new: &NewLook,
+        decision: &NewDecision,
+        status: Option<&StatusChange>,
+    ) -> Result<LookInsert, StoreError> {
+        look::record(self, new, decision, status).await
+    }
+
+    async fn record_decision(
+        &self,
+        decision: &NewDecision,
+        status: Option<&StatusChange>,
+    ) -> Result<i64, StoreError> {
+        decision::record(self, decision, status).await
+    }
+
+    async fn decisions(&self, analysis_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
+        decision::of_analysis(self, analysis_id).await
+    }
+
+    async fn decisions_for(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<DecisionRow>, StoreError> {
+        decision::of_canary(self, namespace, name).await
+    }
+
+    async fn record_event(&self, new: &NewEvent) -> Result<i64, StoreError> {
+        event::record(self, new).await
+    }
+
+    async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError> {
+        event::list(self, namespace, name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_a_mode_is_given() {
+        let (b, u) = parse_url("sqlite://verdict.db").ok().unzip();
+        assert_eq!(b, Some(Backend::Sqlite));
+        assert_eq!(u.as_deref(), Some("sqlite://verdict.db?mode=rwc"));
+        let (_, u) = parse_url("sqlite:///var/lib/v.db?mode=ro").ok().unzip();
+        assert_eq!(u.as_deref(), Some("sqlite:///var/lib/v.db?mode=ro"));
+        let (_, u) = parse_url("sqlite://v.db?cache=shared").ok().unzip();
+        assert_eq!(u.as_deref(), Some("sqlite://v.db?cache=shared&mode=rwc"));
+    }
+
+    #[test]
+    fn refuses_unknown_schemes_and_empty_or_memory_paths() {
+        for bad in [
+            "",
+            "mysql://x",
+            "verdict.db",
+            "sqlite://",
+            "sqlite://?mode=rwc",
+            "sqlite://:memory:",
+            "postgres://",
+            "sqlite:verdict.db",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(StoreError::BadUrl(_))),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(matches!(
+            parse_url("postgresql://u@h/db"),
+            Ok((Backend::Postgres, _))
+        ));
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact("postgres://u:s3cret@db:5432/v?sslmode=require"),
+            "postgres://u:***@db:5432/v?sslmode=require"
+        );
+        assert_eq!(redact("postgres://u@db/v"), "postgres://u@db/v");
+        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn classifies_sqlite_busy_and_postgres_connection_codes() {
+        assert!(unavailable_code(Backend::Sqlite, "5"));
+        assert!(unavailable_code(Backend::Sqlite, "517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(!unavailable_code(Backend::Sqlite, "2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(unavailable_code(Backend::Postgres, "08006"));
+        assert!(unavailable_code(Backend::Postgres, "57P01"));
+        assert!(!unavailable_code(Backend::Postgres, "23505"));
+    }
+}

@@ -1,0 +1,112 @@
+//! Numbers in reasons: short, human, never "NaN" or "inf".
+
+/// A rate as a percentage with two significant digits ("1.9%", "0.05%", "12%").
+pub fn pct(rate: f64) -> String {
+    let p = rate * 100.0;
+    if !p.is_finite() {
+        return "n/a".into();
+    }
+    if p == 0.0 {
+        return "0%".into();
+    }
+    format!("{}%", sig2(p))
+}
+
+/// A ratio with two significant digits ("2.4", "1.1", "0.85").
+pub fn ratio(r: f64) -> String {
+    if !r.is_finite() {
+        return "unbounded".into();
+    }
+    sig2(r)
+}
+
+/// An e-value or threshold: integers below a million, scientific above.
+pub fn num(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    if x >= 1e6 {
+        format!("{x:.1e}")
+    } else if x >= 10.0 {
+        format!("{}", x.round())
+    } else {
+        sig2(x)
+    }
+}
+
+/// A p-value ("0.003", "2.1e-5").
+pub fn p_value(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.1e}")
+    } else {
+        sig2(p)
+    }
+}
+
+/// "99%" for α = 0.01, "99.5%" for α = 0.005.
+pub fn confidence(alpha: f64) -> String {
+    let c = (1.0 - alpha) * 100.0;
+    let s = format!("{c:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
+}
+
+/// A count with thin thousands separators ("12 000").
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Seconds as "250 ms" or "2.5 s".
+pub fn seconds(s: f64) -> String {
+    if s < 1.0 {
+        format!("{} ms", sig2(s * 1000.0))
+    } else {
+        format!("{} s", sig2(s))
+    }
+}
+
+/// Two significant digits, without trailing zeros.
+fn sig2(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let digits = (1 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_a_person_wrote_them() {
+        assert_eq!(pct(0.019), "1.9%");
+        assert_eq!(pct(0.005), "0.5%");
+        assert_eq!(pct(0.0005), "0.05%");
+        assert_eq!(pct(0.1234), "12%");
+        assert_eq!(pct(f64::NAN), "n/a");
+        assert_eq!(ratio(2.4375), "2.4");
+        assert_eq!(ratio(f64::INFINITY), "unbounded");
+        assert_eq!(num(142.3), "142");
+        assert_eq!(num(2.5e7), "2.5e7");
+        assert_eq!(confidence(0.01), "99%");
+        assert_eq!(confidence(0.005), "99.5%");
+        assert_eq!(count(1_234_567), "1 234 567");
+        assert_eq!(count(999), "999");
+        assert_eq!(seconds(0.25), "250 ms");
+        assert_eq!(seconds(2.5), "2.5 s");
+    }
+}

@@ -1,16 +1,586 @@
-//! SKELETON: `verdict evaluate` (issue 3).
+//! `verdict evaluate`: simulate many canaries per scenario and compare verdict's judge
+//! with the judges people use today.
+//!
+//! Every simulated canary runs through all judges on the same looks, so differences
+//! between columns are differences between judges, not between random draws.
+//!
+//! Decision rules:
+//! - verdict ([`crate::judge`] at [`JudgeConfig::recommended`] unless overridden): rolls back
+//!   at the first look whose assessment is `Fail`, promotes at the first `Pass`; a canary
+//!   with neither after the last look is undecided (Flagger would keep waiting).
+//! - Flagger-style thresholds, the Kayenta-style judge and the repeated z-test only ever
+//!   fail; a canary they never failed is promoted at the last look.
+//! - The oracle SPRT promotes when it accepts "no regression" on every metric it tests.
+
+mod baselines;
+mod report;
+pub mod scenarios;
+
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+
+use crate::judge::latency::{choose_boundary, count_above, Bucket};
+use crate::judge::{ArmLook, Judge, JudgeConfig, Look, Verdict};
+use crate::sli::simulator::{mix_seed, ArmIncrement, Simulator, TrafficPattern, WeightSchedule};
+
+use baselines::{FlaggerThresholds, KayentaMannWhitney, OracleMetric, OracleSprt, RepeatedZTest};
+pub use scenarios::Scenario;
 
 /// Flags of `verdict evaluate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvaluateArgs {
     /// Simulated canaries per scenario.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     pub runs: usize,
     /// Seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Only scenarios whose id contains this text (repeatable), e.g. `aa-` or `lat-`.
+    #[arg(long)]
+    pub scenario: Vec<String>,
+    /// Print the table as Markdown.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Looks per canary (one per simulated minute).
+    #[arg(long, default_value_t = 30)]
+    pub looks: usize,
+    /// Worker threads (default: the machine's available parallelism).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Override the judge's α (the table in BENCHMARKS.md uses the defaults).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Override the judge's tolerated relative error-rate increase.
+    #[arg(long)]
+    pub error_margin: Option<f64>,
+    /// Override the judge's tolerated relative increase of requests above b*.
+    #[arg(long)]
+    pub latency_margin: Option<f64>,
+    /// Override the judge's promotion margin.
+    #[arg(long)]
+    pub promotion_margin: Option<f64>,
+    /// Override the judge's minimum canary requests before promotion.
+    #[arg(long)]
+    pub min_canary_requests: Option<u64>,
+    /// Override the judge's assumed per-look dispersion τ.
+    #[arg(long)]
+    pub dispersion: Option<f64>,
 }
 
-pub fn run(_args: &EvaluateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("SKELETON: evaluate not built")
+/// Settings shared by every simulated canary of an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    /// The judge's settings.
+    pub judge: JudgeConfig,
+    /// Looks per canary.
+    pub looks: usize,
+    /// Simulated seconds between looks (Flagger's `analysis.interval`).
+    pub interval_s: f64,
+    /// Canary weight per look.
+    pub weights: WeightSchedule,
+    /// Primary look-back (simulated seconds) for choosing b*.
+    pub lookback_s: f64,
+    /// Quantile whose bucket boundary becomes b*.
+    pub boundary_quantile: f64,
+}
+
+impl Setup {
+    /// Issue 3's reference: 30 looks of 60 s, weights 5/10/20/30/50 % then held, b* from
+    /// the primary's p95 over one hour.
+    pub fn reference(judge: JudgeConfig) -> Self {
+        Self {
+            judge,
+            looks: 30,
+            interval_s: 60.0,
+            weights: WeightSchedule::flagger_reference(),
+            lookback_s: 3600.0,
+            boundary_quantile: 0.95,
+        }
+    }
+}
+
+/// Flagger's built-in request-success-rate check as its docs configure it.
+const FLAGGER_MIN_SUCCESS: f64 = 0.99;
+/// The request-duration limit of Flagger's docs (500 ms), applied here to p95.
+const FLAGGER_MAX_P95_S: f64 = 0.5;
+/// Failed checks before Flagger rolls back (Flagger's `threshold`).
+const FLAGGER_THRESHOLD: u32 = 5;
+/// Kayenta-style judge: two-sided confidence and relative tolerance.
+const KAYENTA_CONFIDENCE: f64 = 0.98;
+const KAYENTA_TOLERANCE: f64 = 0.25;
+/// The oracle's accepted miss rate, and its alternative when nothing regresses.
+const ORACLE_BETA: f64 = 0.05;
+const ORACLE_AA_ALTERNATIVE: f64 = 2.0;
+
+/// The judges compared, in column order.
+pub const METHODS: [&str; 5] = [
+    "verdict",
+    "Flagger thresholds",
+    "Kayenta MWU",
+    "z-test",
+    "oracle SPRT",
+];
+
+/// One look as every judge sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct LookData<'a> {
+    pub canary: &'a ArmIncrement,
+    pub primary: &'a ArmIncrement,
+    pub canary_buckets: Vec<Bucket>,
+    pub primary_buckets: Vec<Bucket>,
+    /// Requests above b*.
+    pub canary_slow: u64,
+    pub primary_slow: u64,
+}
+
+/// A judge's answer after one look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Continue,
+    Rollback,
+    Promote,
+}
+
+/// How one simulated canary ended for one judge (looks are 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rolled back at this look.
+    Rollback(u32),
+    /// Promoted at this look.
+    Promote(u32),
+    /// Neither within the looks.
+    Undecided,
+}
+
+enum Method {
+    Verdict(Box<Judge>),
+    Flagger(FlaggerThresholds),
+    Kayenta(KayentaMannWhitney),
+    ZTest(RepeatedZTest),
+    Oracle(OracleSprt),
+}
+
+impl Method {
+    fn observe(&mut self, look: &LookData<'_>) -> Step {
+        match self {
+            Method::Verdict(judge) => {
+                let arm = |inc: &ArmIncrement, slow| ArmLook {
+                    requests: inc.requests,
+                    errors: inc.errors,
+                    slow,
+                    slo_slow: 0,
+                };
+                judge.observe(&Look {
+                    canary: arm(look.canary, look.canary_slow),
+                    primary: arm(look.primary, look.primary_slow),
+                });
+                match judge.assess().verdict {
+                    Verdict::Fail => Step::Rollback,
+                    Verdict::Pass => Step::Promote,
+                    Verdict::Wait => Step::Continue,
+                }
+            }
+            Method::Flagger(m) => m.observe(look),
+            Method::Kayenta(m) => m.observe(look),
+            Method::ZTest(m) => m.observe(look),
+            Method::Oracle(m) => m.observe(look),
+        }
+    }
+
+    /// What the judge does when the looks run out.
+    fn at_end(&self, looks: u32) -> Outcome {
+        match self {
+            Method::Verdict(_) | Method::Oracle(_) => Outcome::Undecided,
+            _ => Outcome::Promote(looks),
+        }
+    }
+}
+
+/// The oracle knows which metrics regress and by how much; with nothing regressed it
+/// tests both against a 2× alternative, splitting α.
+fn oracle_metrics(sim: &Simulator, boundary: f64, alpha: f64) -> Vec<OracleMetric> {
+    let (ce, pe) = sim.error_rates();
+    let (cs, ps) = sim.exceedance(boundary);
+    let ratio = |c: f64, p: f64| if p > 0.0 { c / p } else { 1.0 };
+    let candidates = [(true, ratio(ce, pe)), (false, ratio(cs, ps))];
+    let regressed: Vec<(bool, f64)> = candidates
+        .iter()
+        .copied()
+        .filter(|(_, psi)| *psi > 1.0 + 1e-9)
+        .collect();
+    let tested = if regressed.is_empty() {
+        candidates
+            .map(|(errors, _)| (errors, ORACLE_AA_ALTERNATIVE))
+            .to_vec()
+    } else {
+        regressed
+    };
+    let share = alpha / tested.len() as f64;
+    tested
+        .into_iter()
+        .map(|(errors, psi)| OracleMetric {
+            errors,
+            psi,
+            alpha: share,
+        })
+        .collect()
+}
+
+/// Simulates one canary and runs every judge on it. Outcomes follow [`METHODS`].
+pub fn simulate_canary(
+    scenario: &Scenario,
+    setup: &Setup,
+    seed: u64,
+) -> anyhow::Result<[Outcome; 5]> {
+    let mut workload = scenario.workload.clone();
+    if scenario.random_phase {
+        if let TrafficPattern::Diurnal { phase, .. } = &mut workload.pattern {
+            *phase = rand::rngs::StdRng::seed_from_u64(mix_seed(seed, 2))
+                .gen_range(0.0..std::f64::consts::TAU);
+        }
+    }
+    let bounds = workload.bucket_bounds.clone();
+    let mut sim = Simulator::new(workload, scenario.effect, mix_seed(seed, 1))
+        .with_context(|| format!("scenario {}", scenario.id))?;
+    let lookback = sim.interval(-setup.lookback_s, setup.lookback_s, 0.0);
+    let boundary = choose_boundary(
+        &lookback.primary.cumulative(&bounds),
+        setup.boundary_quantile,
+    )
+    .with_context(|| {
+        format!(
+            "scenario {}: the judge chose no latency boundary b*",
+            scenario.id
+        )
+    })?;
+
+    let judge = Judge::new(setup.judge.clone())
+        .context("judge settings")?
+        .with_latency_boundary(boundary);
+    let mut methods = [
+        Method::Verdict(Box::new(judge)),
+        Method::Flagger(FlaggerThresholds::new(
+            FLAGGER_MIN_SUCCESS,
+            FLAGGER_MAX_P95_S,
+            FLAGGER_THRESHOLD,
+        )),
+        Method::Kayenta(KayentaMannWhitney::new(
+            KAYENTA_CONFIDENCE,
+            KAYENTA_TOLERANCE,
+        )),
+        Method::ZTest(RepeatedZTest::new(setup.judge.alpha)),
+        Method::Oracle(OracleSprt::new(
+            oracle_metrics(&sim, boundary, setup.judge.alpha),
+            ORACLE_BETA,
+        )),
+    ];
+    let mut outcomes: [Option<Outcome>; 5] = [None; 5];
+    for look in 0..setup.looks {
+        let interval = sim.interval(
+            look as f64 * setup.interval_s,
+            setup.interval_s,
+            setup.weights.weight(look),
+        );
+        let canary_buckets = interval.canary.cumulative(&bounds);
+        let primary_buckets = interval.primary.cumulative(&bounds);
+        let data = LookData {
+            canary: &interval.canary,
+            primary: &interval.primary,
+            canary_slow: count_above(&canary_buckets, boundary),
+            primary_slow: count_above(&primary_buckets, boundary),
+            canary_buckets,
+            primary_buckets,
+        };
+        let number = look as u32 + 1;
+        for (method, outcome) in methods.iter_mut().zip(outcomes.iter_mut()) {
+            if outcome.is_some() {
+                continue;
+            }
+            *outcome = match method.observe(&data) {
+                Step::Continue => None,
+                Step::Rollback => Some(Outcome::Rollback(number)),
+                Step::Promote => Some(Outcome::Promote(number)),
+            };
+        }
+        if outcomes.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let looks = setup.looks as u32;
+    let mut result = [Outcome::Undecided; 5];
+    for ((slot, outcome), method) in result.iter_mut().zip(outcomes).zip(&methods) {
+        *slot = outcome.unwrap_or_else(|| method.at_end(looks));
+    }
+    Ok(result)
+}
+
+/// Outcomes of many simulated canaries for one judge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Look of each rollback.
+    pub rollbacks: Vec<u32>,
+    /// Look of each promotion.
+    pub promotions: Vec<u32>,
+    /// Canaries neither rolled back nor promoted.
+    pub undecided: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Rollback(l) => self.rollbacks.push(l),
+            Outcome::Promote(l) => self.promotions.push(l),
+            Outcome::Undecided => self.undecided += 1,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.rollbacks.extend(other.rollbacks);
+        self.promotions.extend(other.promotions);
+        self.undecided += other.undecided;
+    }
+
+    /// Simulated canaries counted.
+    pub fn runs(&self) -> usize {
+        self.rollbacks.len() + self.promotions.len() + self.undecided
+    }
+
+    /// Fraction of canaries rolled back.
+    pub fn rollback_rate(&self) -> f64 {
+        self.rollbacks.len() as f64 / self.runs().max(1) as f64
+    }
+
+    /// Fraction of canaries promoted.
+    pub fn promotion_rate(&self) -> f64 {
+        self.promotions.len() as f64 / self.runs().max(1) as f64
+    }
+
+    /// Median look of the rollbacks, if any.
+    pub fn median_rollback_look(&self) -> Option<f64> {
+        median(&self.rollbacks)
+    }
+
+    /// Median look of the promotions, if any.
+    pub fn median_promotion_look(&self) -> Option<f64> {
+        median(&self.promotions)
+    }
+}
+
+fn median(values: &[u32]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 {
+        f64::from(sorted[mid])
+    } else {
+        (f64::from(sorted[mid - 1]) + f64::from(sorted[mid])) / 2.0
+    })
+}
+
+/// One scenario's tallies, one per judge in [`METHODS`] order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioResult {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Tallies per judge.
+    pub tallies: [Tally; 5],
+}
+
+/// Simulates `runs` canaries of one scenario on `threads` threads. The result depends
+/// only on `seed`, not on the number of threads: each canary has its own derived seed.
+pub fn evaluate_scenario(
+    scenario: &Scenario,
+    setup: &Setup,
+    runs: usize,
+    seed: u64,
+    threads: usize,
+) -> anyhow::Result<ScenarioResult> {
+    let scenario_seed = scenario
+        .id
+        .bytes()
+        .fold(seed, |h, b| mix_seed(h, u64::from(b)));
+    let threads = threads.clamp(1, runs.max(1));
+    let worker = |first: usize| -> anyhow::Result<[Tally; 5]> {
+        let mut tallies: [Tally; 5] = Default::default();
+        for run in (first..runs).step_by(threads) {
+            let outcomes = simulate_canary(scenario, setup, mix_seed(scenario_seed, run as u64))?;
+            for (tally, outcome) in tallies.iter_mut().zip(outcomes) {
+                tally.add(outcome);
+            }
+        }
+        Ok(tallies)
+    };
+    let parts: Vec<anyhow::Result<[Tally; 5]>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || worker(t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an evaluation thread panicked")))
+            })
+            .collect()
+    });
+    let mut tallies: [Tally; 5] = Default::default();
+    for part in parts {
+        for (total, tally) in tallies.iter_mut().zip(part?) {
+            total.merge(tally);
+        }
+    }
+    Ok(ScenarioResult {
+        scenario: scenario.clone(),
+        tallies,
+    })
+}
+
+fn judge_config(args: &EvaluateArgs) -> anyhow::Result<JudgeConfig> {
+    let mut config = JudgeConfig::recommended();
+    if let Some(v) = args.alpha {
+        config.alpha = v;
+    }
+    if let Some(v) = args.error_margin {
+        config.error_margin = v;
+    }
+    if let Some(v) = args.latency_margin {
+        config.latency_margin = v;
+    }
+    if let Some(v) = args.promotion_margin {
+        config.promotion_margin = v;
+    }
+    if let Some(v) = args.min_canary_requests {
+        config.min_canary_requests = v;
+    }
+    if let Some(v) = args.dispersion {
+        config.dispersion = v;
+    }
+    config.validate().context("judge settings")?;
+    Ok(config)
+}
+
+/// Runs the evaluation and prints the table.
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
+    if args.runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    if args.looks == 0 {
+        anyhow::bail!("--looks must be at least 1");
+    }
+    let chosen = scenarios::select(&args.scenario).map_err(anyhow::Error::msg)?;
+    let setup = Setup {
+        looks: args.looks,
+        ..Setup::reference(judge_config(args)?)
+    };
+    let threads = match args.threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(chosen.len());
+    for scenario in &chosen {
+        results.push(evaluate_scenario(
+            scenario, &setup, args.runs, args.seed, threads,
+        )?);
+    }
+    let elapsed = started.elapsed();
+    let context = report::Context {
+        setup: &setup,
+        runs: args.runs,
+        seed: args.seed,
+        threads,
+        elapsed,
+    };
+    let mut out = String::new();
+    report::write(&mut out, &context, &results, args.markdown)?;
+    print!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quick_setup() -> Setup {
+        Setup::reference(JudgeConfig::recommended())
+    }
+
+    #[test]
+    fn results_do_not_depend_on_thread_count() {
+        let scenario = scenarios::all().remove(0);
+        let one = evaluate_scenario(&scenario, &quick_setup(), 8, 3, 1).map_err(|e| e.to_string());
+        let two = evaluate_scenario(&scenario, &quick_setup(), 8, 3, 2).map_err(|e| e.to_string());
+        assert!(one.is_ok(), "{one:?}");
+        let sorted = |r: Result<ScenarioResult, String>| {
+            r.map(|mut r| {
+                for t in &mut r.tallies {
+                    t.rollbacks.sort_unstable();
+                    t.promotions.sort_unstable();
+                }
+                r.tallies
+            })
+        };
+        assert_eq!(sorted(one), sorted(two));
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3, 1, 2]), Some(2.0));
+        assert_eq!(median(&[4, 1, 3, 2]), Some(2.5));
+    }
+
+    #[test]
+    fn oracle_tests_only_what_regresses() {
+        let scenario = scenarios::select(&["err-2x-0.5%".to_owned()])
+            .unwrap_or_default()
+            .remove(0);
+        let sim = Simulator::new(scenario.workload.clone(), scenario.effect, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let metrics = oracle_metrics(&sim, 0.25, 0.01);
+        assert_eq!(metrics.len(), 1);
+        assert!(metrics[0].errors && (metrics[0].psi - 2.0).abs() < 1e-12);
+        let aa = scenarios::all().remove(0);
+        let sim =
+            Simulator::new(aa.workload.clone(), aa.effect, 1).unwrap_or_else(|e| panic!("{e}"));
+        let metrics = oracle_metrics(&sim, 0.25, 0.01);
+        assert_eq!(metrics.len(), 2);
+        assert!(metrics.iter().all(|m| m.alpha == 0.005 && m.psi == 2.0));
+    }
+
+    #[test]
+    fn refuses_bad_flags() {
+        let args = EvaluateArgs {
+            runs: 0,
+            seed: 1,
+            scenario: vec![],
+            markdown: false,
+            looks: 30,
+            threads: None,
+            alpha: None,
+            error_margin: None,
+            latency_margin: None,
+            promotion_margin: None,
+            min_canary_requests: None,
+            dispersion: None,
+        };
+        assert!(run(&args).is_err());
+        let bad_alpha = EvaluateArgs {
+            runs: 1,
+            alpha: Some(2.0),
+            ..args.clone()
+        };
+        assert!(run(&bad_alpha).is_err());
+        let unknown = EvaluateArgs {
+            runs: 1,
+            scenario: vec!["no-such".into()],
+            ..args
+        };
+        assert!(run(&unknown).is_err());
+    }
 }

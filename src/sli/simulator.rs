@@ -1,1 +1,1162 @@
-//! SKELETON: built in this session.
+//! A seeded traffic simulator: canary and primary arms with Prometheus-style counters.
+//!
+//! Used by `verdict evaluate` (thousands of simulated canaries), by `verdict demo`
+//! (through [`SimulatedSli`], an [`SliSource`]) and by tests. Every draw comes from a
+//! seeded RNG, so a seed reproduces a run exactly.
+//!
+//! Per interval the cost does not depend on the request rate: request counts are one
+//! Poisson draw per arm, errors one binomial, and the latency histogram a multinomial
+//! drawn as sequential binomials over the bucket probabilities — never one draw per request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Binomial, Distribution, Poisson, StandardNormal};
+
+use crate::domain::{CanaryName, Millis, Namespace};
+use crate::judge::latency::Bucket;
+use crate::sli::{ArmCounts, ArmPair, SliError, SliSource, SliTarget};
+
+/// Prometheus client libraries' default histogram buckets (seconds); `+Inf` is implied.
+pub const PROMETHEUS_DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Why a simulation setting was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("simulator: {field}: {why}")]
+pub struct InvalidSimulation {
+    /// The offending setting.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> InvalidSimulation {
+    InvalidSimulation {
+        field,
+        why: why.into(),
+    }
+}
+
+/// How the total request rate varies over time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TrafficPattern {
+    /// A constant rate.
+    Steady,
+    /// `rate · (1 + amplitude · sin(2π t / period + phase))`.
+    Diurnal {
+        /// Relative swing, in `[0, 1)`.
+        amplitude: f64,
+        /// Period in simulated seconds (a day is 86 400).
+        period_s: f64,
+        /// Phase in radians at simulated time 0.
+        phase: f64,
+    },
+}
+
+/// Log-normal request latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyModel {
+    /// Median latency in seconds.
+    pub median_s: f64,
+    /// Standard deviation of the log latency.
+    pub sigma: f64,
+}
+
+/// A tail-only latency regression: a fraction of canary requests are `factor`× slower.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailRegression {
+    /// Fraction of canary requests affected, in `[0, 1]`.
+    pub fraction: f64,
+    /// How many times slower the affected requests are.
+    pub factor: f64,
+}
+
+/// What both arms share: traffic, baseline error rate, baseline latency, histogram layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Requests per second over both arms together.
+    pub total_rps: f64,
+    /// How the total rate varies.
+    pub pattern: TrafficPattern,
+    /// Standard deviation of the log-normal per-interval multiplicative noise applied,
+    /// independently per arm, to the request rate and to the error probability
+    /// (0 = Poisson/binomial counts only). Models bursty, overdispersed traffic.
+    pub noise_sd: f64,
+    /// The primary's error probability per request.
+    pub base_error_rate: f64,
+    /// The primary's latency distribution.
+    pub latency: LatencyModel,
+    /// Finite histogram upper bounds in seconds, strictly increasing; `+Inf` is implied.
+    pub bucket_bounds: Vec<f64>,
+}
+
+impl Workload {
+    /// Issue 3's reference workload: 50 requests/s, 0.5 % errors, latency log-normal with
+    /// median 50 ms and σ 0.6, Prometheus' default buckets, steady and noise-free.
+    pub fn reference() -> Self {
+        Self {
+            total_rps: 50.0,
+            pattern: TrafficPattern::Steady,
+            noise_sd: 0.0,
+            base_error_rate: 0.005,
+            latency: LatencyModel {
+                median_s: 0.050,
+                sigma: 0.6,
+            },
+            bucket_bounds: PROMETHEUS_DEFAULT_BUCKETS.to_vec(),
+        }
+    }
+
+    /// The total request rate at simulated time `t_s`.
+    pub fn rate_at(&self, t_s: f64) -> f64 {
+        match self.pattern {
+            TrafficPattern::Steady => self.total_rps,
+            TrafficPattern::Diurnal {
+                amplitude,
+                period_s,
+                phase,
+            } => {
+                let angle = std::f64::consts::TAU * t_s / period_s + phase;
+                self.total_rps * (1.0 + amplitude * angle.sin())
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidSimulation> {
+        if !(self.total_rps.is_finite() && self.total_rps >= 0.0) {
+            return Err(invalid(
+                "total_rps",
+                format!("must be ≥ 0, got {}", self.total_rps),
+            ));
+        }
+        if let TrafficPattern::Diurnal {
+            amplitude,
+            period_s,
+            phase,
+        } = self.pattern
+        {
+            if !(0.0..1.0).contains(&amplitude) {
+                return Err(invalid(
+                    "amplitude",
+                    format!("must be in [0, 1), got {amplitude}"),
+                ));
+            }
+            if !(period_s.is_finite() && period_s > 0.0 && phase.is_finite()) {
+                return Err(invalid("period", "must be a positive number of seconds"));
+            }
+        }
+        if !(self.noise_sd.is_finite() && (0.0..=3.0).contains(&self.noise_sd)) {
+            return Err(invalid(
+                "noise_sd",
+                format!("must be in [0, 3], got {}", self.noise_sd),
+            ));
+        }
+        check_probability("base_error_rate", self.base_error_rate)?;
+        check_latency(&self.latency)?;
+        if self.bucket_bounds.is_empty() {
+            return Err(invalid("bucket_bounds", "need at least one finite bound"));
+        }
+        let increasing = self.bucket_bounds.windows(2).all(|w| w[0] < w[1]);
+        let finite = self.bucket_bounds.iter().all(|b| b.is_finite() && *b > 0.0);
+        if !(increasing && finite) {
+            return Err(invalid(
+                "bucket_bounds",
+                "must be positive, finite and strictly increasing",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_probability(field: &'static str, p: f64) -> Result<(), InvalidSimulation> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("must be in [0, 1], got {p}")))
+    }
+}
+
+fn check_latency(latency: &LatencyModel) -> Result<(), InvalidSimulation> {
+    if !(latency.median_s.is_finite() && latency.median_s > 0.0) {
+        return Err(invalid(
+            "latency median",
+            format!("must be > 0, got {}", latency.median_s),
+        ));
+    }
+    if !(latency.sigma.is_finite() && latency.sigma > 0.0) {
+        return Err(invalid(
+            "latency sigma",
+            format!("must be > 0, got {}", latency.sigma),
+        ));
+    }
+    Ok(())
+}
+
+/// How the canary differs from the primary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CanaryEffect {
+    /// Canary error probability = base × this (capped at 1).
+    pub error_ratio: f64,
+    /// Multiplies every canary request's latency (1 = unchanged).
+    pub latency_shift: f64,
+    /// Optional tail-only regression on top of the shift.
+    pub tail: Option<TailRegression>,
+}
+
+impl CanaryEffect {
+    /// An identical canary (A/A).
+    pub fn none() -> Self {
+        Self {
+            error_ratio: 1.0,
+            latency_shift: 1.0,
+            tail: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidSimulation> {
+        if !(self.error_ratio.is_finite() && self.error_ratio >= 0.0) {
+            return Err(invalid(
+                "error_ratio",
+                format!("must be ≥ 0, got {}", self.error_ratio),
+            ));
+        }
+        if !(self.latency_shift.is_finite() && self.latency_shift > 0.0) {
+            return Err(invalid(
+                "latency_shift",
+                format!("must be > 0, got {}", self.latency_shift),
+            ));
+        }
+        if let Some(tail) = self.tail {
+            check_probability("tail fraction", tail.fraction)?;
+            if !(tail.factor.is_finite() && tail.factor > 0.0) {
+                return Err(invalid(
+                    "tail factor",
+                    format!("must be > 0, got {}", tail.factor),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Canary weights per look as Flagger moves them: step `i` uses `steps[i]`, and the
+/// last step is held afterwards (Flagger's `stepWeights` up to `maxWeight`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightSchedule {
+    steps: Vec<f64>,
+}
+
+impl WeightSchedule {
+    /// A schedule of canary weights (fractions in `[0, 1]`), at least one step.
+    pub fn new(steps: Vec<f64>) -> Result<Self, InvalidSimulation> {
+        if steps.is_empty() {
+            return Err(invalid("weights", "need at least one step"));
+        }
+        for w in &steps {
+            check_probability("weight", *w)?;
+        }
+        Ok(Self { steps })
+    }
+
+    /// Issue 3's reference schedule: 5/10/20/30/50 % then held at 50 %.
+    pub fn flagger_reference() -> Self {
+        Self {
+            steps: vec![0.05, 0.10, 0.20, 0.30, 0.50],
+        }
+    }
+
+    /// The canary weight at look `look` (0-based).
+    pub fn weight(&self, look: usize) -> f64 {
+        let last = self.steps.len() - 1;
+        self.steps[look.min(last)]
+    }
+}
+
+/// One arm's counts during one interval. `buckets[i]` counts requests in bucket `i`
+/// alone (not cumulative); the last entry is the `+Inf` overflow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArmIncrement {
+    /// Requests served.
+    pub requests: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Per-bucket (non-cumulative) latency counts, `bounds.len() + 1` entries.
+    pub buckets: Vec<u64>,
+}
+
+impl ArmIncrement {
+    /// Cumulative buckets in Prometheus' layout (`le` sorted, ending with `+Inf`).
+    pub fn cumulative(&self, bounds: &[f64]) -> Vec<Bucket> {
+        let mut total = 0u64;
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, count)| {
+                total += count;
+                Bucket {
+                    le: bounds.get(i).copied().unwrap_or(f64::INFINITY),
+                    count: total as f64,
+                }
+            })
+            .collect()
+    }
+
+    /// Adds another increment (same bucket layout).
+    pub fn add(&mut self, other: &ArmIncrement) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// Both arms' counts during one interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interval {
+    /// The canary's counts.
+    pub canary: ArmIncrement,
+    /// The primary's counts.
+    pub primary: ArmIncrement,
+}
+
+/// An arm's per-request probabilities, precomputed once.
+#[derive(Debug, Clone)]
+struct ArmModel {
+    error_p: f64,
+    /// Probability of each bucket alone (`bounds.len() + 1` entries, summing to 1).
+    bucket_p: Vec<f64>,
+}
+
+fn normal_cdf(x: f64) -> f64 {
+    0.5 * statrs::function::erf::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// P(latency ≤ b) for a log-normal with the given median and σ.
+fn lognormal_cdf(b: f64, median: f64, sigma: f64) -> f64 {
+    normal_cdf((b / median).ln() / sigma)
+}
+
+impl ArmModel {
+    fn new(error_p: f64, bounds: &[f64], cdf: impl Fn(f64) -> f64) -> Self {
+        let mut bucket_p = Vec::with_capacity(bounds.len() + 1);
+        let mut below = 0.0;
+        for b in bounds {
+            let c = cdf(*b);
+            bucket_p.push((c - below).max(0.0));
+            below = c;
+        }
+        bucket_p.push((1.0 - below).max(0.0));
+        Self { error_p, bucket_p }
+    }
+
+    /// P(latency > `boundary`), exact when `boundary` is one of the bucket bounds.
+    fn exceedance(&self, bounds: &[f64], boundary: f64) -> f64 {
+        bounds
+            .iter()
+            .zip(&self.bucket_p)
+            .filter(|(b, _)| **b > boundary)
+            .map(|(_, p)| p)
+            .sum::<f64>()
+            + self.bucket_p.last().copied().unwrap_or(0.0)
+    }
+}
+
+/// The simulator of one canary next to its primary.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    workload: Workload,
+    effect: CanaryEffect,
+    canary: ArmModel,
+    primary: ArmModel,
+    rng: StdRng,
+}
+
+impl Simulator {
+    /// Validates the settings and seeds the RNG.
+    pub fn new(
+        workload: Workload,
+        effect: CanaryEffect,
+        seed: u64,
+    ) -> Result<Self, InvalidSimulation> {
+        workload.validate()?;
+        effect.validate()?;
+        let lat = workload.latency;
+        let primary = ArmModel::new(workload.base_error_rate, &workload.bucket_bounds, |b| {
+            lognormal_cdf(b, lat.median_s, lat.sigma)
+        });
+        let shifted = lat.median_s * effect.latency_shift;
+        let (tail_fraction, tail_factor) =
+            effect.tail.map_or((0.0, 1.0), |t| (t.fraction, t.factor));
+        let canary_error = (workload.base_error_rate * effect.error_ratio).min(1.0);
+        let canary = ArmModel::new(canary_error, &workload.bucket_bounds, |b| {
+            (1.0 - tail_fraction) * lognormal_cdf(b, shifted, lat.sigma)
+                + tail_fraction * lognormal_cdf(b, shifted * tail_factor, lat.sigma)
+        });
+        Ok(Self {
+            workload,
+            effect,
+            canary,
+            primary,
+            rng: StdRng::seed_from_u64(seed),
+        })
+    }
+
+    /// The shared workload.
+    pub fn workload(&self) -> &Workload {
+        &self.workload
+    }
+
+    /// The canary's effect.
+    pub fn effect(&self) -> &CanaryEffect {
+        &self.effect
+    }
+
+    /// True per-request error probabilities `(canary, primary)` before noise.
+    pub fn error_rates(&self) -> (f64, f64) {
+        (self.canary.error_p, self.primary.error_p)
+    }
+
+    /// True probabilities `(canary, primary)` that a request is slower than `boundary`
+    /// (exact when `boundary` is a bucket bound).
+    pub fn exceedance(&self, boundary: f64) -> (f64, f64) {
+        let bounds = &self.workload.bucket_bounds;
+        (
+            self.canary.exceedance(bounds, boundary),
+            self.primary.exceedance(bounds, boundary),
+        )
+    }
+
+    /// Simulates `dt_s` seconds starting at simulated time `t_s` with the canary at
+    /// `canary_weight` (the primary gets the rest).
+    pub fn interval(&mut self, t_s: f64, dt_s: f64, canary_weight: f64) -> Interval {
+        let weight = canary_weight.clamp(0.0, 1.0);
+        let dt = dt_s.max(0.0);
+        // The rate at the interval's midpoint: intervals are short against the diurnal period.
+        let total = self.workload.rate_at(t_s + dt / 2.0) * dt;
+        let canary = draw_arm(
+            &mut self.rng,
+            &self.canary,
+            total * weight,
+            self.workload.noise_sd,
+        );
+        let primary = draw_arm(
+            &mut self.rng,
+            &self.primary,
+            total * (1.0 - weight),
+            self.workload.noise_sd,
+        );
+        Interval { canary, primary }
+    }
+}
+
+/// A log-normal multiplicative factor with mean 1 (so noise changes the variance of
+/// the counts, not their expected value).
+fn noise_factor(rng: &mut StdRng, sd: f64) -> f64 {
+    if sd == 0.0 {
+        return 1.0;
+    }
+    let z: f64 = rng.sample(StandardNormal);
+    (sd * z - sd * sd / 2.0).exp()
+}
+
+fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
+    if mean <= 0.0 || !mean.is_finite() {
+        return 0;
+    }
+    match Poisson::new(mean) {
+        Ok(d) => {
+            let x: f64 = d.sample(rng);
+            x.max(0.0) as u64
+        }
+        Err(_) => 0,
+    }
+}
+
+fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
+    if n == 0 || p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    Binomial::new(n, p).map_or(0, |d| d.sample(rng))
+}
+
+fn draw_arm(rng: &mut StdRng, model: &ArmModel, mean_requests: f64, noise_sd: f64) -> ArmIncrement {
+    let rate_noise = noise_factor(rng, noise_sd);
+    let error_noise = noise_factor(rng, noise_sd);
+    let requests = poisson(rng, mean_requests * rate_noise);
+    let errors = binomial(rng, requests, (model.error_p * error_noise).min(1.0));
+    // Multinomial by sequential binomials: each bucket takes its conditional share of
+    // the requests not yet placed.
+    let mut buckets = Vec::with_capacity(model.bucket_p.len());
+    let mut left = requests;
+    let mut mass = 1.0;
+    let last = model.bucket_p.len() - 1;
+    for (i, p) in model.bucket_p.iter().enumerate() {
+        let here = if i == last || mass <= 0.0 {
+            left
+        } else {
+            binomial(rng, left, (p / mass).min(1.0))
+        };
+        buckets.push(here);
+        left -= here;
+        mass -= p;
+    }
+    ArmIncrement {
+        requests,
+        errors,
+        buckets,
+    }
+}
+
+/// A deterministic 64-bit mix (SplitMix64 finaliser), so derived seeds are stable
+/// across Rust versions (unlike `DefaultHasher`).
+pub fn mix_seed(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn hash_str(seed: u64, s: &str) -> u64 {
+    s.bytes().fold(seed, |h, byte| mix_seed(h, u64::from(byte)))
+}
+
+/// One simulated service of [`SimulatedSli`]: what its canary does differently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceProfile {
+    /// Traffic, error rate and latency shared by both arms.
+    pub workload: Workload,
+    /// How the canary differs.
+    pub effect: CanaryEffect,
+}
+
+/// Cumulative counters of both arms at one simulated step.
+#[derive(Debug, Clone, Default)]
+struct Cumulative {
+    canary: ArmIncrement,
+    primary: ArmIncrement,
+}
+
+#[derive(Debug)]
+struct ServiceState {
+    sim: Simulator,
+    seed: u64,
+    weight: f64,
+    /// `history[k]` holds the counters at step `first_step + k` (simulated time
+    /// `(first_step + k) · step_s`); older steps fall out of retention.
+    history: VecDeque<Cumulative>,
+    first_step: u64,
+}
+
+impl ServiceState {
+    fn last_step(&self) -> u64 {
+        self.first_step + self.history.len() as u64 - 1
+    }
+
+    /// Simulates forward until `step` is in the history.
+    fn advance_to(&mut self, step: u64, step_s: f64, retention: u64) {
+        let mut last = self.last_step();
+        if step <= last {
+            return;
+        }
+        // A long idle gap: simulate the part that would fall out of retention anyway
+        // as one interval, so a late query costs at most `retention` steps.
+        if step - last > retention {
+            let jump_to = step - retention;
+            let mut cum = self.history.back().cloned().unwrap_or_default();
+            let span = (jump_to - last) as f64 * step_s;
+            let step_counts = self.sim.interval(last as f64 * step_s, span, self.weight);
+            cum.canary.add(&step_counts.canary);
+            cum.primary.add(&step_counts.primary);
+            self.history.clear();
+            self.history.push_back(cum);
+            self.first_step = jump_to;
+            last = jump_to;
+        }
+        while last < step {
+            let mut cum = self.history.back().cloned().unwrap_or_default();
+            let step_counts = self.sim.interval(last as f64 * step_s, step_s, self.weight);
+            cum.canary.add(&step_counts.canary);
+            cum.primary.add(&step_counts.primary);
+            self.history.push_back(cum);
+            last += 1;
+            if self.history.len() as u64 > retention + 1 {
+                self.history.pop_front();
+                self.first_step += 1;
+            }
+        }
+    }
+
+    fn at(&self, step: u64) -> Option<&Cumulative> {
+        step.checked_sub(self.first_step)
+            .and_then(|k| self.history.get(k as usize))
+    }
+}
+
+/// Settings of a [`SimulatedSli`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedSliConfig {
+    /// Wall-clock time (Unix ms) at which simulated time 0 starts; counters are zero then.
+    pub origin: Millis,
+    /// Simulated seconds per real second (60: one real second is one simulated minute).
+    pub time_scale: f64,
+    /// Simulated seconds per counter step (like a scrape interval).
+    pub step: Duration,
+    /// How much simulated history the counters keep (like Prometheus' retention).
+    pub retention: Duration,
+    /// Seed of all services' traffic.
+    pub seed: u64,
+}
+
+impl SimulatedSliConfig {
+    /// Demo defaults: one real second is one simulated minute, 15 s steps, 24 h retention.
+    pub fn demo(origin: Millis, seed: u64) -> Self {
+        Self {
+            origin,
+            time_scale: 60.0,
+            step: Duration::from_secs(15),
+            retention: Duration::from_secs(24 * 3600),
+            seed,
+        }
+    }
+}
+
+/// An [`SliSource`] over simulated services, keyed by (namespace, target).
+///
+/// Behaves like Prometheus over monotone counters: each service's cumulative counters
+/// advance lazily one simulated step at a time, and `window(start, end)` is
+/// `cum(end) − cum(start)` at step resolution, so windows add up and a repeated query of
+/// the same window returns the same counts.
+///
+/// It has no templates: [`SliSource::check_template`] accepts any template name, since
+/// the simulator produces the counts a template would query.
+#[derive(Debug)]
+pub struct SimulatedSli {
+    config: SimulatedSliConfig,
+    step_s: f64,
+    retention_steps: u64,
+    services: Mutex<HashMap<(Namespace, CanaryName), ServiceState>>,
+}
+
+impl SimulatedSli {
+    /// A simulator with no services yet.
+    pub fn new(config: SimulatedSliConfig) -> Result<Self, InvalidSimulation> {
+        if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
+            return Err(invalid(
+                "time_scale",
+                format!("must be > 0, got {}", config.time_scale),
+            ));
+        }
+        let step_s = config.step.as_secs_f64();
+        if step_s <= 0.0 {
+            return Err(invalid("step", "must be positive"));
+        }
+        let retention_steps = (config.retention.as_secs_f64() / step_s).ceil().max(1.0) as u64;
+        Ok(Self {
+            config,
+            step_s,
+            retention_steps,
+            services: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Namespace, CanaryName), ServiceState>> {
+        // A panic while holding the lock cannot leave counters half-written in a way that
+        // matters for a simulation, so a poisoned lock is still usable.
+        self.services.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds (or replaces) a simulated service; its canary weight starts at 0.
+    pub fn add_service(
+        &self,
+        namespace: &Namespace,
+        target: &CanaryName,
+        profile: ServiceProfile,
+    ) -> Result<(), InvalidSimulation> {
+        let seed = hash_str(
+            hash_str(self.config.seed, namespace.as_str()),
+            target.as_str(),
+        );
+        let sim = Simulator::new(profile.workload, profile.effect, seed)?;
+        let state = ServiceState {
+            sim,
+            seed,
+            weight: 0.0,
+            history: VecDeque::from([Cumulative::default()]),
+            first_step: 0,
+        };
+        self.lock()
+            .insert((namespace.clone(), target.clone()), state);
+        Ok(())
+    }
+
+    /// Sets the canary weight from now on (as the demo's Flagger would).
+    pub fn set_weight(
+        &self,
+        namespace: &Namespace,
+        target: &CanaryName,
+        weight: f64,
+    ) -> Result<(), InvalidSimulation> {
+        self.set_weight_at(namespace, target, weight, crate::domain::now_millis())
+    }
+
+    /// Sets the canary weight from wall-clock time `at`: the counters are first advanced
+    /// to `at` with the old weight, so earlier windows keep their counts.
+    pub fn set_weight_at(
+        &self,
+        namespace: &Namespace,
+        target: &CanaryName,
+        weight: f64,
+        at: Millis,
+    ) -> Result<(), InvalidSimulation> {
+        check_probability("weight", weight)?;
+        let step = self.step_of(at);
+        let mut services = self.lock();
+        let state = services
+            .get_mut(&(namespace.clone(), target.clone()))
+            .ok_or_else(|| {
+                invalid(
+                    "service",
+                    format!("no simulated service {namespace}/{target}"),
+                )
+            })?;
+        state.advance_to(step, self.step_s, self.retention_steps);
+        state.weight = weight;
+        Ok(())
+    }
+
+    /// The step whose counters stand for wall-clock time `t` (clamped at the origin).
+    fn step_of(&self, t: Millis) -> u64 {
+        let real_s = (t.saturating_sub(self.config.origin)).max(0) as f64 / 1000.0;
+        (real_s * self.config.time_scale / self.step_s).floor() as u64
+    }
+}
+
+fn arm_counts(inc: &ArmIncrement, bounds: &[f64]) -> ArmCounts {
+    ArmCounts {
+        requests: inc.requests as f64,
+        errors: inc.errors as f64,
+        buckets: inc.cumulative(bounds),
+    }
+}
+
+fn difference(later: &ArmIncrement, earlier: &ArmIncrement) -> ArmIncrement {
+    ArmIncrement {
+        requests: later.requests - earlier.requests,
+        errors: later.errors - earlier.errors,
+        buckets: later
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c - earlier.buckets.get(i).copied().unwrap_or(0))
+            .collect(),
+    }
+}
+
+#[async_trait]
+impl SliSource for SimulatedSli {
+    async fn window(
+        &self,
+        target: &SliTarget,
+        start: Millis,
+        end: Millis,
+    ) -> Result<ArmPair, SliError> {
+        if end < start {
+            return Err(SliError::Query(format!(
+                "window ends ({end}) before it starts ({start})"
+            )));
+        }
+        if end <= self.config.origin {
+            return Err(SliError::NoData {
+                arm: "canary",
+                detail: "the window ends before the simulation started".into(),
+            });
+        }
+        let (from, to) = (self.step_of(start), self.step_of(end));
+        let mut services = self.lock();
+        let state = services
+            .get_mut(&(target.namespace.clone(), target.target.clone()))
+            .ok_or_else(|| SliError::NoData {
+                arm: "canary",
+                detail: format!(
+                    "no simulated service {}/{}",
+                    target.namespace, target.target
+                ),
+            })?;
+        state.advance_to(to, self.step_s, self.retention_steps);
+        let (Some(early), Some(late)) = (state.at(from), state.at(to)) else {
+            return Err(SliError::NoData {
+                arm: "canary",
+                detail: "the window starts before the simulator's retention".into(),
+            });
+        };
+        let bounds = &state.sim.workload().bucket_bounds;
+        Ok(ArmPair {
+            canary: arm_counts(&difference(&late.canary, &early.canary), bounds),
+            primary: arm_counts(&difference(&late.primary, &early.primary), bounds),
+        })
+    }
+
+    /// An independent, seeded draw of the primary serving all traffic (as before a
+    /// canary starts) over `lookback` scaled to simulated time; the same
+    /// `(end, lookback)` always gives the same buckets.
+    async fn primary_lookback(
+        &self,
+        target: &SliTarget,
+        end: Millis,
+        lookback: Duration,
+    ) -> Result<ArmCounts, SliError> {
+        let services = self.lock();
+        let state = services
+            .get(&(target.namespace.clone(), target.target.clone()))
+            .ok_or_else(|| SliError::NoData {
+                arm: "primary",
+                detail: format!(
+                    "no simulated service {}/{}",
+                    target.namespace, target.target
+                ),
+            })?;
+        let seed = mix_seed(
+            mix_seed(state.seed, end as u64),
+            lookback.as_millis() as u64,
+        );
+        let mut sim = Simulator::new(state.sim.workload().clone(), CanaryEffect::none(), seed)
+            .map_err(|e| SliError::Query(e.to_string()))?;
+        let span_s = lookback.as_secs_f64() * self.config.time_scale;
+        let start_s = (end.saturating_sub(self.config.origin)) as f64 / 1000.0
+            * self.config.time_scale
+            - span_s;
+        let drawn = sim.interval(start_s, span_s, 0.0);
+        Ok(arm_counts(
+            &drawn.primary,
+            &state.sim.workload().bucket_bounds,
+        ))
+    }
+
+    async fn ready(&self) -> Result<(), SliError> {
+        Ok(())
+    }
+
+    /// Accepts any template name: the simulator has no queries to render.
+    fn check_template(&self, _target: &SliTarget) -> Result<(), SliError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference_sim(seed: u64) -> Simulator {
+        match Simulator::new(Workload::reference(), CanaryEffect::none(), seed) {
+            Ok(sim) => sim,
+            Err(e) => panic!("reference workload refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn same_seed_same_counts_other_seed_other_counts() {
+        let run = |seed| {
+            let mut sim = reference_sim(seed);
+            (0..20)
+                .map(|i| sim.interval(i as f64 * 60.0, 60.0, 0.2))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn counts_have_the_configured_mean_rates() {
+        let mut sim = reference_sim(3);
+        let looks = 4000;
+        let mut canary = ArmIncrement::default();
+        let mut primary = ArmIncrement::default();
+        for i in 0..looks {
+            let step = sim.interval(i as f64 * 60.0, 60.0, 0.2);
+            canary.add(&step.canary);
+            primary.add(&step.primary);
+        }
+        let expected_canary = 50.0 * 0.2 * 60.0 * looks as f64;
+        let rel = |got: u64, want: f64| (got as f64 - want).abs() / want;
+        assert!(
+            rel(canary.requests, expected_canary) < 0.01,
+            "{}",
+            canary.requests
+        );
+        assert!(rel(primary.requests, 4.0 * expected_canary) < 0.01);
+        let err_rate = primary.errors as f64 / primary.requests as f64;
+        assert!((err_rate - 0.005).abs() < 0.0003, "error rate {err_rate}");
+        // Fraction at or below 50 ms is exactly one half for a log-normal with median 50 ms.
+        let below_median =
+            primary.cumulative(&PROMETHEUS_DEFAULT_BUCKETS)[3].count / primary.requests as f64;
+        assert!((below_median - 0.5).abs() < 0.005, "{below_median}");
+    }
+
+    #[test]
+    fn noise_and_diurnal_keep_the_mean_but_add_variance() {
+        let workload = Workload {
+            noise_sd: 0.5,
+            pattern: TrafficPattern::Diurnal {
+                amplitude: 0.5,
+                period_s: 3600.0,
+                phase: 0.0,
+            },
+            ..Workload::reference()
+        };
+        let mut noisy =
+            Simulator::new(workload, CanaryEffect::none(), 5).unwrap_or_else(|e| panic!("{e}"));
+        let mut plain = reference_sim(5);
+        let looks = 6000; // a whole number of diurnal periods
+        let (mut n_noisy, mut n_plain) = (Vec::new(), Vec::new());
+        for i in 0..looks {
+            n_noisy.push(noisy.interval(i as f64 * 60.0, 60.0, 0.5).primary.requests as f64);
+            n_plain.push(plain.interval(i as f64 * 60.0, 60.0, 0.5).primary.requests as f64);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let var = |v: &[f64]| {
+            let m = mean(v);
+            v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64
+        };
+        assert!(
+            (mean(&n_noisy) / 1500.0 - 1.0).abs() < 0.02,
+            "{}",
+            mean(&n_noisy)
+        );
+        assert!(var(&n_noisy) > 20.0 * var(&n_plain));
+    }
+
+    #[test]
+    fn buckets_are_monotone_and_end_at_the_request_count() {
+        let effect = CanaryEffect {
+            error_ratio: 2.0,
+            latency_shift: 1.3,
+            tail: Some(TailRegression {
+                fraction: 0.05,
+                factor: 4.0,
+            }),
+        };
+        let mut sim =
+            Simulator::new(Workload::reference(), effect, 11).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..200 {
+            let step = sim.interval(i as f64 * 60.0, 60.0, 0.3);
+            for arm in [&step.canary, &step.primary] {
+                let cum = arm.cumulative(&PROMETHEUS_DEFAULT_BUCKETS);
+                assert_eq!(cum.len(), 12);
+                assert!(cum
+                    .windows(2)
+                    .all(|w| w[0].count <= w[1].count && w[0].le < w[1].le));
+                assert_eq!(cum[11].count, arm.requests as f64);
+                assert!(cum[11].le.is_infinite());
+                assert!(arm.errors <= arm.requests);
+            }
+        }
+    }
+
+    #[test]
+    fn tail_regression_raises_only_the_tail() {
+        let effect = CanaryEffect {
+            tail: Some(TailRegression {
+                fraction: 0.05,
+                factor: 4.0,
+            }),
+            ..CanaryEffect::none()
+        };
+        let sim =
+            Simulator::new(Workload::reference(), effect, 1).unwrap_or_else(|e| panic!("{e}"));
+        let (canary_slow, primary_slow) = sim.exceedance(0.25);
+        // 5 % of requests at median 200 ms: about a third of them are above 250 ms.
+        assert!(
+            canary_slow > primary_slow + 0.015,
+            "{canary_slow} vs {primary_slow}"
+        );
+        let (canary_median, primary_median) = sim.exceedance(0.05);
+        assert!((canary_median - primary_median) < 0.03);
+    }
+
+    #[test]
+    fn refuses_bad_settings() {
+        let bad_rate = Workload {
+            base_error_rate: 1.5,
+            ..Workload::reference()
+        };
+        assert!(Simulator::new(bad_rate, CanaryEffect::none(), 0).is_err());
+        let bad_buckets = Workload {
+            bucket_bounds: vec![0.1, 0.05],
+            ..Workload::reference()
+        };
+        assert!(Simulator::new(bad_buckets, CanaryEffect::none(), 0).is_err());
+        assert!(WeightSchedule::new(vec![]).is_err());
+        assert!(WeightSchedule::new(vec![0.1, 1.2]).is_err());
+    }
+
+    #[test]
+    fn schedule_holds_its_last_weight() {
+        let s = WeightSchedule::flagger_reference();
+        assert_eq!(s.weight(0), 0.05);
+        assert_eq!(s.weight(4), 0.5);
+        assert_eq!(s.weight(29), 0.5);
+    }
+
+    fn demo_source(seed: u64) -> (SimulatedSli, SliTarget) {
+        let sli = SimulatedSli::new(SimulatedSliConfig::demo(1_000_000, seed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = SliTarget {
+            namespace: Namespace::parse("test").unwrap_or_else(|e| panic!("{e}")),
+            target: CanaryName::parse("podinfo").unwrap_or_else(|e| panic!("{e}")),
+            template: "istio".into(),
+            variables: Default::default(),
+        };
+        let profile = ServiceProfile {
+            workload: Workload::reference(),
+            effect: CanaryEffect::none(),
+        };
+        sli.add_service(&target.namespace, &target.target, profile)
+            .unwrap_or_else(|e| panic!("{e}"));
+        sli.set_weight_at(&target.namespace, &target.target, 0.2, 1_000_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (sli, target)
+    }
+
+    fn add_pair(a: &ArmPair, b: &ArmPair) -> (f64, f64, Vec<f64>) {
+        let buckets = a
+            .canary
+            .buckets
+            .iter()
+            .zip(&b.canary.buckets)
+            .map(|(x, y)| x.count + y.count)
+            .collect();
+        (
+            a.canary.requests + b.canary.requests,
+            a.primary.errors + b.primary.errors,
+            buckets,
+        )
+    }
+
+    #[tokio::test]
+    async fn windows_add_up_and_repeat_exactly() {
+        let (sli, target) = demo_source(9);
+        let (a, b, c) = (1_000_000, 1_030_000, 1_075_000);
+        let ab = sli
+            .window(&target, a, b)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bc = sli
+            .window(&target, b, c)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ac = sli
+            .window(&target, a, c)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let summed = add_pair(&ab, &bc);
+        let whole_buckets: Vec<f64> = ac.canary.buckets.iter().map(|b| b.count).collect();
+        assert_eq!(
+            summed,
+            (ac.canary.requests, ac.primary.errors, whole_buckets)
+        );
+        // 75 real seconds at scale 60 = 75 simulated minutes at 10 canary requests/s.
+        assert!(
+            (ac.canary.requests / 45_000.0 - 1.0).abs() < 0.03,
+            "{}",
+            ac.canary.requests
+        );
+        let again = sli
+            .window(&target, a, b)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, ab);
+    }
+
+    #[tokio::test]
+    async fn query_order_does_not_change_counts() {
+        let (first, target) = demo_source(4);
+        let (second, _) = demo_source(4);
+        let late_then_early = (
+            first.window(&target, 1_050_000, 1_060_000).await.ok(),
+            first.window(&target, 1_010_000, 1_020_000).await.ok(),
+        );
+        let early = second.window(&target, 1_010_000, 1_020_000).await.ok();
+        let late = second.window(&target, 1_050_000, 1_060_000).await.ok();
+        assert_eq!(late_then_early, (late, early));
+    }
+
+    #[tokio::test]
+    async fn weight_changes_apply_from_their_time_on() {
+        let (sli, target) = demo_source(2);
+        sli.set_weight_at(&target.namespace, &target.target, 0.0, 1_060_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = sli
+            .window(&target, 1_000_000, 1_060_000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let after = sli
+            .window(&target, 1_060_000, 1_120_000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(before.canary.requests > 30_000.0);
+        assert_eq!(after.canary.requests, 0.0);
+        assert!(after.primary.requests > 170_000.0);
+    }
+
+    #[tokio::test]
+    async fn lookback_is_reproducible_and_unknown_services_have_no_data() {
+        let (sli, target) = demo_source(6);
+        let hour = Duration::from_secs(60);
+        let one = sli.primary_lookback(&target, 1_100_000, hour).await.ok();
+        let two = sli.primary_lookback(&target, 1_100_000, hour).await.ok();
+        assert!(one.is_some());
+        assert_eq!(one, two);
+        let other = SliTarget {
+            target: CanaryName::parse("other").unwrap_or_else(|e| panic!("{e}")),
+            ..target.clone()
+        };
+        assert!(matches!(
+            sli.window(&other, 1_000_000, 1_010_000).await,
+            Err(SliError::NoData { .. })
+        ));
+        assert!(matches!(
+            sli.window(&target, 1_010_000, 1_000_000).await,
+            Err(SliError::Query(_))
+        ));
+        assert!(sli.ready().await.is_ok());
+        assert!(sli.check_template(&target).is_ok());
+    }
+
+    #[tokio::test]
+    async fn old_windows_fall_out_of_retention() {
+        let config = SimulatedSliConfig {
+            retention: Duration::from_secs(3600),
+            ..SimulatedSliConfig::demo(0, 1)
+        };
+        let sli = SimulatedSli::new(config).unwrap_or_else(|e| panic!("{e}"));
+        let (_, target) = demo_source(1);
+        let profile = ServiceProfile {
+            workload: Workload::reference(),
+            effect: CanaryEffect::none(),
+        };
+        sli.add_service(&target.namespace, &target.target, profile)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Two simulated hours later the first minute is gone, the last one is there.
+        assert!(sli.window(&target, 0, 10_000).await.is_ok());
+        assert!(sli.window(&target, 110_000, 120_000).await.is_ok());
+        assert!(matches!(
+            sli.window(&target, 0, 1_000).await,
+            Err(SliError::NoData { .. })
+        ));
+    }
+}

@@ -1,0 +1,205 @@
+//! The scenarios of issue 3, each a variation of the reference workload.
+
+use crate::sli::simulator::{CanaryEffect, TailRegression, TrafficPattern, Workload};
+
+/// One row of the evaluation table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Short identifier, matched by `--scenario`.
+    pub id: String,
+    /// What differs from the reference workload, for the table.
+    pub label: String,
+    /// Traffic, base error rate and latency.
+    pub workload: Workload,
+    /// What the canary does differently.
+    pub effect: CanaryEffect,
+    /// Draw the diurnal phase per run, so runs start at every time of "day".
+    pub random_phase: bool,
+}
+
+impl Scenario {
+    /// Whether the canary is worse than the primary (a rollback is a detection, not a
+    /// false rollback).
+    pub fn is_regression(&self) -> bool {
+        self.effect.error_ratio > 1.0
+            || self.effect.latency_shift > 1.0
+            || self.effect.tail.is_some()
+    }
+}
+
+fn scenario(id: &str, label: &str, workload: Workload, effect: CanaryEffect) -> Scenario {
+    Scenario {
+        id: id.to_owned(),
+        label: label.to_owned(),
+        workload,
+        effect,
+        random_phase: false,
+    }
+}
+
+fn errors(ratio: f64) -> CanaryEffect {
+    CanaryEffect {
+        error_ratio: ratio,
+        ..CanaryEffect::none()
+    }
+}
+
+fn latency(shift: f64) -> CanaryEffect {
+    CanaryEffect {
+        latency_shift: shift,
+        ..CanaryEffect::none()
+    }
+}
+
+fn with_base(rate: f64) -> Workload {
+    Workload {
+        base_error_rate: rate,
+        ..Workload::reference()
+    }
+}
+
+/// All scenarios, in table order.
+pub fn all() -> Vec<Scenario> {
+    let reference = Workload::reference;
+    let noisy = |sd: f64| Workload {
+        noise_sd: sd,
+        ..reference()
+    };
+    let low = || Workload {
+        total_rps: 5.0,
+        ..reference()
+    };
+    let mut diurnal = scenario(
+        "aa-diurnal",
+        "A/A diurnal (±60 %, 1 h period)",
+        Workload {
+            // A compressed day: one analysis (30 min) sees half a period, so traffic and
+            // shares move a lot between looks.
+            pattern: TrafficPattern::Diurnal {
+                amplitude: 0.6,
+                period_s: 3600.0,
+                phase: 0.0,
+            },
+            ..reference()
+        },
+        CanaryEffect::none(),
+    );
+    diurnal.random_phase = true;
+    let mut out = vec![
+        scenario("aa-steady", "A/A steady", reference(), CanaryEffect::none()),
+        diurnal,
+        scenario(
+            "aa-noise-0.25",
+            "A/A overdispersed sd 0.25",
+            noisy(0.25),
+            CanaryEffect::none(),
+        ),
+        scenario(
+            "aa-noise-0.5",
+            "A/A overdispersed sd 0.5",
+            noisy(0.5),
+            CanaryEffect::none(),
+        ),
+        scenario(
+            "aa-low",
+            "A/A low traffic 5 req/s",
+            low(),
+            CanaryEffect::none(),
+        ),
+    ];
+    for base in [0.001, 0.01] {
+        for ratio in [1.5, 2.0, 3.0] {
+            out.push(scenario(
+                &format!("err-{ratio}x-{}%", base * 100.0),
+                &format!("errors ×{ratio} at {}%", base * 100.0),
+                with_base(base),
+                errors(ratio),
+            ));
+        }
+    }
+    out.push(scenario(
+        "err-2x-0.5%",
+        "errors ×2 at 0.5%",
+        reference(),
+        errors(2.0),
+    ));
+    out.push(scenario(
+        "err-2x-0.5%-low",
+        "errors ×2 at 0.5%, 5 req/s",
+        low(),
+        errors(2.0),
+    ));
+    for shift in [1.1, 1.2, 1.5] {
+        out.push(scenario(
+            &format!("lat-x{shift}"),
+            &format!("latency ×{shift}"),
+            reference(),
+            latency(shift),
+        ));
+    }
+    out.push(scenario(
+        "tail-5%-x4",
+        "tail: 5% of requests ×4",
+        reference(),
+        CanaryEffect {
+            tail: Some(TailRegression {
+                fraction: 0.05,
+                factor: 4.0,
+            }),
+            ..CanaryEffect::none()
+        },
+    ));
+    out
+}
+
+/// The scenarios whose id contains any of `filters` (all when empty).
+pub fn select(filters: &[String]) -> Result<Vec<Scenario>, String> {
+    let every = all();
+    if filters.is_empty() {
+        return Ok(every);
+    }
+    let chosen: Vec<Scenario> = every
+        .iter()
+        .filter(|s| filters.iter().any(|f| s.id.contains(f.as_str())))
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        let ids: Vec<&str> = every.iter().map(|s| s.id.as_str()).collect();
+        return Err(format!(
+            "no scenario matches {filters:?}; scenarios are: {}",
+            ids.join(", ")
+        ));
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_regressions_are_marked() {
+        let all = all();
+        let mut ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len());
+        assert!(all
+            .iter()
+            .filter(|s| s.id.starts_with("aa-"))
+            .all(|s| !s.is_regression()));
+        assert!(all
+            .iter()
+            .filter(|s| !s.id.starts_with("aa-"))
+            .all(Scenario::is_regression));
+        assert!(all.iter().any(|s| s.id == "err-1.5x-0.1%"));
+    }
+
+    #[test]
+    fn filter_matches_substrings_and_refuses_unknown_names() {
+        let lat = select(&["lat-".to_owned()]).unwrap_or_default();
+        assert_eq!(lat.len(), 3);
+        assert!(select(&["nope".to_owned()]).is_err());
+        assert_eq!(select(&[]).map(|v| v.len()), Ok(all().len()));
+    }
+}

@@ -85,7 +85,7 @@ impl JudgeConfig {
     pub fn recommended() -> Self {
         Self {
             alpha: 0.01,
-            error_margin: 0.2,
+            error_margin: 0.1,
             latency_margin: 0.2,
             promotion_margin: 1.0,
             min_canary_requests: 1000,

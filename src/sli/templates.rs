@@ -415,6 +415,20 @@ const BUILTIN: &[(&str, &str)] = &[
         "app-metrics",
         include_str!("../../metric-templates/app-metrics.yaml"),
     ),
+    ("gloo", include_str!("../../metric-templates/gloo.yaml")),
+    (
+        "appmesh",
+        include_str!("../../metric-templates/appmesh.yaml"),
+    ),
+    ("kuma", include_str!("../../metric-templates/kuma.yaml")),
+    (
+        "traefik",
+        include_str!("../../metric-templates/traefik.yaml"),
+    ),
+    (
+        "gateway-api",
+        include_str!("../../metric-templates/gateway-api.yaml"),
+    ),
 ];
 
 /// All templates known to the service, by name.
@@ -550,7 +564,18 @@ mod tests {
         let all: Vec<&str> = set.names().collect();
         assert_eq!(
             all,
-            ["app-metrics", "contour", "istio", "linkerd", "nginx"],
+            [
+                "app-metrics",
+                "appmesh",
+                "contour",
+                "gateway-api",
+                "gloo",
+                "istio",
+                "kuma",
+                "linkerd",
+                "nginx",
+                "traefik"
+            ],
             "shipped templates"
         );
         let (ns, target) = names();

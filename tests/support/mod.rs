@@ -4,3 +4,4 @@
 pub mod exporter;
 pub mod postgres;
 pub mod prometheus;
+pub mod static_exporter;

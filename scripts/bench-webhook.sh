@@ -43,6 +43,9 @@ sleep 6
 echo "== wrk: rollout for $CANARIES canaries in turn, c=50, ${SECONDS_PER_RUN}s"
 CANARIES=$CANARIES wrk -t2 -c50 -d"${SECONDS_PER_RUN}s" --latency -s scripts/bench/rollout.lua \
   "http://127.0.0.1:$PORT" | sed -n '/Latency Distribution/,$p;/Requests\/sec/p;/Non-2xx/p'
+echo "== wrk: the same, paced: c=20, each connection waits 100 ms between calls (~200 calls/s), ${SECONDS_PER_RUN}s"
+DELAY_MS=100 CANARIES=$CANARIES wrk -t2 -c20 -d"${SECONDS_PER_RUN}s" --latency -s scripts/bench/rollout.lua \
+  "http://127.0.0.1:$PORT" | sed -n '/Latency Distribution/,$p;/Requests\/sec/p;/Non-2xx/p'
 echo "looks taken: $(psql "$DB_URL" -Atc 'select count(*) from look')," \
      "decisions: $(psql "$DB_URL" -Atc 'select count(*) from decision')," \
      "424s: $(psql "$DB_URL" -Atc 'select count(*) from decision where status_code = 424')"

@@ -232,3 +232,30 @@ async fn sqlite_file_is_created_in_wal_mode() {
         .expect("pragma");
     assert_eq!(mode.0.to_lowercase(), "wal");
 }
+
+#[tokio::test]
+async fn sqlite_relative_paths_and_spaces_work() {
+    // `sqlite://verdict.db` (relative to the working directory) is the documented default.
+    let dir = tempfile::tempdir_in(".").expect("temp dir in the working directory");
+    let name = dir
+        .path()
+        .file_name()
+        .expect("dir name")
+        .to_string_lossy()
+        .to_string();
+    for file in ["verdict.db", "with space.db"] {
+        let url = format!("sqlite://{name}/{file}");
+        let store = migrated(&url).await;
+        let (a, created) = store
+            .open_analysis(&analysis("podinfo", "abc123"))
+            .await
+            .expect("open");
+        assert!(created);
+        assert!(
+            dir.path().join(file).exists(),
+            "{url} did not create {file}"
+        );
+        let again = migrated(&url).await;
+        assert_eq!(again.get_analysis(a.id).await.expect("get"), Some(a));
+    }
+}

@@ -26,12 +26,17 @@ use crate::judge::ArmLook;
 /// that could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached or cannot take the write now (connection
+    /// refused, pool timeout, SQLite lock held past the busy timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The database answered but refused the statement (constraint, bad value).
     #[error("store query failed: {0}")]
     Query(String),
+    /// Applying the schema migrations failed.
     #[error("store migration failed: {0}")]
     Migration(String),
+    /// The database URL names no supported backend (the password is never shown).
     #[error("invalid database URL {0:?}: expected postgres://… or sqlite://…")]
     BadUrl(String),
 }
@@ -199,8 +204,10 @@ pub trait Store: Send + Sync + 'static {
     /// and concurrent identical calls. The bool is true when this call created it.
     async fn open_analysis(&self, new: &NewAnalysis) -> Result<(Analysis, bool), StoreError>;
 
+    /// The analysis of one canary revision, if it was opened.
     async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError>;
 
+    /// The analysis with this id, if any.
     async fn get_analysis(&self, id: i64) -> Result<Option<Analysis>, StoreError>;
 
     /// The looks of an analysis, ordered by `seq`.
@@ -234,8 +241,10 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
     ) -> Result<Vec<DecisionRow>, StoreError>;
 
+    /// Stores a Flagger event; returns its id.
     async fn record_event(&self, event: &NewEvent) -> Result<i64, StoreError>;
 
+    /// Events of one canary in the order they were received.
     async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError>;
 }
 

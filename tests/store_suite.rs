@@ -1,0 +1,261 @@
+//! The shared store suite: every test below runs against SQLite (a temp file) and
+//! against Postgres (a fresh database), through the same `Store` trait object.
+
+#[path = "support/postgres.rs"]
+#[allow(dead_code)]
+mod pg;
+
+/// The test cases, split by entity; the macro below runs each on both backends.
+#[path = "store_suite/analyses.rs"]
+mod analyses;
+#[path = "store_suite/looks.rs"]
+mod looks;
+
+use analyses::*;
+use looks::*;
+
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use verdict::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
+use verdict::judge::ArmLook;
+use verdict::store::{
+    connect, AnalysisStatus, NewAnalysis, NewDecision, NewLook, StatusChange, Store, StoreError,
+};
+
+/// A migrated store, its URL, and whatever must live as long as it.
+struct Ctx {
+    store: Arc<dyn Store>,
+    url: String,
+    _dir: Option<TempDir>,
+}
+
+async fn migrated(url: &str) -> Arc<dyn Store> {
+    let store = connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+async fn sqlite_ctx() -> Ctx {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("verdict.db").display());
+    Ctx {
+        store: migrated(&url).await,
+        url,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres_ctx() -> Ctx {
+    let url = pg::fresh_database().await;
+    Ctx {
+        store: migrated(&url).await,
+        url,
+        _dir: None,
+    }
+}
+
+/// Runs each listed test function once per backend.
+macro_rules! store_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let ctx = super::sqlite_ctx().await;
+                    super::$test(&ctx).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let ctx = super::postgres_ctx().await;
+                    super::$test(&ctx).await;
+                    super::pg::drop_database(&ctx.url).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    open_is_idempotent,
+    open_concurrently_creates_one_analysis,
+    find_and_get,
+    looks_are_ordered_and_round_trip,
+    record_look_conflict_writes_nothing,
+    record_look_concurrently_inserts_one_look,
+    decisions_by_analysis_and_by_canary,
+    status_change_is_atomic_with_its_look_or_decision,
+    events_round_trip,
+    migrations_are_idempotent,
+    odd_strings_round_trip_unchanged,
+    out_of_range_input_is_refused_without_writing,
+);
+
+// ---------------------------------------------------------------- fixtures
+
+fn key(name: &str, checksum: &str) -> AnalysisKey {
+    AnalysisKey {
+        namespace: Namespace::parse("test").expect("namespace"),
+        name: CanaryName::parse(name).expect("name"),
+        checksum: Checksum::parse(checksum).expect("checksum"),
+    }
+}
+
+fn analysis(name: &str, checksum: &str) -> NewAnalysis {
+    NewAnalysis {
+        key: key(name, checksum),
+        settings: r#"{"alpha":0.01}"#.to_owned(),
+        started_at: 1_700_000_000_000,
+    }
+}
+
+fn arm(base: u64) -> ArmLook {
+    ArmLook {
+        requests: base * 100,
+        errors: base,
+        slow: base * 2,
+        slo_slow: base * 3,
+    }
+}
+
+fn look(analysis_id: i64, seq: i64, base: u64) -> NewLook {
+    NewLook {
+        analysis_id,
+        seq,
+        window_start: 1_700_000_000_000 + seq * 60_000,
+        window_end: 1_700_000_060_000 + seq * 60_000,
+        canary: arm(base),
+        primary: arm(base + 7),
+        verdict: "wait".to_owned(),
+        reason: format!("look {seq}: not enough evidence"),
+        evidence: format!(r#"{{"seq":{seq},"e":1.5}}"#),
+    }
+}
+
+fn decision(analysis_id: Option<i64>, name: &str, hook: &str, request_id: &str) -> NewDecision {
+    NewDecision {
+        analysis_id,
+        namespace: "test".to_owned(),
+        name: name.to_owned(),
+        checksum: "abc123".to_owned(),
+        hook: hook.to_owned(),
+        verdict: "pass".to_owned(),
+        status_code: 200,
+        reason: "no evidence of regression".to_owned(),
+        evidence: Some(r#"{"e":1.0}"#.to_owned()),
+        request_id: request_id.to_owned(),
+        created_at: 1_700_000_000_123,
+    }
+}
+
+fn failed(at: i64) -> StatusChange {
+    StatusChange {
+        status: AnalysisStatus::Failed,
+        reason: "error rate 3x primary".into(),
+        at,
+    }
+}
+
+// ---------------------------------------------------------------- connect
+
+#[tokio::test]
+async fn connect_refuses_bad_urls() {
+    for bad in [
+        "",
+        "mysql://localhost/v",
+        "verdict.db",
+        "sqlite://",
+        "sqlite://:memory:",
+        "http://x",
+    ] {
+        let got = connect(bad).await.map(|_| ());
+        assert!(
+            matches!(got, Err(StoreError::BadUrl(_))),
+            "{bad:?}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn connect_hides_the_password_of_a_bad_url() {
+    let got = connect("postgres://u:hunter2@127.0.0.1:5432/v?sslmode=nonsense")
+        .await
+        .map(|_| ());
+    let Err(err) = got else {
+        panic!("connected with sslmode=nonsense")
+    };
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable() {
+    let got = connect("postgres://postgres@127.0.0.1:1/postgres")
+        .await
+        .map(|_| ());
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+}
+
+#[tokio::test]
+async fn missing_postgres_database_is_unavailable() {
+    let url = pg::database_url(&pg::base_url(), "verdict_test_does_not_exist");
+    let got = connect(&url).await.map(|_| ());
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+}
+
+#[tokio::test]
+async fn sqlite_in_a_missing_directory_is_unavailable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("no/such/dir/v.db").display());
+    let got = connect(&url).await.map(|_| ());
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode() {
+    use sqlx::{Connection, SqliteConnection};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fresh.db");
+    assert!(!path.exists());
+    let store = migrated(&format!("sqlite://{}", path.display())).await;
+    store.ping().await.expect("ping");
+    assert!(path.exists(), "connect creates the file");
+    let mut raw = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("raw connection");
+    let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(&mut raw)
+        .await
+        .expect("pragma");
+    assert_eq!(mode.0.to_lowercase(), "wal");
+}
+
+#[tokio::test]
+async fn sqlite_relative_paths_and_spaces_work() {
+    // `sqlite://verdict.db` (relative to the working directory) is the documented default.
+    let dir = tempfile::tempdir_in(".").expect("temp dir in the working directory");
+    let name = dir
+        .path()
+        .file_name()
+        .expect("dir name")
+        .to_string_lossy()
+        .to_string();
+    for file in ["verdict.db", "with space.db"] {
+        let url = format!("sqlite://{name}/{file}");
+        let store = migrated(&url).await;
+        let (a, created) = store
+            .open_analysis(&analysis("podinfo", "abc123"))
+            .await
+            .expect("open");
+        assert!(created);
+        assert!(
+            dir.path().join(file).exists(),
+            "{url} did not create {file}"
+        );
+        let again = migrated(&url).await;
+        assert_eq!(again.get_analysis(a.id).await.expect("get"), Some(a));
+    }
+}

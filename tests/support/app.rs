@@ -179,6 +179,45 @@ impl TestApp {
         self.start_server().await;
     }
 
+    /// Restarts Prometheus on the same port and data, and waits for its first new scrape.
+    ///
+    /// [`TestPrometheus::restart`] returns once Prometheus is ready, but a restarted
+    /// Prometheus scrapes again only after its discovery reload (up to ~5 s), and its
+    /// scrape check also counts samples kept from before the restart.
+    pub async fn restart_prometheus(&mut self) {
+        let since = unix_seconds();
+        self.prometheus.restart().await;
+        let query = format!("count(timestamp(up) > {since:.3})");
+        let this = &*self;
+        eventually(
+            "a scrape after the restart",
+            Duration::from_secs(60),
+            || {
+                let query = query.clone();
+                async move { (this.prometheus_value(&query).await? >= 1.0).then_some(()) }
+            },
+        )
+        .await;
+    }
+
+    /// The first value of an instant query, if Prometheus answers with one.
+    pub async fn prometheus_value(&self, query: &str) -> Option<f64> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/query", self.prometheus.url()))
+            .query(&[("query", query)])
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = response.json().await.ok()?;
+        body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Points servers started from now on at another Prometheus (e.g. one that hangs).
+    pub fn set_prometheus_url(&mut self, url: String) {
+        self.config.prometheus.url = url;
+    }
+
     /// `http://127.0.0.1:<port>` of the current server.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
@@ -280,6 +319,12 @@ pub fn payload(name: &str, checksum: &str, metadata: &[(&str, &str)]) -> Payload
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<BTreeMap<_, _>>(),
     }
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Sleeps long enough for the next rollout call to take a new look over a window that

@@ -91,15 +91,17 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     let targets = [exporter.addr()];
     let (prometheus, database_url) =
         tokio::join!(TestPrometheus::start(&targets), postgres::fresh_database());
-    let mut config = Config::default();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.database_url = SecretString::from(database_url.clone());
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: SecretString::from(database_url.clone()),
+        webhook_token: options.webhook_token.map(SecretString::from),
+        namespace_allow: options.namespace_allow,
+        shutdown_grace: Duration::from_secs(2),
+        ..Config::default()
+    };
     config.prometheus.url = prometheus.url();
     config.prometheus.timeout = options.prometheus_timeout;
     config.defaults.min_look_gap = options.min_look_gap;
-    config.webhook_token = options.webhook_token.map(SecretString::from);
-    config.namespace_allow = options.namespace_allow;
-    config.shutdown_grace = Duration::from_secs(2);
     config.validate().expect("the test configuration is valid");
 
     let store = verdict::store::connect(&database_url)

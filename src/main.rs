@@ -1,12 +1,24 @@
 //! The `verdict` binary: parse the command line, call into the library.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use verdict::cli::{Cli, Command};
 use verdict::config::Config;
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line with the chain of causes; no backtrace for a user's mistake.
+            eprintln!("verdict: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Evaluate(args) => verdict::evaluate::run(args),
         Command::Demo(args) => runtime()?.block_on(verdict::demo::run(args)),

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 
-use super::{replay, stored_settings, Analyst, Answer, HookCall, Refusal};
+use super::{replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
 use crate::judge::Verdict;
 use crate::store::{AnalysisStatus, StatusChange};
@@ -63,11 +63,7 @@ impl Analyst {
         self.resolve_settings(call)?;
         self.answer(
             call,
-            None,
-            "ok",
-            StatusCode::OK,
-            "rollout gate open".into(),
-            None,
+            Reply::new(None, "ok", StatusCode::OK, "rollout gate open".into()),
             None,
         )
         .await
@@ -91,11 +87,7 @@ impl Analyst {
         );
         self.answer(
             call,
-            Some(analysis.id),
-            "ok",
-            StatusCode::OK,
-            reason,
-            None,
+            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason),
             None,
         )
         .await
@@ -107,12 +99,13 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    None,
-                    "wait",
-                    StatusCode::PRECONDITION_FAILED,
-                    "no analysis for this revision yet: is verdict's rollout hook configured?"
-                        .into(),
-                    None,
+                    Reply::new(
+                        None,
+                        "wait",
+                        StatusCode::PRECONDITION_FAILED,
+                        "no analysis for this revision yet: is verdict's rollout hook configured?"
+                            .into(),
+                    ),
                     None,
                 )
                 .await;
@@ -128,11 +121,12 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    Some(analysis.id),
-                    "fail",
-                    StatusCode::PRECONDITION_FAILED,
-                    reason,
-                    None,
+                    Reply::new(
+                        Some(analysis.id),
+                        "fail",
+                        StatusCode::PRECONDITION_FAILED,
+                        reason,
+                    ),
                     None,
                 )
                 .await;
@@ -148,11 +142,8 @@ impl Analyst {
         };
         self.answer(
             call,
-            Some(analysis.id),
-            verdict,
-            status,
-            assessment.reason,
-            evidence,
+            Reply::new(Some(analysis.id), verdict, status, assessment.reason)
+                .with_evidence(evidence),
             None,
         )
         .await
@@ -168,11 +159,12 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    None,
-                    "ok",
-                    StatusCode::OK,
-                    "no analysis yet: first step".into(),
-                    None,
+                    Reply::new(
+                        None,
+                        "ok",
+                        StatusCode::OK,
+                        "no analysis yet: first step".into(),
+                    ),
                     None,
                 )
                 .await;
@@ -188,11 +180,12 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    Some(analysis.id),
-                    "fail",
-                    StatusCode::PRECONDITION_FAILED,
-                    reason,
-                    None,
+                    Reply::new(
+                        Some(analysis.id),
+                        "fail",
+                        StatusCode::PRECONDITION_FAILED,
+                        reason,
+                    ),
                     None,
                 )
                 .await;
@@ -222,11 +215,7 @@ impl Analyst {
                 format!("step served {served} canary requests (minimum {needed}): raise weight");
             self.answer(
                 call,
-                Some(analysis.id),
-                "pass",
-                StatusCode::OK,
-                reason,
-                None,
+                Reply::new(Some(analysis.id), "pass", StatusCode::OK, reason),
                 None,
             )
             .await
@@ -235,11 +224,12 @@ impl Analyst {
                 format!("hold weight: this step served {served} canary requests, needs {needed}");
             self.answer(
                 call,
-                Some(analysis.id),
-                "wait",
-                StatusCode::PRECONDITION_FAILED,
-                reason,
-                None,
+                Reply::new(
+                    Some(analysis.id),
+                    "wait",
+                    StatusCode::PRECONDITION_FAILED,
+                    reason,
+                ),
                 None,
             )
             .await
@@ -257,17 +247,22 @@ impl Analyst {
                         .as_deref()
                         .unwrap_or("regression established")
                 );
-                self.answer(call, Some(a.id), "fail", StatusCode::OK, reason, None, None)
-                    .await
+                self.answer(
+                    call,
+                    Reply::new(Some(a.id), "fail", StatusCode::OK, reason),
+                    None,
+                )
+                .await
             }
             other => {
                 self.answer(
                     call,
-                    other.map(|a| a.id),
-                    "wait",
-                    StatusCode::CONFLICT,
-                    "no rollback requested".into(),
-                    None,
+                    Reply::new(
+                        other.map(|a| a.id),
+                        "wait",
+                        StatusCode::CONFLICT,
+                        "no rollback requested".into(),
+                    ),
                     None,
                 )
                 .await
@@ -282,14 +277,15 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    None,
-                    "ok",
-                    StatusCode::OK,
-                    format!(
-                        "rollout ended ({}) with no analysis for this revision",
-                        call.phase
+                    Reply::new(
+                        None,
+                        "ok",
+                        StatusCode::OK,
+                        format!(
+                            "rollout ended ({}) with no analysis for this revision",
+                            call.phase
+                        ),
                     ),
-                    None,
                     None,
                 )
                 .await;
@@ -324,11 +320,7 @@ impl Analyst {
         );
         self.answer(
             call,
-            Some(analysis.id),
-            "ok",
-            StatusCode::OK,
-            reason,
-            None,
+            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason),
             change.as_ref(),
         )
         .await

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::{last_window_end, replay, stored_settings, Analyst, Answer, HookCall, Refusal};
+use super::{last_window_end, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
 use crate::judge::{latency, ArmLook, Assessment, Evidence, Look, Verdict};
 use crate::sli::{ArmCounts, ArmPair};
@@ -70,11 +70,12 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    Some(analysis.id),
-                    "fail",
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    reason,
-                    None,
+                    Reply::new(
+                        Some(analysis.id),
+                        "fail",
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        reason,
+                    ),
                     None,
                 )
                 .await;
@@ -87,11 +88,7 @@ impl Analyst {
             return self
                 .answer(
                     call,
-                    Some(analysis.id),
-                    "ok",
-                    StatusCode::OK,
-                    reason,
-                    None,
+                    Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason),
                     None,
                 )
                 .await;
@@ -183,11 +180,7 @@ impl Analyst {
                 );
                 self.answer(
                     call,
-                    Some(analysis.id),
-                    "wait",
-                    StatusCode::OK,
-                    reason,
-                    None,
+                    Reply::new(Some(analysis.id), "wait", StatusCode::OK, reason),
                     None,
                 )
                 .await
@@ -203,11 +196,13 @@ impl Analyst {
         };
         self.answer(
             call,
-            Some(look.look.analysis_id),
-            verdict,
-            status,
-            look.look.reason.clone(),
-            Some(look.look.evidence.clone()),
+            Reply::new(
+                Some(look.look.analysis_id),
+                verdict,
+                status,
+                look.look.reason.clone(),
+            )
+            .with_evidence(Some(look.look.evidence.clone())),
             None,
         )
         .await

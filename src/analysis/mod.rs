@@ -94,6 +94,38 @@ impl From<SliError> for Refusal {
     }
 }
 
+/// An answer about to be recorded: one decision row.
+#[derive(Debug, Clone, PartialEq)]
+struct Reply {
+    analysis_id: Option<i64>,
+    verdict: &'static str,
+    status: StatusCode,
+    reason: String,
+    evidence: Option<String>,
+}
+
+impl Reply {
+    fn new(
+        analysis_id: Option<i64>,
+        verdict: &'static str,
+        status: StatusCode,
+        reason: String,
+    ) -> Self {
+        Self {
+            analysis_id,
+            verdict,
+            status,
+            reason,
+            evidence: None,
+        }
+    }
+
+    fn with_evidence(mut self, evidence: Option<String>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+}
+
 /// What an analysis fixed when it opened: the canary's settings and the latency boundaries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredSettings {
@@ -186,26 +218,28 @@ impl Analyst {
     }
 
     /// Records a decision (and optional status change) and turns it into the answer.
-    #[allow(clippy::too_many_arguments)] // each argument is one column of the decision row
     async fn answer(
         &self,
         call: &HookCall,
-        analysis_id: Option<i64>,
-        verdict: &'static str,
-        status: StatusCode,
-        reason: String,
-        evidence: Option<String>,
+        reply: Reply,
         change: Option<&StatusChange>,
     ) -> Result<Answer, Refusal> {
-        let decision = self.decision(call, analysis_id, verdict, status, &reason, evidence);
+        let decision = self.decision(
+            call,
+            reply.analysis_id,
+            reply.verdict,
+            reply.status,
+            &reply.reason,
+            reply.evidence,
+        );
         self.store
             .record_decision(&decision, change)
             .await
             .inspect_err(|_| self.metrics.store_error("record_decision"))?;
         Ok(Answer {
-            status,
-            verdict,
-            reason,
+            status: reply.status,
+            verdict: reply.verdict,
+            reason: reply.reason,
         })
     }
 

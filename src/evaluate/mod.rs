@@ -64,6 +64,9 @@ pub struct EvaluateArgs {
     /// Override the judge's minimum canary requests before promotion.
     #[arg(long)]
     pub min_canary_requests: Option<u64>,
+    /// Override the judge's assumed per-look dispersion τ.
+    #[arg(long)]
+    pub dispersion: Option<f64>,
 }
 
 /// Settings shared by every simulated canary of an evaluation.
@@ -253,7 +256,9 @@ pub fn simulate_canary(
         )
     })?;
 
-    let judge = Judge::new(setup.judge.clone()).context("judge settings")?;
+    let judge = Judge::new(setup.judge.clone())
+        .context("judge settings")?
+        .with_latency_boundary(boundary);
     let mut methods = [
         Method::Verdict(Box::new(judge)),
         Method::Flagger(FlaggerThresholds::new(
@@ -451,6 +456,9 @@ fn judge_config(args: &EvaluateArgs) -> anyhow::Result<JudgeConfig> {
     if let Some(v) = args.min_canary_requests {
         config.min_canary_requests = v;
     }
+    if let Some(v) = args.dispersion {
+        config.dispersion = v;
+    }
     config.validate().context("judge settings")?;
     Ok(config)
 }
@@ -507,6 +515,7 @@ mod tests {
         let scenario = scenarios::all().remove(0);
         let one = evaluate_scenario(&scenario, &quick_setup(), 8, 3, 1).map_err(|e| e.to_string());
         let two = evaluate_scenario(&scenario, &quick_setup(), 8, 3, 2).map_err(|e| e.to_string());
+        assert!(one.is_ok(), "{one:?}");
         let sorted = |r: Result<ScenarioResult, String>| {
             r.map(|mut r| {
                 for t in &mut r.tallies {
@@ -558,6 +567,7 @@ mod tests {
             latency_margin: None,
             promotion_margin: None,
             min_canary_requests: None,
+            dispersion: None,
         };
         assert!(run(&args).is_err());
         let bad_alpha = EvaluateArgs {

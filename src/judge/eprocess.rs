@@ -159,20 +159,21 @@ impl RatioProcess {
         self.informative_looks
     }
 
-    /// ln of the two-sided e-value at lattice index `k` (relative to the centre):
-    /// ½ mean_j L(ψ0·f_j)/L(ψ0) + ½ mean_j L(ψ0/f_j)/L(ψ0).
-    pub fn two_sided_log_e(&self, k: i32) -> f64 {
+    /// ln of the one-sided e-value at lattice index `k` (relative to the centre):
+    /// mean_j L(ψ0·f_j)/L(ψ0) when `above` (evidence that the ratio exceeds ψ0), else
+    /// mean_j L(ψ0/f_j)/L(ψ0) (evidence that it is below ψ0).
+    pub fn one_sided_log_e(&self, k: i32, above: bool) -> f64 {
         let at = |i: i32| self.lattice.ll[(i + LATTICE_HALF) as usize];
         let ll0 = at(k);
-        let terms = ALT_OFFSETS
-            .iter()
-            .flat_map(|&j| [at(k + j) - ll0, at(k - j) - ll0]);
-        log_sum_exp(terms) + log_weight() - std::f64::consts::LN_2
+        let sign = if above { 1 } else { -1 };
+        log_sum_exp(ALT_OFFSETS.iter().map(|&j| at(k + sign * j) - ll0)) + log_weight()
     }
 
-    /// The set of lattice ratios whose two-sided e-process is below 1/α, as a hull.
-    /// Ends are rounded outwards to the next rejected lattice point, so the reported
-    /// interval contains every ratio between lattice points that could still be accepted.
+    /// Anytime-valid one-sided (1 − α) bounds on the ratio: every lattice ψ0 below `lower`
+    /// has an upward e-value ≥ 1/α, every one above `upper` a downward one. Each bound holds
+    /// at all looks simultaneously with probability ≥ 1 − α; together they form a
+    /// (1 − 2α) confidence sequence. Ends are rounded outwards to the next excluded lattice
+    /// point, so ratios between lattice points are never excluded by rounding.
     pub fn interval(&self, alpha: f64) -> RatioInterval {
         if self.informative_looks == 0 {
             return RatioInterval {
@@ -182,37 +183,28 @@ impl RatioProcess {
             };
         }
         let bar = (1.0 / alpha).ln();
-        let log_es: Vec<(i32, f64)> = (-CS_HALF_WIDTH..=CS_HALF_WIDTH)
-            .map(|k| (k, self.two_sided_log_e(k)))
-            .collect();
-        let accepted = || log_es.iter().filter(|(_, e)| *e < bar).map(|(k, _)| *k);
-        let estimate_k = (-CS_HALF_WIDTH..=CS_HALF_WIDTH)
-            .max_by(|&a, &b| {
-                let (la, lb) = (
-                    self.lattice.ll[(a + LATTICE_HALF) as usize],
-                    self.lattice.ll[(b + LATTICE_HALF) as usize],
-                );
-                la.total_cmp(&lb)
-            })
+        let ks = -CS_HALF_WIDTH..=CS_HALF_WIDTH;
+        let ll = |k: i32| self.lattice.ll[(k + LATTICE_HALF) as usize];
+        let estimate_k = ks
+            .clone()
+            .max_by(|&a, &b| ll(a).total_cmp(&ll(b)))
             .unwrap_or(0);
-        let (lo, hi) = match (accepted().min(), accepted().max()) {
-            (Some(lo), Some(hi)) => (lo, hi),
-            // Empty set (probability ≤ α under the model): report the least-rejected point.
-            _ => {
-                let k = log_es
-                    .iter()
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .map_or(0, |(k, _)| *k);
-                (k, k)
-            }
-        };
+        // Hulls: the lowest ψ0 the upward test has not excluded, the highest the downward
+        // test has not excluded.
+        let lo = ks.clone().find(|&k| self.one_sided_log_e(k, true) < bar);
+        let hi = ks.rev().find(|&k| self.one_sided_log_e(k, false) < bar);
         RatioInterval {
-            lower: if lo == -CS_HALF_WIDTH {
-                0.0
-            } else {
-                lattice_factor(lo - 1)
+            lower: match lo {
+                Some(k) if k > -CS_HALF_WIDTH => lattice_factor(k - 1),
+                Some(_) => 0.0,
+                // Everything excluded from below: the ratio is above the lattice.
+                None => lattice_factor(CS_HALF_WIDTH),
             },
-            upper: (hi < CS_HALF_WIDTH).then(|| lattice_factor(hi + 1)),
+            upper: match hi {
+                Some(k) if k < CS_HALF_WIDTH => Some(lattice_factor(k + 1)),
+                Some(_) => None,
+                None => Some(lattice_factor(-CS_HALF_WIDTH)),
+            },
             estimate: Some(lattice_factor(estimate_k)),
         }
     }

@@ -85,9 +85,9 @@ impl JudgeConfig {
     pub fn recommended() -> Self {
         Self {
             alpha: 0.01,
-            error_margin: 0.2,
+            error_margin: 0.1,
             latency_margin: 0.2,
-            promotion_margin: 0.5,
+            promotion_margin: 1.0,
             min_canary_requests: 1000,
             slo_error_rate: None,
             slo_slow_fraction: None,
@@ -232,9 +232,9 @@ pub struct RatioEvidence {
     pub crossed: bool,
     /// Ratio of highest (tempered) likelihood on the reporting lattice.
     pub ratio_estimate: Option<f64>,
-    /// Lower end of the (1 − α) confidence sequence for the ratio (0 when unbounded).
+    /// Anytime-valid one-sided (1 − α) lower bound on the ratio (0 when below the lattice).
     pub ratio_lower: f64,
-    /// Upper end of the (1 − α) confidence sequence; `None` when unbounded.
+    /// Anytime-valid one-sided (1 − α) upper bound on the ratio; `None` when unbounded.
     pub ratio_upper: Option<f64>,
     /// Promotion needs `ratio_upper` ≤ this (1 + promotion_margin).
     pub promotion_limit: f64,

@@ -263,7 +263,7 @@ fn identical_arms_with_enough_traffic_pass() {
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Pass, "{}", a.reason);
     let e = &a.evidence;
-    assert!(e.error.ratio_upper.is_some_and(|u| u <= 1.5));
+    assert!(e.error.ratio_upper.is_some_and(|u| u <= 2.0));
     assert!(e.error.ratio_lower < 1.0);
     assert_eq!(e.canary_requests_needed, None);
     assert!(a
@@ -303,6 +303,7 @@ fn promotion_waits_for_the_minimum_canary_requests() {
         min_canary_requests: 1_000_000,
         ..JudgeConfig::recommended()
     };
+    assert_eq!(config.promotion_margin, 1.0);
     let mut j = judge(config);
     for _ in 0..30 {
         j.observe(&look(arm(1500, 8, 75), arm(1500, 8, 75)));
@@ -499,16 +500,17 @@ fn identical_arms_rarely_fail_the_whole_judge() {
 
 #[test]
 fn confidence_sequences_cover_the_true_ratio() {
-    // True ratio 1.05⁸ ≈ 1.477 (a lattice point). The sequence must contain it at every
+    // True ratio 1.05⁸ ≈ 1.477 (a lattice point). Each one-sided bound must hold at every
     // one of 60 looks in at least 1 − α of the runs.
     let (alpha, runs): (f64, usize) = (0.05, 1000);
     let k = 8;
     let truth = lattice_factor(k);
+    let bar = (1.0 / alpha).ln();
     let mut rng = StdRng::seed_from_u64(13);
-    let mut missed = 0;
+    let (mut missed_low, mut missed_high) = (0, 0);
     for _ in 0..runs {
         let mut p = RatioProcess::new(1.2, 0.0);
-        let mut covered = true;
+        let (mut below_ok, mut above_ok) = (true, true);
         for l in simulate(&mut rng, 60, truth, 1.0) {
             p.observe(
                 l.canary.requests,
@@ -516,25 +518,27 @@ fn confidence_sequences_cover_the_true_ratio() {
                 l.canary.errors,
                 l.primary.errors,
             );
-            covered &= p.two_sided_log_e(k) < (1.0 / alpha).ln();
+            below_ok &= p.one_sided_log_e(k, true) < bar;
+            above_ok &= p.one_sided_log_e(k, false) < bar;
         }
-        // The reported hull agrees with the pointwise test at the end.
+        // The reported hull agrees with the pointwise tests at the end.
         let cs = p.interval(alpha);
-        if covered {
-            assert!(
-                cs.lower <= truth && cs.upper.is_none_or(|u| u >= truth),
-                "{cs:?}"
-            );
+        if below_ok {
+            assert!(cs.lower <= truth, "{cs:?}");
         }
-        if !covered {
-            missed += 1;
+        if above_ok {
+            assert!(cs.upper.is_none_or(|u| u >= truth), "{cs:?}");
         }
+        missed_low += u32::from(!below_ok);
+        missed_high += u32::from(!above_ok);
     }
-    let rate = f64::from(missed) / runs as f64;
-    assert!(
-        rate <= alpha + mc_allowance(alpha, runs),
-        "miss rate {rate}"
-    );
+    for missed in [missed_low, missed_high] {
+        let rate = f64::from(missed) / runs as f64;
+        assert!(
+            rate <= alpha + mc_allowance(alpha, runs),
+            "miss rate {rate}"
+        );
+    }
 }
 
 #[test]
@@ -577,4 +581,140 @@ fn replaying_looks_gives_identical_assessments() {
             assert_eq!(live.assess(), fresh.assess(), "look {i}");
         }
     }
+}
+
+/// The reference workload: 50 requests/s, one look per 60 s, canary weight
+/// 5/10/20/30/50 % then held, 30 looks, errors 0.5 %, slow fraction 0.366 % (log-normal
+/// latency, median 50 ms, σ 0.6, b* = 250 ms). `noise` is the sd of independent
+/// log-normal per-look noise on each arm's error rate and slow fraction (overdispersion).
+fn reference_run(
+    rng: &mut StdRng,
+    config: &JudgeConfig,
+    error_ratio: f64,
+    slow_canary: f64,
+    noise: f64,
+) -> (Verdict, Option<usize>) {
+    let normal = rand_distr::Normal::new(0.0, noise.max(1e-12))
+        .unwrap_or_else(|e| panic!("bad noise {noise}: {e}"));
+    let jitter = |rng: &mut StdRng| {
+        if noise == 0.0 {
+            1.0
+        } else {
+            (normal.sample(rng) - noise * noise / 2.0).exp()
+        }
+    };
+    let poisson = |rng: &mut StdRng, mean: f64| -> u64 {
+        Poisson::new(mean.max(1e-12)).map_or(0, |p| p.sample(rng) as u64)
+    };
+    let mut j = judge(config.clone());
+    let mut passed_at = None;
+    for i in 0..30 {
+        let weight = [0.05, 0.1, 0.2, 0.3, 0.5][i.min(4)];
+        let n_c = (3000.0 * weight) as u64;
+        let n_p = 3000 - n_c;
+        let noise: [f64; 4] = [jitter(rng), jitter(rng), jitter(rng), jitter(rng)];
+        let canary = arm(
+            n_c,
+            poisson(rng, n_c as f64 * 0.005 * error_ratio * noise[0]),
+            poisson(rng, n_c as f64 * slow_canary * noise[1]),
+        );
+        let primary = arm(
+            n_p,
+            poisson(rng, n_p as f64 * 0.005 * noise[2]),
+            poisson(rng, n_p as f64 * 0.00366 * noise[3]),
+        );
+        j.observe(&look(canary, primary));
+        match j.assess().verdict {
+            Verdict::Fail => return (Verdict::Fail, Some(i + 1)),
+            Verdict::Pass if passed_at.is_none() => passed_at = Some(i + 1),
+            _ => {}
+        }
+    }
+    match passed_at {
+        Some(at) => (Verdict::Pass, Some(at)),
+        None => (Verdict::Wait, None),
+    }
+}
+
+/// Tuning table for the defaults (run in release: `cargo test --release --lib
+/// judge::tests::reference_workload_table -- --ignored --nocapture`). Asserts the issue's
+/// targets at the recommended configuration.
+#[test]
+#[ignore = "a few seconds in release; prints the tuning table"]
+fn reference_workload_table() {
+    let runs: usize = std::env::var("JUDGE_TABLE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let scenarios: [(&str, f64, f64, f64); 7] = [
+        ("A/A steady", 1.0, 0.00366, 0.0),
+        ("A/A noise sd 0.25", 1.0, 0.00366, 0.25),
+        ("A/A noise sd 0.5", 1.0, 0.00366, 0.5),
+        ("errors x2", 2.0, 0.00366, 0.0),
+        ("errors x1.5", 1.5, 0.00366, 0.0),
+        ("latency x1.2", 1.0, 0.0087, 0.0),
+        ("tail-only 5% x4", 1.0, 0.0212, 0.0),
+    ];
+    // Comma-separated overrides, e.g. JUDGE_TABLE_TAU=0,0.25 JUDGE_TABLE_PM=0.5,1.
+    let list = |key: &str, default: &[f64]| -> Vec<f64> {
+        std::env::var(key).map_or(default.to_vec(), |v| {
+            v.split(',').filter_map(|x| x.trim().parse().ok()).collect()
+        })
+    };
+    let recommended_config = JudgeConfig::recommended();
+    let mut recommended = Vec::new();
+    let taus = list("JUDGE_TABLE_TAU", &[0.0, DEFAULT_DISPERSION, 0.5]);
+    let margins = list("JUDGE_TABLE_PM", &[recommended_config.promotion_margin]);
+    for (dispersion, promotion_margin) in taus
+        .iter()
+        .flat_map(|&t| margins.iter().map(move |&m| (t, m)))
+    {
+        let config = JudgeConfig {
+            dispersion,
+            promotion_margin,
+            ..recommended_config.clone()
+        };
+        println!("dispersion τ = {dispersion}, promotion margin {promotion_margin}");
+        for (name, errors, slow, noise) in scenarios {
+            let mut rng = StdRng::seed_from_u64(23);
+            let (mut failed, mut passed, mut fail_looks) = (0, 0, Vec::new());
+            for _ in 0..runs {
+                match reference_run(&mut rng, &config, errors, slow, noise) {
+                    (Verdict::Fail, at) => {
+                        failed += 1;
+                        fail_looks.extend(at);
+                    }
+                    (Verdict::Pass, _) => passed += 1,
+                    _ => {}
+                }
+            }
+            fail_looks.sort_unstable();
+            let median = fail_looks.get(fail_looks.len() / 2).copied().unwrap_or(0);
+            let (f, p) = (
+                f64::from(failed) / runs as f64,
+                f64::from(passed) / runs as f64,
+            );
+            println!(
+                "  {name:<20} fail {:>6.2}%  pass {:>6.2}%  median looks to fail {median}",
+                100.0 * f,
+                100.0 * p
+            );
+            if config == recommended_config {
+                recommended.push((name, f, p));
+            }
+        }
+    }
+    let rate = |n: &str| {
+        recommended
+            .iter()
+            .find(|r| r.0 == n)
+            .map_or((1.0, 0.0), |r| (r.1, r.2))
+    };
+    let allowance = mc_allowance(0.01, runs);
+    assert!(rate("A/A steady").0 <= 0.01 + allowance);
+    assert!(rate("A/A noise sd 0.25").0 <= 0.02 + allowance);
+    assert!(rate("A/A steady").1 >= 0.9);
+    assert!(rate("errors x2").0 >= 0.95);
+    assert!(rate("latency x1.2").0 >= 0.9);
+    assert!(rate("tail-only 5% x4").0 >= 0.9);
 }

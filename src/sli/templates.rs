@@ -415,6 +415,20 @@ const BUILTIN: &[(&str, &str)] = &[
         "app-metrics",
         include_str!("../../metric-templates/app-metrics.yaml"),
     ),
+    ("gloo", include_str!("../../metric-templates/gloo.yaml")),
+    (
+        "appmesh",
+        include_str!("../../metric-templates/appmesh.yaml"),
+    ),
+    ("kuma", include_str!("../../metric-templates/kuma.yaml")),
+    (
+        "traefik",
+        include_str!("../../metric-templates/traefik.yaml"),
+    ),
+    (
+        "gateway-api",
+        include_str!("../../metric-templates/gateway-api.yaml"),
+    ),
 ];
 
 /// All templates known to the service, by name.
@@ -452,7 +466,8 @@ impl TemplateSet {
                 file.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
             );
-            if is_yaml && entry.file_type().map_err(io)?.is_file() {
+            // Follow symlinks: a Kubernetes ConfigMap volume is a directory of symlinks.
+            if is_yaml && std::fs::metadata(&file).map_err(io)?.is_file() {
                 files.push(file);
             }
         }
@@ -550,7 +565,18 @@ mod tests {
         let all: Vec<&str> = set.names().collect();
         assert_eq!(
             all,
-            ["app-metrics", "contour", "istio", "linkerd", "nginx"],
+            [
+                "app-metrics",
+                "appmesh",
+                "contour",
+                "gateway-api",
+                "gloo",
+                "istio",
+                "kuma",
+                "linkerd",
+                "nginx",
+                "traefik"
+            ],
             "shipped templates"
         );
         let (ns, target) = names();
@@ -780,6 +806,20 @@ mod tests {
         assert!(set.get("mine").is_ok());
         assert!(set.get("linkerd").is_ok());
         assert!(matches!(set.get("nope"), Err(TemplateError::NotFound(_))));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_files_are_loaded_like_a_configmap_volume() {
+        // A ConfigMap volume holds `name.yaml -> ..data/name.yaml` symlinks.
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..data");
+        std::fs::create_dir(&data).unwrap();
+        let mine = "name: mine\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        std::fs::write(data.join("mine.yaml"), mine).unwrap();
+        std::os::unix::fs::symlink(data.join("mine.yaml"), dir.path().join("mine.yaml")).unwrap();
+        let set = TemplateSet::from_dir(dir.path()).unwrap();
+        assert!(set.get("mine").is_ok(), "symlinked template was skipped");
     }
 
     #[test]

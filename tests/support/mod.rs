@@ -5,3 +5,4 @@ pub mod app;
 pub mod exporter;
 pub mod postgres;
 pub mod prometheus;
+pub mod static_exporter;

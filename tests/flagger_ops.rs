@@ -179,7 +179,6 @@ async fn traffic_increase_waits_for_the_step_minimum() {
 }
 
 #[tokio::test]
-#[ignore = "bug: minStepRequests set only on the confirm-traffic-increase webhook is ignored"]
 async fn traffic_increase_minimum_set_on_its_own_webhook() {
     let app = app_with_traffic().await;
     // Each Flagger webhook carries its own metadata: the natural place for

@@ -218,3 +218,61 @@ async fn server_restart_mid_analysis_continues_the_same_analysis() {
     assert_eq!(evidence["looks"].as_u64(), Some(3), "{evidence}");
     app.shutdown().await;
 }
+
+/// A stop signal lets a hook that is already being answered finish: Flagger gets its
+/// answer, not a reset connection, when a replica is rolled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_in_flight_hook_finish() {
+    let mut app = spawn_app(AppOptions {
+        prometheus_timeout: Duration::from_secs(1),
+        ..AppOptions::default()
+    })
+    .await;
+    let arm = Profile::fixed(100.0, 0.01, FAST_MS);
+    app.traffic("podinfo", arm.clone(), arm);
+    warm_up().await;
+    let p = payload("podinfo", "85d557f47b", META);
+    assert_eq!(app.call("pre-rollout", &p).await.status, 200);
+
+    // Prometheus hangs; its listener reports when verdict's query arrives, which is
+    // when the rollout hook is certainly in flight.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+    let (queried_tx, mut queried_rx) = tokio::sync::mpsc::channel::<()>(16);
+    let accept = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+            let _ = queried_tx.try_send(());
+        }
+    });
+    app.stop_server().await;
+    app.prometheus.stop().await;
+    app.set_prometheus_url(format!("http://{hung_addr}"));
+    app.restart_server().await;
+    next_look().await;
+
+    let in_flight = {
+        let client = app.client.clone();
+        let p = p.clone();
+        tokio::spawn(async move { client.call("rollout", &p).await })
+    };
+    queried_rx
+        .recv()
+        .await
+        .expect("verdict queried the (hung) Prometheus");
+    app.stop_server().await;
+    let reply = in_flight
+        .await
+        .expect("client task")
+        .expect("the in-flight hook was answered, not cut off");
+    assert_eq!(reply.status, 424, "«{}»", reply.body);
+    assert!(
+        app.client.call("rollout", &p).await.is_err(),
+        "the stopped server still accepts calls"
+    );
+    accept.abort();
+    app.shutdown().await;
+}

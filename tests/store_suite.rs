@@ -8,10 +8,13 @@ mod pg;
 /// The test cases, split by entity; the macro below runs each on both backends.
 #[path = "store_suite/analyses.rs"]
 mod analyses;
+#[path = "store_suite/load_runs.rs"]
+mod load_runs;
 #[path = "store_suite/looks.rs"]
 mod looks;
 
 use analyses::*;
+use load_runs::*;
 use looks::*;
 
 use std::sync::Arc;
@@ -93,6 +96,7 @@ store_suite!(
     migrations_are_idempotent,
     odd_strings_round_trip_unchanged,
     out_of_range_input_is_refused_without_writing,
+    load_runs_start_finish_and_list,
 );
 
 // ---------------------------------------------------------------- fixtures

@@ -11,6 +11,7 @@
 mod analysis;
 mod decision;
 mod event;
+mod load_run;
 mod look;
 mod sql;
 
@@ -174,6 +175,42 @@ pub struct EventRow {
     pub event: NewEvent,
 }
 
+/// A load run as it starts (the load-test hook).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewLoadRun {
+    /// The generator's id of the run (a UUID).
+    pub run_id: String,
+    pub namespace: String,
+    pub name: String,
+    pub spec_checksum: String,
+    /// The run's specification (JSON).
+    pub spec: String,
+    pub started_at: Millis,
+}
+
+/// How a load run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadRunOutcome {
+    /// `completed` or `stopped`.
+    pub status: String,
+    pub ended_at: Millis,
+    pub requests: i64,
+    /// Answers by HTTP status (JSON object).
+    pub status_counts: String,
+    /// Latency percentiles (JSON object).
+    pub latency: String,
+    /// Requests without an answer, by kind (JSON object).
+    pub errors: String,
+}
+
+/// A stored load run; `outcome` is `None` while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadRunRow {
+    pub id: i64,
+    pub run: NewLoadRun,
+    pub outcome: Option<LoadRunOutcome>,
+}
+
 /// Result of [`Store::record_look`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum LookInsert {
@@ -246,6 +283,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events of one canary in the order they were received.
     async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Records a load run as started; an error means the run must not start.
+    async fn start_load_run(&self, run: &NewLoadRun) -> Result<i64, StoreError>;
+
+    /// Records how a load run ended.
+    async fn finish_load_run(
+        &self,
+        run_id: &str,
+        outcome: &LoadRunOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Load runs of a canary, oldest first.
+    async fn load_runs(&self, namespace: &str, name: &str) -> Result<Vec<LoadRunRow>, StoreError>;
 }
 
 /// Whether `url` names a Postgres database (`postgres://…` or `postgresql://…`).

@@ -16,8 +16,9 @@ use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 
 use super::{
-    analysis, decision, event, is_postgres_url, look, Analysis, DecisionRow, EventRow, LookInsert,
-    LookRow, NewAnalysis, NewDecision, NewEvent, NewLook, StatusChange, Store, StoreError,
+    analysis, decision, event, is_postgres_url, load_run, look, Analysis, DecisionRow, EventRow,
+    LoadRunOutcome, LoadRunRow, LookInsert, LookRow, NewAnalysis, NewDecision, NewEvent,
+    NewLoadRun, NewLook, StatusChange, Store, StoreError,
 };
 use crate::domain::AnalysisKey;
 
@@ -295,6 +296,22 @@ impl Store for SqlStore {
 
     async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError> {
         event::list(self, namespace, name).await
+    }
+
+    async fn start_load_run(&self, run: &NewLoadRun) -> Result<i64, StoreError> {
+        load_run::start(self, run).await
+    }
+
+    async fn finish_load_run(
+        &self,
+        run_id: &str,
+        outcome: &LoadRunOutcome,
+    ) -> Result<(), StoreError> {
+        load_run::finish(self, run_id, outcome).await
+    }
+
+    async fn load_runs(&self, namespace: &str, name: &str) -> Result<Vec<LoadRunRow>, StoreError> {
+        load_run::of_canary(self, namespace, name).await
     }
 }
 

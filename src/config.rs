@@ -117,7 +117,10 @@ impl GrafanaSettings {
             return Ok(());
         };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(invalid("grafana.url", "expected an http:// or https:// URL"));
+            return Err(invalid(
+                "grafana.url",
+                "expected an http:// or https:// URL",
+            ));
         }
         match &self.token {
             None => {
@@ -145,7 +148,10 @@ impl GrafanaSettings {
             }
         }
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(60) {
-            return Err(invalid("grafana.timeout", "must be above 0 and at most 60s"));
+            return Err(invalid(
+                "grafana.timeout",
+                "must be above 0 and at most 60s",
+            ));
         }
         if self.poll_interval < Duration::from_millis(10) {
             return Err(invalid("grafana.poll_interval", "must be at least 10ms"));
@@ -456,8 +462,10 @@ mod tests {
                 .merge(Toml::string(&format!("[grafana]\n{body}")));
             Config::from_figment(figment)
         };
-        let on = section("url = \"http://grafana:3000\"\ntoken = \"glsa_x\"\ndashboard_uid = \"verdict-canary\"")
-            .expect("valid grafana section");
+        let on = section(
+            "url = \"http://grafana:3000\"\ntoken = \"glsa_x\"\ndashboard_uid = \"verdict-canary\"",
+        )
+        .expect("valid grafana section");
         assert!(on.grafana.enabled());
         assert_eq!(on.grafana.dashboard_uid.as_deref(), Some("verdict-canary"));
 
@@ -465,10 +473,22 @@ mod tests {
             ("url = \"grafana:3000\"\ntoken = \"t\"", "grafana.url"),
             ("url = \"http://g\"", "grafana.token"),
             ("url = \"http://g\"\ntoken = \" \"", "grafana.token"),
-            ("url = \"http://g\"\ntoken = \"t\"\ndashboard_uid = \"a b\"", "grafana.dashboard_uid"),
-            ("url = \"http://g\"\ntoken = \"t\"\ntimeout = \"30s\"\nlease = \"40s\"", "grafana.lease"),
-            ("url = \"http://g\"\ntoken = \"t\"\nretry_min = \"10s\"\nretry_max = \"1s\"", "grafana.retry_max"),
-            ("url = \"http://g\"\ntoken = \"t\"\nbatch = 0", "grafana.batch"),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\ndashboard_uid = \"a b\"",
+                "grafana.dashboard_uid",
+            ),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\ntimeout = \"30s\"\nlease = \"40s\"",
+                "grafana.lease",
+            ),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\nretry_min = \"10s\"\nretry_max = \"1s\"",
+                "grafana.retry_max",
+            ),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\nbatch = 0",
+                "grafana.batch",
+            ),
             ("urll = \"http://g\"", "urll"),
         ];
         for (body, key) in cases {

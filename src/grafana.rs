@@ -328,7 +328,11 @@ impl Worker {
 
     async fn release(&self, row: &OutboxRow) {
         let note = "not sent: verdict was stopping";
-        if let Err(e) = self.store.annotation_failed(row.id, note, now_millis()).await {
+        if let Err(e) = self
+            .store
+            .annotation_failed(row.id, note, now_millis())
+            .await
+        {
             tracing::warn!(row = row.id, error = %e, "could not release an annotation");
         }
     }
@@ -373,8 +377,14 @@ mod tests {
             retry_max: Duration::from_secs(2),
             ..GrafanaSettings::default()
         };
-        for (attempt, base_ms) in [(1, 100u64), (2, 200), (3, 400), (5, 1600), (6, 2000), (40, 2000)]
-        {
+        for (attempt, base_ms) in [
+            (1, 100u64),
+            (2, 200),
+            (3, 400),
+            (5, 1600),
+            (6, 2000),
+            (40, 2000),
+        ] {
             let d = retry_delay(&settings, attempt);
             let base = Duration::from_millis(base_ms);
             assert!(
@@ -390,7 +400,14 @@ mod tests {
 
     #[test]
     fn milestones_carry_the_tags_and_a_per_analysis_key() {
-        let a = milestone(Outcome::Regression, &key(), 7, "error ratio above 1.1", 1_000, None);
+        let a = milestone(
+            Outcome::Regression,
+            &key(),
+            7,
+            "error ratio above 1.1",
+            1_000,
+            None,
+        );
         assert_eq!(a.tags, ["verdict", "test/podinfo", "regression"]);
         assert_eq!(a.dedup_key.as_deref(), Some("analysis/7/regression"));
         assert!(a.text.contains("error ratio above 1.1"), "{}", a.text);

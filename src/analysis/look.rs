@@ -160,14 +160,7 @@ impl Analyst {
         // The look that fails the analysis is the one regression annotation: the status
         // change and the look are written together, so only one look ever carries it.
         let regression = change.as_ref().and_then(|c| {
-            self.milestone(
-                Outcome::Regression,
-                call,
-                analysis.id,
-                &c.reason,
-                now,
-                None,
-            )
+            self.milestone(Outcome::Regression, call, analysis.id, &c.reason, now, None)
         });
         let decision = NewDecision {
             annotations: started.iter().cloned().chain(regression).collect(),

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::domain::{now_millis, AnalysisKey, Millis};
+use crate::grafana::{self, Outcome};
 use crate::judge::{latency, Assessment, Judge};
 use crate::sli::{SliError, SliSource, SliTarget};
-use crate::grafana::{self, Outcome};
 use crate::store::{
     Analysis, LookRow, NewAnalysis, NewAnnotation, NewDecision, StatusChange, Store, StoreError,
 };
@@ -240,9 +240,10 @@ impl Analyst {
         time: Millis,
         time_end: Option<Millis>,
     ) -> Option<NewAnnotation> {
-        self.config.grafana.enabled().then(|| {
-            grafana::milestone(outcome, &call.key, analysis_id, detail, time, time_end)
-        })
+        self.config
+            .grafana
+            .enabled()
+            .then(|| grafana::milestone(outcome, &call.key, analysis_id, detail, time, time_end))
     }
 
     /// Records a decision (and optional status change) and turns it into the answer.

@@ -289,8 +289,10 @@ pub trait Store: Send + Sync + 'static {
     /// Returns its id, or `None` when its `dedup_key` is already there. Code inside the
     /// store that writes an audit row can enqueue in the same transaction with
     /// `outbox::insert` instead.
-    async fn enqueue_annotation(&self, annotation: &NewAnnotation)
-        -> Result<Option<i64>, StoreError>;
+    async fn enqueue_annotation(
+        &self,
+        annotation: &NewAnnotation,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Claims up to `limit` undelivered rows that are due at `now` and not leased by
     /// another worker, leasing them until `lease_until` and counting an attempt. Two

@@ -167,8 +167,9 @@ pub(super) async fn list(store: &SqlStore, limit: i64) -> Result<Vec<OutboxRow>,
 fn from_row(row: &AnyRow) -> Result<OutboxRow, StoreError> {
     let id: i64 = col(row, "id")?;
     let payload: String = col(row, "payload")?;
-    let mut annotation: NewAnnotation = serde_json::from_str(&payload)
-        .map_err(|e| StoreError::Query(format!("outbox row {id} has an unreadable payload: {e}")))?;
+    let mut annotation: NewAnnotation = serde_json::from_str(&payload).map_err(|e| {
+        StoreError::Query(format!("outbox row {id} has an unreadable payload: {e}"))
+    })?;
     annotation.dedup_key = col(row, "dedup_key")?;
     Ok(OutboxRow {
         id,

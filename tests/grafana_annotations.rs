@@ -23,13 +23,16 @@ use tokio_util::sync::CancellationToken;
 
 use verdict::config::{Config, GrafanaSettings, LogFormat};
 use verdict::demo::client::{FlaggerClient, Payload};
-use verdict::domain::{now_millis, CanaryName, Namespace};
-use verdict::grafana::{manual_action, Outcome, Worker};
+use verdict::domain::{now_millis, AnalysisKey, CanaryName, Checksum, Namespace};
+use verdict::grafana::{manual_action, milestone, Outcome, Worker};
+use verdict::judge::ArmLook;
 use verdict::sli::simulator::{
     CanaryEffect, ServiceProfile, SimulatedSli, SimulatedSliConfig, Workload,
 };
 use verdict::startup::Application;
-use verdict::store::{connect, Store};
+use verdict::store::{
+    connect, AnalysisStatus, LookInsert, NewAnalysis, NewDecision, NewLook, StatusChange, Store,
+};
 use verdict::telemetry::Metrics;
 
 const TOKEN: &str = "glsa_verdict_test_token";
@@ -209,6 +212,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    outbox_rows_are_written_with_their_decision_and_leased,
     annotations_survive_a_grafana_outage_and_arrive_once,
     two_workers_deliver_each_row_once,
     nothing_is_written_when_grafana_is_off,
@@ -535,6 +539,164 @@ async fn annotations_survive_a_grafana_outage_and_arrive_once(db: &Db) {
 
     v.shutdown().await;
     running.stop().await;
+}
+
+/// The store's side, without HTTP: annotations enter the outbox only with their decision
+/// (a look that loses its race writes neither), a milestone key enters once, and a
+/// claimed row is invisible to other claimers until its lease runs out or it is released;
+/// a delivered row is never claimed again.
+async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
+    let store = db.store().await;
+    let key = AnalysisKey {
+        namespace: ns(),
+        name: CanaryName::parse("checkout").expect("name"),
+        checksum: Checksum::parse("abc123").expect("checksum"),
+    };
+    let (analysis, _) = store
+        .open_analysis(&NewAnalysis {
+            key: key.clone(),
+            settings: "{}".into(),
+            started_at: 1_000,
+        })
+        .await
+        .expect("open");
+    let arm = ArmLook {
+        requests: 100,
+        errors: 5,
+        slow: 1,
+        slo_slow: 0,
+    };
+    let look = NewLook {
+        analysis_id: analysis.id,
+        seq: 1,
+        window_start: 1_000,
+        window_end: 2_000,
+        canary: arm,
+        primary: arm,
+        verdict: "fail".into(),
+        reason: "error ratio above 1.1".into(),
+        evidence: "{}".into(),
+    };
+    let regression = milestone(
+        Outcome::Regression,
+        &key,
+        analysis.id,
+        "error ratio above 1.1",
+        2_000,
+        None,
+    );
+    let decision = NewDecision {
+        analysis_id: Some(analysis.id),
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        checksum: "abc123".into(),
+        hook: "rollout".into(),
+        verdict: "fail".into(),
+        status_code: 422,
+        reason: "error ratio above 1.1".into(),
+        evidence: None,
+        request_id: "r1".into(),
+        created_at: 2_000,
+        annotations: vec![regression.clone()],
+    };
+    let failed = StatusChange {
+        status: AnalysisStatus::Failed,
+        reason: "error ratio above 1.1".into(),
+        at: 2_000,
+    };
+    let first = store
+        .record_look(&look, &decision, Some(&failed))
+        .await
+        .expect("look");
+    assert!(matches!(first, LookInsert::Inserted(_)));
+    assert_eq!(store.outbox(10).await.expect("outbox").len(), 1);
+    // A replica that computed the same look loses the race: nothing of it is written,
+    // not even an annotation no key would stop.
+    let loser = NewDecision {
+        annotations: vec![manual_action(
+            Outcome::GateHeld,
+            "shop",
+            "checkout",
+            "race",
+            "x",
+            2_000,
+        )],
+        ..decision.clone()
+    };
+    let second = store
+        .record_look(&look, &loser, Some(&failed))
+        .await
+        .expect("look again");
+    assert!(matches!(second, LookInsert::Exists(_)));
+    assert_eq!(store.outbox(10).await.expect("outbox").len(), 1);
+    // The same milestone through another decision: the key keeps it to one row.
+    store
+        .record_decision(&decision, None)
+        .await
+        .expect("decision");
+    let rows = store.outbox(10).await.expect("outbox");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].annotation, regression);
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
+
+    // Leases.
+    let manual = manual_action(Outcome::GateOpened, "shop", "checkout", "bob", "go", 3_000);
+    let manual_id = store
+        .enqueue_annotation(&manual)
+        .await
+        .expect("enqueue")
+        .expect("manual actions are never deduplicated");
+    let now = now_millis();
+    let claimed = store
+        .claim_annotations(now, now + 10_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|r| r.attempts).collect::<Vec<_>>(),
+        [1, 1]
+    );
+    assert!(
+        store
+            .claim_annotations(now + 1, now + 10_000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased rows are not claimed twice"
+    );
+    // An expired lease (a replica died mid-delivery) frees the row.
+    let reclaimed = store
+        .claim_annotations(now + 10_000, now + 20_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(reclaimed.len(), 2);
+    assert!(reclaimed.iter().all(|r| r.attempts == 2));
+    // Delivered: never again. Failed: due again only at its retry time.
+    assert!(store
+        .annotation_delivered(rows[0].id, Some("41"), now)
+        .await
+        .expect("delivered"));
+    assert!(!store
+        .annotation_delivered(rows[0].id, Some("42"), now)
+        .await
+        .expect("delivered twice"));
+    store
+        .annotation_failed(manual_id, "grafana answered 503", now + 30_000)
+        .await
+        .expect("failed");
+    assert!(store
+        .claim_annotations(now + 20_000, now + 40_000, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    let due = store
+        .claim_annotations(now + 30_000, now + 40_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), [manual_id]);
+    assert_eq!(due[0].last_error.as_deref(), Some("grafana answered 503"));
+    let rows = store.outbox(10).await.expect("outbox");
+    assert_eq!(rows[0].external_id.as_deref(), Some("41"));
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
 }
 
 /// Two replicas' workers over one database, racing for the same rows: each row reaches

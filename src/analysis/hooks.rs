@@ -363,7 +363,11 @@ impl Analyst {
                 Outcome::RolledBack,
                 call,
                 analysis.id,
-                analysis.status_reason.as_deref().unwrap_or(""),
+                change
+                    .as_ref()
+                    .map(|c| c.reason.as_str())
+                    .or(analysis.status_reason.as_deref())
+                    .unwrap_or(""),
                 now,
                 None,
             ),

@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..canaries {
         let name = format!("c{i}");
         exporter.set_profile("bench", &name, Profile::fixed(5.0, 0.005, 40.0));
-        exporter.set_profile("bench", &format!("{name}-primary"), Profile::fixed(20.0, 0.005, 40.0));
+        exporter.set_profile(
+            "bench",
+            &format!("{name}-primary"),
+            Profile::fixed(20.0, 0.005, 40.0),
+        );
     }
     let prometheus = TestPrometheus::start(&[exporter.addr()]).await;
     // Let a few scrapes land so increase() has two samples per series.

@@ -182,7 +182,8 @@ impl Analyst {
         &self,
         call: &HookCall,
     ) -> Result<Answer, Refusal> {
-        let Some(analysis) = self.existing(call).await? else {
+        let settings = self.resolve_settings(call)?;
+        let Some(analysis) = self.store.find_analysis(&call.key).await? else {
             return self
                 .answer(
                     call,
@@ -217,8 +218,13 @@ impl Analyst {
                 )
                 .await;
         }
-        let stored = stored_settings(&analysis)?;
-        let needed = stored.canary.min_step_requests;
+        // Flagger sends each webhook its own metadata: a minimum set on this webhook
+        // alone wins over the settings fixed when the analysis opened.
+        let needed = if call.metadata.contains_key("minStepRequests") {
+            settings.min_step_requests
+        } else {
+            stored_settings(&analysis)?.canary.min_step_requests
+        };
         // The current step began at the last increase verdict confirmed.
         let step_start = self
             .store

@@ -123,7 +123,14 @@ pub fn resolve(
         .unwrap_or(0);
 
     let target = match get("target") {
-        Some(t) => CanaryName::parse(t)?.to_string(),
+        Some(t) => CanaryName::parse(t)
+            .map_err(|e| {
+                invalid(
+                    "target",
+                    format!("{:?} is not a valid Kubernetes name: {}", e.value, e.why),
+                )
+            })?
+            .to_string(),
         None => name.to_string(),
     };
     let template = match get("template") {

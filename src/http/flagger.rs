@@ -87,7 +87,15 @@ async fn handle(
     let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
         HookError::bad_request(format!("request body over {} KiB", MAX_BODY / 1024))
     })?;
-    let payload: Payload = serde_json::from_slice(&bytes)
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| HookError::bad_request(format!("invalid Flagger payload: {e}")))?;
+    // serde maps a JSON array onto a struct's fields in order; Flagger sends an object.
+    if !value.is_object() {
+        return Err(HookError::bad_request(
+            "invalid Flagger payload: expected a JSON object",
+        ));
+    }
+    let payload: Payload = serde_json::from_value(value)
         .map_err(|e| HookError::bad_request(format!("invalid Flagger payload: {e}")))?;
     let call = check(state, kind, headers, payload)?;
     if kind == Hook::Event {

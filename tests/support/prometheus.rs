@@ -148,7 +148,9 @@ impl TestPrometheus {
         if self.targets == 0 {
             return;
         }
-        let query = format!("count(timestamp(up == 1) > {since:.3})");
+        // `timestamp(up == 1)` would be the evaluation time (a filtered vector keeps no
+        // sample timestamps); take the scrape's own timestamp, then require success.
+        let query = format!("count((timestamp(up) > {since:.3}) and (up == 1))");
         let http = reqwest::Client::new();
         let url = format!("{}/api/v1/query", self.url());
         let deadline = Instant::now() + Duration::from_secs(60);

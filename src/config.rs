@@ -57,6 +57,127 @@ pub struct PrometheusSettings {
     pub basic_password: Option<SecretString>,
 }
 
+/// Where Grafana annotations go. Absent `url` turns the feature off: no worker runs
+/// and no annotation is written to the outbox (so it cannot grow without a reader).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrafanaSettings {
+    /// Grafana's base URL, e.g. `http://grafana.monitoring:3000`.
+    pub url: Option<String>,
+    /// Service-account token, sent as a bearer token. Required with `url`.
+    #[serde(skip_serializing)]
+    pub token: Option<SecretString>,
+    /// Pins annotations to one dashboard; absent makes them organisation-wide (shown
+    /// by any dashboard that queries annotations by the `verdict` tag).
+    pub dashboard_uid: Option<String>,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How often an idle worker looks for new rows.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// First retry delay after a failed delivery; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    /// Longest retry delay: Grafana coming back is noticed within this.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How long a claimed row is reserved for one worker. Longer than `timeout`, so a
+    /// slow request finishes before another replica may take the row over.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Rows claimed at once.
+    pub batch: u32,
+}
+
+impl Default for GrafanaSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            token: None,
+            dashboard_uid: None,
+            timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(2),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            lease: Duration::from_secs(60),
+            batch: 50,
+        }
+    }
+}
+
+impl GrafanaSettings {
+    /// Whether annotations are on.
+    pub fn enabled(&self) -> bool {
+        self.url.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "grafana.url",
+                "expected an http:// or https:// URL",
+            ));
+        }
+        match &self.token {
+            None => {
+                return Err(invalid(
+                    "grafana.token",
+                    "required when grafana.url is set (VERDICT_GRAFANA__TOKEN)",
+                ))
+            }
+            Some(t) if t.expose_secret().trim().is_empty() => {
+                return Err(invalid("grafana.token", "must not be empty"))
+            }
+            Some(_) => {}
+        }
+        if let Some(uid) = &self.dashboard_uid {
+            let ok = !uid.is_empty()
+                && uid.len() <= 40
+                && uid
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(invalid(
+                    "grafana.dashboard_uid",
+                    "expected 1 to 40 letters, digits, '-' or '_'",
+                ));
+            }
+        }
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(60) {
+            return Err(invalid(
+                "grafana.timeout",
+                "must be above 0 and at most 60s",
+            ));
+        }
+        if self.poll_interval < Duration::from_millis(10) {
+            return Err(invalid("grafana.poll_interval", "must be at least 10ms"));
+        }
+        if self.retry_min < Duration::from_millis(10) {
+            return Err(invalid("grafana.retry_min", "must be at least 10ms"));
+        }
+        if self.retry_max < self.retry_min {
+            return Err(invalid(
+                "grafana.retry_max",
+                "must be at least grafana.retry_min",
+            ));
+        }
+        if self.lease < self.timeout * 2 {
+            return Err(invalid(
+                "grafana.lease",
+                "must be at least twice grafana.timeout, so a slow request ends before another replica takes the row",
+            ));
+        }
+        if self.batch == 0 || self.batch > 1000 {
+            return Err(invalid("grafana.batch", "must be between 1 and 1000"));
+        }
+        Ok(())
+    }
+}
+
 /// Defaults for per-canary settings; each can be overridden by a Canary's webhook metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +223,9 @@ pub struct Config {
     /// How long in-flight requests may take to finish after a shutdown signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Grafana annotations (off unless `grafana.url` is set).
+    #[serde(default)]
+    pub grafana: GrafanaSettings,
 }
 
 impl Default for Config {
@@ -132,6 +256,7 @@ impl Default for Config {
             webhook_token: None,
             log_format: LogFormat::Json,
             shutdown_grace: Duration::from_secs(15),
+            grafana: GrafanaSettings::default(),
         }
     }
 }
@@ -220,6 +345,7 @@ impl Config {
         if self.defaults.lookback < Duration::from_secs(60) {
             return Err(invalid("defaults.lookback", "must be at least 1m"));
         }
+        self.grafana.validate()?;
         if let Some(dir) = &self.template_dir {
             if !dir.is_dir() {
                 return Err(invalid(
@@ -324,6 +450,51 @@ mod tests {
             .expect_err("alpha")
             .to_string();
         assert!(err.contains("defaults.alpha"), "{err}");
+    }
+
+    #[test]
+    fn grafana_is_off_by_default_and_validated_when_on() {
+        let config = with(&[]).expect("defaults");
+        assert!(!config.grafana.enabled());
+
+        let section = |body: &str| {
+            let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+                .merge(Toml::string(&format!("[grafana]\n{body}")));
+            Config::from_figment(figment)
+        };
+        let on = section(
+            "url = \"http://grafana:3000\"\ntoken = \"glsa_x\"\ndashboard_uid = \"verdict-canary\"",
+        )
+        .expect("valid grafana section");
+        assert!(on.grafana.enabled());
+        assert_eq!(on.grafana.dashboard_uid.as_deref(), Some("verdict-canary"));
+
+        let cases: &[(&str, &str)] = &[
+            ("url = \"grafana:3000\"\ntoken = \"t\"", "grafana.url"),
+            ("url = \"http://g\"", "grafana.token"),
+            ("url = \"http://g\"\ntoken = \" \"", "grafana.token"),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\ndashboard_uid = \"a b\"",
+                "grafana.dashboard_uid",
+            ),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\ntimeout = \"30s\"\nlease = \"40s\"",
+                "grafana.lease",
+            ),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\nretry_min = \"10s\"\nretry_max = \"1s\"",
+                "grafana.retry_max",
+            ),
+            (
+                "url = \"http://g\"\ntoken = \"t\"\nbatch = 0",
+                "grafana.batch",
+            ),
+            ("urll = \"http://g\"", "urll"),
+        ];
+        for (body, key) in cases {
+            let err = section(body).expect_err(body).to_string();
+            assert!(err.contains(key), "{body}: {err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod evaluate;
+pub mod grafana;
 pub mod http;
 pub mod judge;
 pub mod sli;

@@ -23,6 +23,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     grace: Duration,
+    /// The Grafana annotation worker, when `grafana.url` is set.
+    annotations: Option<crate::grafana::Worker>,
 }
 
 impl Application {
@@ -46,6 +48,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let grace = config.shutdown_grace;
+        let annotations = if config.grafana.enabled() {
+            Some(
+                crate::grafana::Worker::new(&config.grafana, store.clone(), metrics.clone())
+                    .context("configuration key `grafana`")?,
+            )
+        } else {
+            None
+        };
         let state = AppState {
             analyst: Analyst {
                 store,
@@ -61,6 +71,7 @@ impl Application {
             listener,
             state,
             grace,
+            annotations,
         })
     }
 
@@ -76,12 +87,18 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests and background
-    /// event storage finish (bounded by `shutdown_grace`).
+    /// event storage finish (bounded by `shutdown_grace`). The Grafana worker, if any,
+    /// runs beside the server and is stopped after it, so annotations of the last
+    /// answers still get their chance; rows it cannot send wait in the outbox.
     pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let tasks = self.state.tasks.clone();
+        let stop_annotations = tokio_util::sync::CancellationToken::new();
+        let annotations = self
+            .annotations
+            .map(|worker| tokio::spawn(worker.run(stop_annotations.clone())));
         let router = http::router(self.state);
         let addr = self.listener.local_addr().ok();
         tracing::info!(?addr, "verdict serving");
@@ -107,6 +124,14 @@ impl Application {
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!("background tasks still running at shutdown");
+        }
+        stop_annotations.cancel();
+        if let Some(worker) = annotations {
+            // The worker finishes the request in flight (bounded by grafana.timeout)
+            // and releases the rest of its batch.
+            if tokio::time::timeout(grace, worker).await.is_err() {
+                tracing::warn!("grafana annotation worker still running at shutdown");
+            }
         }
         tracing::info!("verdict stopped");
         result

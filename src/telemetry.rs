@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
@@ -59,6 +60,13 @@ pub struct Metrics {
     decision_seconds: Family<HookOnly, Histogram>,
     prometheus_query_seconds: Family<QueryLabels, Histogram>,
     store_errors: Family<OpLabels, Counter>,
+    outbox_backlog: Gauge,
+    annotation_deliveries: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 impl Metrics {
@@ -90,12 +98,26 @@ impl Metrics {
             "Store operations that failed",
             store_errors.clone(),
         );
+        let outbox_backlog = Gauge::default();
+        registry.register(
+            "outbox_backlog",
+            "Grafana annotations written but not yet delivered (as last seen by this replica's worker)",
+            outbox_backlog.clone(),
+        );
+        let annotation_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "annotation_deliveries",
+            "Grafana annotation delivery attempts by outcome (delivered, failed)",
+            annotation_deliveries.clone(),
+        );
         Arc::new(Self {
             registry,
             hook_calls,
             decision_seconds,
             prometheus_query_seconds,
             store_errors,
+            outbox_backlog,
+            annotation_deliveries,
         })
     }
 
@@ -125,6 +147,20 @@ impl Metrics {
     pub fn store_error(&self, op: &str) {
         self.store_errors
             .get_or_create(&OpLabels { op: op.to_owned() })
+            .inc();
+    }
+
+    /// Sets the number of undelivered annotations.
+    pub fn set_outbox_backlog(&self, rows: i64) {
+        self.outbox_backlog.set(rows);
+    }
+
+    /// Counts one annotation delivery attempt; `outcome` is `delivered` or `failed`.
+    pub fn annotation_delivery(&self, outcome: &str) {
+        self.annotation_deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
             .inc();
     }
 

@@ -153,6 +153,7 @@ fn decision(analysis_id: Option<i64>, name: &str, hook: &str, request_id: &str) 
         evidence: Some(r#"{"e":1.0}"#.to_owned()),
         request_id: request_id.to_owned(),
         created_at: 1_700_000_000_123,
+        annotations: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 
 use super::{replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
+use crate::grafana::Outcome;
 use crate::judge::Verdict;
 use crate::store::{AnalysisStatus, StatusChange};
 
@@ -85,9 +86,21 @@ impl Analyst {
             stored.canary.judge.alpha,
             boundary,
         );
+        let started = created
+            .then(|| {
+                self.milestone(
+                    Outcome::Started,
+                    call,
+                    analysis.id,
+                    "",
+                    analysis.started_at,
+                    None,
+                )
+            })
+            .flatten();
         self.answer(
             call,
-            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason),
+            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_annotations(started),
             None,
         )
         .await
@@ -140,10 +153,24 @@ impl Analyst {
             Verdict::Fail => (StatusCode::PRECONDITION_FAILED, "fail"),
             Verdict::Wait => (StatusCode::PRECONDITION_FAILED, "wait"),
         };
+        // Only the first 200 of an analysis enters the outbox (the dedup key).
+        let promoted = (status == StatusCode::OK)
+            .then(|| {
+                self.milestone(
+                    Outcome::Promoted,
+                    call,
+                    analysis.id,
+                    &assessment.reason,
+                    now_millis(),
+                    None,
+                )
+            })
+            .flatten();
         self.answer(
             call,
             Reply::new(Some(analysis.id), verdict, status, assessment.reason)
-                .with_evidence(evidence),
+                .with_evidence(evidence)
+                .with_annotations(promoted),
             None,
         )
         .await
@@ -253,9 +280,12 @@ impl Analyst {
                         .as_deref()
                         .unwrap_or("regression established")
                 );
+                let rolled_back =
+                    self.milestone(Outcome::RolledBack, call, a.id, &reason, now_millis(), None);
                 self.answer(
                     call,
-                    Reply::new(Some(a.id), "fail", StatusCode::OK, reason),
+                    Reply::new(Some(a.id), "fail", StatusCode::OK, reason)
+                        .with_annotations(rolled_back),
                     None,
                 )
                 .await
@@ -324,9 +354,34 @@ impl Analyst {
                 .unwrap_or(analysis.status)
                 .as_str()
         );
+        // Succeeded spans the whole analysis (a region); Failed is the rollback moment,
+        // shared with the rollback hook's annotation so a rollback is shown once.
+        let ended = match call.phase.as_str() {
+            "Succeeded" => self.milestone(
+                Outcome::Succeeded,
+                call,
+                analysis.id,
+                "",
+                analysis.started_at,
+                Some(now),
+            ),
+            "Failed" => self.milestone(
+                Outcome::RolledBack,
+                call,
+                analysis.id,
+                change
+                    .as_ref()
+                    .map(|c| c.reason.as_str())
+                    .or(analysis.status_reason.as_deref())
+                    .unwrap_or(""),
+                now,
+                None,
+            ),
+            _ => None,
+        };
         self.answer(
             call,
-            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason),
+            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_annotations(ended),
             change.as_ref(),
         )
         .await

@@ -5,9 +5,12 @@ use serde::Serialize;
 
 use super::{last_window_end, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
+use crate::grafana::Outcome;
 use crate::judge::{latency, ArmLook, Assessment, Evidence, Look, Verdict};
 use crate::sli::{ArmCounts, ArmPair};
-use crate::store::{AnalysisStatus, LookInsert, LookRow, NewLook, StatusChange};
+use crate::store::{
+    AnalysisStatus, LookInsert, LookRow, NewAnnotation, NewDecision, NewLook, StatusChange,
+};
 
 /// What is stored with each look: the judge's evidence plus figures for people.
 #[derive(Debug, Serialize)]
@@ -60,8 +63,23 @@ impl Analyst {
     /// one is established (and on every later call for the revision), 424 when the SLIs
     /// cannot be read (no look is recorded then).
     pub(super) async fn rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
-        let (analysis, _) = self.find_or_open(call).await?;
+        let (analysis, created) = self.find_or_open(call).await?;
         let stored = stored_settings(&analysis)?;
+        // The call that opened the analysis annotates its start, whatever it answers.
+        let started: Vec<NewAnnotation> = created
+            .then(|| {
+                self.milestone(
+                    Outcome::Started,
+                    call,
+                    analysis.id,
+                    "",
+                    analysis.started_at,
+                    None,
+                )
+            })
+            .flatten()
+            .into_iter()
+            .collect();
         if analysis.status == AnalysisStatus::Failed {
             let reason = analysis
                 .status_reason
@@ -100,7 +118,9 @@ impl Analyst {
         let gap = i64::try_from(self.config.defaults.min_look_gap.as_millis()).unwrap_or(i64::MAX);
         if now - start < gap {
             // A retry or a duplicate: answer from what is stored, take no new look.
-            return self.replay_answer(call, &analysis, &stored, &looks).await;
+            return self
+                .replay_answer(call, &analysis, &stored, &looks, started)
+                .await;
         }
 
         let target = self.sli_target(&stored, call)?;
@@ -132,19 +152,27 @@ impl Analyst {
             reason: assessment.reason.clone(),
             evidence: evidence.clone(),
         };
-        let decision = self.decision(
-            call,
-            Some(analysis.id),
-            verdict,
-            status,
-            &assessment.reason,
-            Some(evidence),
-        );
         let change = (assessment.verdict == Verdict::Fail).then(|| StatusChange {
             status: AnalysisStatus::Failed,
             reason: assessment.reason.clone(),
             at: now,
         });
+        // The look that fails the analysis is the one regression annotation: the status
+        // change and the look are written together, so only one look ever carries it.
+        let regression = change.as_ref().and_then(|c| {
+            self.milestone(Outcome::Regression, call, analysis.id, &c.reason, now, None)
+        });
+        let decision = NewDecision {
+            annotations: started.iter().cloned().chain(regression).collect(),
+            ..self.decision(
+                call,
+                Some(analysis.id),
+                verdict,
+                status,
+                &assessment.reason,
+                Some(evidence),
+            )
+        };
         let inserted = self
             .store
             .record_look(&new_look, &decision, change.as_ref())
@@ -157,7 +185,7 @@ impl Analyst {
                 reason: assessment.reason,
             }),
             // Another replica or a concurrent duplicate took this look first: answer as it did.
-            LookInsert::Exists(winner) => self.answer_from_look(call, &winner).await,
+            LookInsert::Exists(winner) => self.answer_from_look(call, &winner, started).await,
         }
     }
 
@@ -168,9 +196,10 @@ impl Analyst {
         analysis: &crate::store::Analysis,
         stored: &super::StoredSettings,
         looks: &[LookRow],
+        annotations: Vec<NewAnnotation>,
     ) -> Result<Answer, Refusal> {
         match looks.last() {
-            Some(last) => self.answer_from_look(call, last).await,
+            Some(last) => self.answer_from_look(call, last, annotations).await,
             None => {
                 let (_, assessment): (_, Assessment) = replay(stored, looks)?;
                 let reason = format!(
@@ -180,7 +209,8 @@ impl Analyst {
                 );
                 self.answer(
                     call,
-                    Reply::new(Some(analysis.id), "wait", StatusCode::OK, reason),
+                    Reply::new(Some(analysis.id), "wait", StatusCode::OK, reason)
+                        .with_annotations(annotations),
                     None,
                 )
                 .await
@@ -188,7 +218,12 @@ impl Analyst {
         }
     }
 
-    async fn answer_from_look(&self, call: &HookCall, look: &LookRow) -> Result<Answer, Refusal> {
+    async fn answer_from_look(
+        &self,
+        call: &HookCall,
+        look: &LookRow,
+        annotations: Vec<NewAnnotation>,
+    ) -> Result<Answer, Refusal> {
         let (status, verdict) = match look.look.verdict.as_str() {
             "fail" => (StatusCode::UNPROCESSABLE_ENTITY, "fail"),
             "pass" => (StatusCode::OK, "pass"),
@@ -202,7 +237,8 @@ impl Analyst {
                 status,
                 look.look.reason.clone(),
             )
-            .with_evidence(Some(look.look.evidence.clone())),
+            .with_evidence(Some(look.look.evidence.clone()))
+            .with_annotations(annotations),
             None,
         )
         .await

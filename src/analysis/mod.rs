@@ -17,9 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::domain::{now_millis, AnalysisKey, Millis};
+use crate::grafana::{self, Outcome};
 use crate::judge::{latency, Assessment, Judge};
 use crate::sli::{SliError, SliSource, SliTarget};
-use crate::store::{Analysis, LookRow, NewAnalysis, NewDecision, StatusChange, Store, StoreError};
+use crate::store::{
+    Analysis, LookRow, NewAnalysis, NewAnnotation, NewDecision, StatusChange, Store, StoreError,
+};
 use crate::telemetry::Metrics;
 
 pub use hooks::Hook;
@@ -102,6 +105,8 @@ struct Reply {
     status: StatusCode,
     reason: String,
     evidence: Option<String>,
+    /// Written to the outbox with the decision.
+    annotations: Vec<NewAnnotation>,
 }
 
 impl Reply {
@@ -117,7 +122,13 @@ impl Reply {
             status,
             reason,
             evidence: None,
+            annotations: Vec::new(),
         }
+    }
+
+    fn with_annotations(mut self, annotations: impl IntoIterator<Item = NewAnnotation>) -> Self {
+        self.annotations.extend(annotations);
+        self
     }
 
     fn with_evidence(mut self, evidence: Option<String>) -> Self {
@@ -214,7 +225,25 @@ impl Analyst {
             evidence,
             request_id: call.request_id.clone(),
             created_at: now_millis(),
+            annotations: Vec::new(),
         }
+    }
+
+    /// The annotation of an analysis milestone, or `None` when Grafana is off (then
+    /// nothing is written: an outbox without a reader would only grow).
+    fn milestone(
+        &self,
+        outcome: Outcome,
+        call: &HookCall,
+        analysis_id: i64,
+        detail: &str,
+        time: Millis,
+        time_end: Option<Millis>,
+    ) -> Option<NewAnnotation> {
+        self.config
+            .grafana
+            .enabled()
+            .then(|| grafana::milestone(outcome, &call.key, analysis_id, detail, time, time_end))
     }
 
     /// Records a decision (and optional status change) and turns it into the answer.
@@ -224,14 +253,17 @@ impl Analyst {
         reply: Reply,
         change: Option<&StatusChange>,
     ) -> Result<Answer, Refusal> {
-        let decision = self.decision(
-            call,
-            reply.analysis_id,
-            reply.verdict,
-            reply.status,
-            &reply.reason,
-            reply.evidence,
-        );
+        let decision = NewDecision {
+            annotations: reply.annotations,
+            ..self.decision(
+                call,
+                reply.analysis_id,
+                reply.verdict,
+                reply.status,
+                &reply.reason,
+                reply.evidence,
+            )
+        };
         self.store
             .record_decision(&decision, change)
             .await

@@ -27,6 +27,7 @@ pub(super) async fn record(
     };
     let mut tx = store.begin_write().await?;
     let id = insert(store, &mut tx, decision).await?;
+    super::outbox::insert_all(store, &mut tx, &decision.annotations).await?;
     if let (Some(change), Some(analysis_id)) = (status, analysis_id) {
         apply_status(store, &mut tx, analysis_id, change).await?;
     }
@@ -108,6 +109,7 @@ fn from_row(row: &AnyRow) -> Result<DecisionRow, StoreError> {
             evidence: col(row, "evidence")?,
             request_id: col(row, "request_id")?,
             created_at: col(row, "created_at")?,
+            annotations: Vec::new(),
         },
     })
 }

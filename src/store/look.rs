@@ -84,6 +84,7 @@ pub(super) async fn record(
         ..decision.clone()
     };
     decision::insert(store, &mut tx, &answer).await?;
+    super::outbox::insert_all(store, &mut tx, &answer.annotations).await?;
     if let Some(change) = status {
         apply_status(store, &mut tx, new.analysis_id, change).await?;
     }

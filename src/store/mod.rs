@@ -13,12 +13,13 @@ mod decision;
 mod event;
 mod load_run;
 mod look;
+mod outbox;
 mod sql;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{AnalysisKey, Millis};
 use crate::judge::ArmLook;
@@ -143,6 +144,43 @@ pub struct NewDecision {
     pub evidence: Option<String>,
     pub request_id: String,
     pub created_at: Millis,
+    /// Grafana annotations to put in the outbox in the same transaction as this decision
+    /// (empty when Grafana is off). Write-only: decisions read back carry none.
+    #[serde(skip)]
+    pub annotations: Vec<NewAnnotation>,
+}
+
+/// A Grafana annotation waiting in the outbox. Serialised, it is the body of Grafana's
+/// `POST /api/annotations` without the dashboard (added at delivery from configuration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAnnotation {
+    /// When it happened (Unix ms).
+    pub time: Millis,
+    /// The end of a region annotation (Unix ms); `None` for a point in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_end: Option<Millis>,
+    pub tags: Vec<String>,
+    pub text: String,
+    /// At most one outbox row per key, ever: an annotation whose key is already in the
+    /// outbox is not written again. `None` for annotations that may repeat.
+    #[serde(skip)]
+    pub dedup_key: Option<String>,
+}
+
+/// One outbox row: an annotation and its delivery state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub annotation: NewAnnotation,
+    pub created_at: Millis,
+    /// Delivery attempts started so far (counted when a worker claims the row).
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub delivered_at: Option<Millis>,
+    /// Grafana's id of the annotation, once delivered.
+    pub external_id: Option<String>,
+    pub last_error: Option<String>,
 }
 
 /// A stored decision.
@@ -296,6 +334,47 @@ pub trait Store: Send + Sync + 'static {
 
     /// Load runs of a canary, oldest first.
     async fn load_runs(&self, namespace: &str, name: &str) -> Result<Vec<LoadRunRow>, StoreError>;
+
+    /// Puts one annotation in the outbox on its own (for actions that record no decision).
+    /// Returns its id, or `None` when its `dedup_key` is already there. Code inside the
+    /// store that writes an audit row can enqueue in the same transaction with
+    /// `outbox::insert` instead.
+    async fn enqueue_annotation(
+        &self,
+        annotation: &NewAnnotation,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Claims up to `limit` undelivered rows that are due at `now` and not leased by
+    /// another worker, leasing them until `lease_until` and counting an attempt. Two
+    /// workers never claim the same row while its lease runs. Oldest first.
+    async fn claim_annotations(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Marks a row delivered with Grafana's id. False when it was already delivered.
+    async fn annotation_delivered(
+        &self,
+        id: i64,
+        external_id: Option<&str>,
+        at: Millis,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases a claimed row after a failed attempt; it is due again at `retry_at`.
+    async fn annotation_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// How many rows are not yet delivered.
+    async fn outbox_backlog(&self) -> Result<i64, StoreError>;
+
+    /// The outbox, oldest first, at most `limit` rows (operators and tests).
+    async fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError>;
 }
 
 /// Whether `url` names a Postgres database (`postgres://…` or `postgresql://…`).

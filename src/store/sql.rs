@@ -16,11 +16,11 @@ use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 
 use super::{
-    analysis, decision, event, is_postgres_url, load_run, look, Analysis, DecisionRow, EventRow,
-    LoadRunOutcome, LoadRunRow, LookInsert, LookRow, NewAnalysis, NewDecision, NewEvent,
-    NewLoadRun, NewLook, StatusChange, Store, StoreError,
+    analysis, decision, event, is_postgres_url, load_run, look, outbox, Analysis, DecisionRow,
+    EventRow, LoadRunOutcome, LoadRunRow, LookInsert, LookRow, NewAnalysis, NewAnnotation,
+    NewDecision, NewEvent, NewLoadRun, NewLook, OutboxRow, StatusChange, Store, StoreError,
 };
-use crate::domain::AnalysisKey;
+use crate::domain::{AnalysisKey, Millis};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -312,6 +312,48 @@ impl Store for SqlStore {
 
     async fn load_runs(&self, namespace: &str, name: &str) -> Result<Vec<LoadRunRow>, StoreError> {
         load_run::of_canary(self, namespace, name).await
+    }
+
+    async fn enqueue_annotation(
+        &self,
+        annotation: &NewAnnotation,
+    ) -> Result<Option<i64>, StoreError> {
+        outbox::enqueue(self, annotation).await
+    }
+
+    async fn claim_annotations(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        outbox::claim(self, now, lease_until, limit).await
+    }
+
+    async fn annotation_delivered(
+        &self,
+        id: i64,
+        external_id: Option<&str>,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        outbox::delivered(self, id, external_id, at).await
+    }
+
+    async fn annotation_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Millis,
+    ) -> Result<(), StoreError> {
+        outbox::failed(self, id, error, retry_at).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        outbox::backlog(self).await
+    }
+
+    async fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        outbox::list(self, limit).await
     }
 }
 

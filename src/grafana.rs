@@ -1,0 +1,441 @@
+//! Grafana annotations: what each one says, and the worker that delivers the outbox.
+//!
+//! Annotations are written to the outbox in the same transaction as the decision they
+//! describe (see [`crate::store::NewDecision::annotations`]); this worker sends them to
+//! Grafana's `POST /api/annotations` later. A Grafana outage therefore delays
+//! annotations but never a webhook answer, and loses nothing.
+//!
+//! Delivery is at most once per row in every case but one: a row is claimed under a
+//! lease (a conditional UPDATE, so two replicas never send the same row), marked
+//! delivered with Grafana's id after a 2xx, and never claimed again. Only when Grafana
+//! stores an annotation but its answer is lost (timeout, connection cut) is the row
+//! retried and the annotation shown twice: Grafana's API has no idempotency key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GrafanaSettings;
+use crate::domain::{now_millis, AnalysisKey, Millis};
+use crate::store::{NewAnnotation, OutboxRow, Store};
+use crate::telemetry::Metrics;
+
+/// The tag every verdict annotation carries.
+pub const TAG: &str = "verdict";
+
+/// What an annotation marks; its tag is the outcome tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An analysis was opened (pre-rollout or the first rollout call).
+    Started,
+    /// The analysis established a regression (the rollout hook's first 422).
+    Regression,
+    /// confirm-promotion answered 200.
+    Promoted,
+    /// The rollback hook answered 200, or Flagger ended the rollout Failed.
+    RolledBack,
+    /// Flagger ended the rollout Succeeded.
+    Succeeded,
+    /// A release manager opened a gate.
+    GateOpened,
+    /// A release manager held a gate.
+    GateHeld,
+    /// A release manager asked for a rollback.
+    RollbackRequested,
+}
+
+impl Outcome {
+    /// The outcome tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Outcome::Started => "started",
+            Outcome::Regression => "regression",
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Succeeded => "succeeded",
+            Outcome::GateOpened => "gate-opened",
+            Outcome::GateHeld => "gate-held",
+            Outcome::RollbackRequested => "rollback-requested",
+        }
+    }
+}
+
+fn tags(namespace: &str, name: &str, outcome: Outcome) -> Vec<String> {
+    vec![
+        TAG.to_owned(),
+        format!("{namespace}/{name}"),
+        outcome.tag().to_owned(),
+    ]
+}
+
+/// The annotation of an analysis milestone. Each milestone is annotated once per
+/// analysis (the dedup key `analysis/<id>/<outcome>`); both "rolled back" paths share one.
+pub fn milestone(
+    outcome: Outcome,
+    key: &AnalysisKey,
+    analysis_id: i64,
+    detail: &str,
+    time: Millis,
+    time_end: Option<Millis>,
+) -> NewAnnotation {
+    let canary = format!("{}/{}", key.namespace, key.name);
+    let text = match outcome {
+        Outcome::Started => format!("verdict: analysis {analysis_id} of {canary} started"),
+        Outcome::Regression => format!("verdict: regression in {canary}"),
+        Outcome::Promoted => format!("verdict: promotion of {canary} confirmed"),
+        Outcome::RolledBack => format!("verdict: {canary} rolled back"),
+        Outcome::Succeeded => format!("verdict: rollout of {canary} succeeded"),
+        Outcome::GateOpened | Outcome::GateHeld | Outcome::RollbackRequested => {
+            format!("verdict: {} on {canary}", outcome.tag())
+        }
+    };
+    let text = if detail.is_empty() {
+        format!("{text} (revision {})", key.checksum)
+    } else {
+        format!("{text} (revision {}): {detail}", key.checksum)
+    };
+    NewAnnotation {
+        time,
+        time_end,
+        tags: tags(key.namespace.as_str(), key.name.as_str(), outcome),
+        text,
+        dedup_key: Some(format!("analysis/{analysis_id}/{}", outcome.tag())),
+    }
+}
+
+/// The annotation of a manual action by a release manager (gate opened or held,
+/// rollback requested). Never deduplicated: every action is shown. The API writes it
+/// with its audit row, through [`Store::enqueue_annotation`] or inside the audit
+/// transaction.
+pub fn manual_action(
+    outcome: Outcome,
+    namespace: &str,
+    name: &str,
+    actor: &str,
+    reason: &str,
+    time: Millis,
+) -> NewAnnotation {
+    NewAnnotation {
+        time,
+        time_end: None,
+        tags: tags(namespace, name, outcome),
+        text: format!(
+            "verdict: {} on {namespace}/{name} by {actor}: {reason}",
+            outcome.tag()
+        ),
+        dedup_key: None,
+    }
+}
+
+/// The body Grafana's `POST /api/annotations` takes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnnotationBody<'a> {
+    #[serde(flatten)]
+    annotation: &'a NewAnnotation,
+    #[serde(rename = "dashboardUID", skip_serializing_if = "Option::is_none")]
+    dashboard_uid: Option<&'a str>,
+}
+
+/// What Grafana answers on success: `{"id": 1, "message": "Annotation added"}`.
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: Option<serde_json::Value>,
+}
+
+/// Why one delivery failed.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("grafana unreachable: {0}")]
+    Transport(String),
+    #[error("grafana answered {status}: {body}")]
+    Status { status: u16, body: String },
+}
+
+/// Delivers the outbox to Grafana until cancelled.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    endpoint: String,
+    token: SecretString,
+    settings: GrafanaSettings,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a worker could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("configuration key `grafana.url` is not set")]
+    Disabled,
+    #[error("configuration key `grafana.token` is not set")]
+    NoToken,
+    #[error("building the Grafana HTTP client: {0}")]
+    Client(String),
+}
+
+impl Worker {
+    /// A worker for the configured Grafana; [`WorkerError::Disabled`] without a URL.
+    pub fn new(
+        settings: &GrafanaSettings,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, WorkerError> {
+        let url = settings.url.as_deref().ok_or(WorkerError::Disabled)?;
+        let token = settings.token.clone().ok_or(WorkerError::NoToken)?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|e| WorkerError::Client(e.to_string()))?;
+        Ok(Self {
+            store,
+            metrics,
+            http,
+            endpoint: format!("{}/api/annotations", url.trim_end_matches('/')),
+            token,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Claims and delivers due rows until `stop` is cancelled. The request in flight
+    /// then completes; rows claimed but not yet sent are released at once, so another replica (or the next start)
+    /// need not wait for the lease to run out.
+    pub async fn run(self, stop: CancellationToken) {
+        tracing::info!(endpoint = %self.endpoint, "grafana annotation worker started");
+        let lease = millis(self.settings.lease);
+        let batch = i64::from(self.settings.batch);
+        while !stop.is_cancelled() {
+            self.refresh_backlog().await;
+            let now = now_millis();
+            let claimed = match self.store.claim_annotations(now, now + lease, batch).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim annotations");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+                continue;
+            }
+            let mut rows = claimed.into_iter();
+            // A request in flight is finished (it is bounded by `grafana.timeout`):
+            // abandoning it could leave an annotation Grafana stored but we never marked.
+            for row in rows.by_ref() {
+                let result = self.send(&row).await;
+                self.settle(&row, result).await;
+                if stop.is_cancelled() {
+                    break;
+                }
+            }
+            for row in rows {
+                self.release(&row).await;
+            }
+        }
+        self.refresh_backlog().await;
+        tracing::info!("grafana annotation worker stopped");
+    }
+
+    async fn refresh_backlog(&self) {
+        match self.store.outbox_backlog().await {
+            Ok(n) => self.metrics.set_outbox_backlog(n),
+            Err(e) => tracing::warn!(error = %e, "could not count the outbox backlog"),
+        }
+    }
+
+    /// Sends one annotation; Grafana's id on success.
+    async fn send(&self, row: &OutboxRow) -> Result<Option<String>, DeliveryError> {
+        let body = AnnotationBody {
+            annotation: &row.annotation,
+            dashboard_uid: self.settings.dashboard_uid.as_deref(),
+        };
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .bearer_auth(self.token.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Transport(e.to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| DeliveryError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(DeliveryError::Status {
+                status: status.as_u16(),
+                body: text.chars().take(200).collect(),
+            });
+        }
+        // A 2xx means Grafana stored it: never send it again, even if the body is odd.
+        Ok(serde_json::from_str::<Created>(&text)
+            .ok()
+            .and_then(|c| c.id)
+            .map(|id| match id {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }))
+    }
+
+    async fn settle(&self, row: &OutboxRow, result: Result<Option<String>, DeliveryError>) {
+        match result {
+            Ok(external_id) => {
+                self.metrics.annotation_delivery("delivered");
+                if external_id.is_none() {
+                    tracing::warn!(row = row.id, "grafana accepted an annotation without an id");
+                }
+                if let Err(e) = self
+                    .store
+                    .annotation_delivered(row.id, external_id.as_deref(), now_millis())
+                    .await
+                {
+                    // The lease keeps other workers off it until it expires; then it is
+                    // sent again (a duplicate) — better than losing it.
+                    tracing::warn!(row = row.id, error = %e, "could not mark an annotation delivered");
+                }
+            }
+            Err(e) => {
+                self.metrics.annotation_delivery("failed");
+                let delay = retry_delay(&self.settings, row.attempts);
+                tracing::warn!(row = row.id, attempts = row.attempts, retry_in = ?delay, error = %e,
+                    "annotation not delivered");
+                let retry_at = now_millis() + millis(delay);
+                if let Err(e) = self
+                    .store
+                    .annotation_failed(row.id, &e.to_string(), retry_at)
+                    .await
+                {
+                    tracing::warn!(row = row.id, error = %e, "could not reschedule an annotation");
+                }
+            }
+        }
+    }
+
+    async fn release(&self, row: &OutboxRow) {
+        let note = "not sent: verdict was stopping";
+        if let Err(e) = self
+            .store
+            .annotation_failed(row.id, note, now_millis())
+            .await
+        {
+            tracing::warn!(row = row.id, error = %e, "could not release an annotation");
+        }
+    }
+}
+
+/// The delay before retry number `attempts` (1 after the first failure): exponential
+/// from `retry_min`, capped at `retry_max`, with up to 100 % jitter so that rows that
+/// failed together (a Grafana outage) do not all come back at the same instant.
+pub fn retry_delay(settings: &GrafanaSettings, attempts: i64) -> Duration {
+    let n = usize::try_from(attempts.max(1) - 1).unwrap_or(0).min(64);
+    ExponentialBuilder::new()
+        .with_jitter()
+        .with_min_delay(settings.retry_min)
+        .with_max_delay(settings.retry_max)
+        .without_max_times()
+        .build()
+        .nth(n)
+        .unwrap_or(settings.retry_max)
+}
+
+fn millis(d: Duration) -> Millis {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CanaryName, Checksum, Namespace};
+
+    fn key() -> AnalysisKey {
+        AnalysisKey {
+            namespace: Namespace::parse("test").expect("namespace"),
+            name: CanaryName::parse("podinfo").expect("name"),
+            checksum: Checksum::parse("85d557f47b").expect("checksum"),
+        }
+    }
+
+    #[test]
+    fn retry_delays_grow_and_stay_within_jittered_bounds() {
+        let settings = GrafanaSettings {
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            ..GrafanaSettings::default()
+        };
+        for (attempt, base_ms) in [
+            (1, 100u64),
+            (2, 200),
+            (3, 400),
+            (5, 1600),
+            (6, 2000),
+            (40, 2000),
+        ] {
+            let d = retry_delay(&settings, attempt);
+            let base = Duration::from_millis(base_ms);
+            assert!(
+                d >= base && d <= base * 2,
+                "attempt {attempt}: {d:?} outside [{base:?}, {:?}]",
+                base * 2
+            );
+        }
+        let spread: std::collections::BTreeSet<_> =
+            (0..20).map(|_| retry_delay(&settings, 3)).collect();
+        assert!(spread.len() > 1, "jitter spreads retries: {spread:?}");
+    }
+
+    #[test]
+    fn milestones_carry_the_tags_and_a_per_analysis_key() {
+        let a = milestone(
+            Outcome::Regression,
+            &key(),
+            7,
+            "error ratio above 1.1",
+            1_000,
+            None,
+        );
+        assert_eq!(a.tags, ["verdict", "test/podinfo", "regression"]);
+        assert_eq!(a.dedup_key.as_deref(), Some("analysis/7/regression"));
+        assert!(a.text.contains("error ratio above 1.1"), "{}", a.text);
+        assert!(a.text.contains("85d557f47b"), "{}", a.text);
+        let m = manual_action(Outcome::GateHeld, "test", "podinfo", "alice", "freeze", 5);
+        assert_eq!(m.dedup_key, None);
+        assert_eq!(m.tags, ["verdict", "test/podinfo", "gate-held"]);
+    }
+
+    #[test]
+    fn the_body_is_grafanas_shape() {
+        let a = milestone(Outcome::Succeeded, &key(), 7, "", 1_000, Some(2_000));
+        let body = AnnotationBody {
+            annotation: &a,
+            dashboard_uid: Some("verdict-canary"),
+        };
+        let json = serde_json::to_value(&body).expect("json");
+        assert_eq!(json["time"], 1_000);
+        assert_eq!(json["timeEnd"], 2_000);
+        assert_eq!(json["dashboardUID"], "verdict-canary");
+        assert_eq!(json["tags"][2], "succeeded");
+        assert!(json.get("dedupKey").is_none() && json.get("dedup_key").is_none());
+        let point = milestone(Outcome::Started, &key(), 7, "", 1_000, None);
+        let json = serde_json::to_value(AnnotationBody {
+            annotation: &point,
+            dashboard_uid: None,
+        })
+        .expect("json");
+        assert!(json.get("timeEnd").is_none() && json.get("dashboardUID").is_none());
+    }
+}

@@ -1,0 +1,786 @@
+//! Grafana annotations end to end: real hooks through the real server (Flagger played by
+//! `FlaggerClient`, metrics from the simulator) into the outbox, and the worker delivering
+//! them to a local server that follows Grafana's `POST /api/annotations` contract (bearer
+//! token, JSON body, `{"id": N, "message": …}`). Each test runs on SQLite and Postgres.
+
+#[path = "support/postgres.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use verdict::config::{Config, GrafanaSettings, LogFormat};
+use verdict::demo::client::{FlaggerClient, Payload};
+use verdict::domain::{now_millis, AnalysisKey, CanaryName, Checksum, Namespace};
+use verdict::grafana::{manual_action, milestone, Outcome, Worker};
+use verdict::judge::ArmLook;
+use verdict::sli::simulator::{
+    CanaryEffect, ServiceProfile, SimulatedSli, SimulatedSliConfig, Workload,
+};
+use verdict::startup::Application;
+use verdict::store::{
+    connect, AnalysisStatus, LookInsert, NewAnalysis, NewDecision, NewLook, StatusChange, Store,
+};
+use verdict::telemetry::Metrics;
+
+const TOKEN: &str = "glsa_verdict_test_token";
+const DASHBOARD: &str = "verdict-canary";
+/// One real second stands for this many simulated seconds (as in `verdict demo`).
+const TIME_SCALE: f64 = 120.0;
+/// Flagger's interval, in real time here (60 simulated seconds).
+const INTERVAL: Duration = Duration::from_millis(500);
+const STEP_WEIGHTS: [u32; 5] = [5, 10, 20, 30, 50];
+const MAX_TICKS: u32 = 60;
+
+// ------------------------------------------------------------------ fake Grafana
+
+/// What the fake Grafana saw. It outlives restarts of the server, like Grafana's database.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Every request to /api/annotations, accepted or not.
+    requests: usize,
+    /// Accepted annotations by the id Grafana gave them.
+    stored: BTreeMap<i64, Value>,
+}
+
+#[derive(Clone, Default)]
+struct FakeGrafana {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl FakeGrafana {
+    fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+        f(&self.seen.lock().expect("fake grafana state"))
+    }
+
+    /// Serves on `addr` (port 0 the first time) until the returned handle stops it.
+    async fn serve(&self, addr: SocketAddr) -> RunningGrafana {
+        let listener = TcpListener::bind(addr).await.expect("bind fake grafana");
+        let addr = listener.local_addr().expect("fake grafana addr");
+        let app = Router::new()
+            .route("/api/annotations", post(create_annotation))
+            .with_state(self.clone());
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { signal.cancelled().await })
+                .await;
+        });
+        RunningGrafana { addr, stop, task }
+    }
+}
+
+struct RunningGrafana {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGrafana {
+    async fn stop(self) -> SocketAddr {
+        self.stop.cancel();
+        let _ = self.task.await;
+        self.addr
+    }
+}
+
+/// Grafana's contract: bearer token, a JSON object with a numeric `time`, string `tags`
+/// and `text`; optional numeric `timeEnd` and string `dashboardUID`.
+async fn create_annotation(
+    State(grafana): State<FakeGrafana>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, Json<Value>) {
+    let mut seen = grafana.seen.lock().expect("fake grafana state");
+    seen.requests += 1;
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Unauthorized"})),
+        );
+    }
+    let json_content = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let Ok(value) = serde_json::from_str::<Value>(&body) else {
+        return bad("body is not JSON");
+    };
+    let valid = json_content
+        && value["time"].is_i64()
+        && value["text"].is_string()
+        && value["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(Value::is_string))
+        && value.get("timeEnd").is_none_or(Value::is_i64)
+        && value.get("dashboardUID").is_none_or(Value::is_string);
+    if !valid {
+        return bad("missing or mistyped field");
+    }
+    let id = i64::try_from(seen.stored.len()).unwrap_or(0) + 1;
+    seen.stored.insert(id, value);
+    (
+        StatusCode::OK,
+        Json(json!({"id": id, "message": "Annotation added"})),
+    )
+}
+
+fn bad(message: &str) -> (StatusCode, Json<Value>) {
+    (StatusCode::BAD_REQUEST, Json(json!({ "message": message })))
+}
+
+// ------------------------------------------------------------------ backends
+
+struct Db {
+    url: String,
+    _dir: Option<TempDir>,
+    postgres: bool,
+}
+
+async fn sqlite_db() -> Db {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("verdict.db").display());
+    Db {
+        url,
+        _dir: Some(dir),
+        postgres: false,
+    }
+}
+
+async fn postgres_db() -> Db {
+    Db {
+        url: pg::fresh_database().await,
+        _dir: None,
+        postgres: true,
+    }
+}
+
+impl Db {
+    async fn store(&self) -> Arc<dyn Store> {
+        let store = connect(&self.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    async fn cleanup(self) {
+        if self.postgres {
+            pg::drop_database(&self.url).await;
+        }
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let db = super::sqlite_db().await;
+                    super::$test(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let db = super::postgres_db().await;
+                    super::$test(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    outbox_rows_are_written_with_their_decision_and_leased,
+    annotations_survive_a_grafana_outage_and_arrive_once,
+    two_workers_deliver_each_row_once,
+    nothing_is_written_when_grafana_is_off,
+);
+
+// ------------------------------------------------------------------ verdict under test
+
+fn grafana_settings(addr: SocketAddr) -> GrafanaSettings {
+    GrafanaSettings {
+        url: Some(format!("http://{addr}")),
+        token: Some(TOKEN.to_owned().into()),
+        dashboard_uid: Some(DASHBOARD.to_owned()),
+        timeout: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(50),
+        retry_min: Duration::from_millis(50),
+        retry_max: Duration::from_millis(400),
+        lease: Duration::from_secs(5),
+        batch: 4,
+    }
+}
+
+struct Verdict {
+    base: String,
+    store: Arc<dyn Store>,
+    sli: Arc<SimulatedSli>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_verdict(db: &Db, grafana: Option<GrafanaSettings>) -> Verdict {
+    let mut config = Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        log_format: LogFormat::Pretty,
+        ..Config::default()
+    };
+    config.database_url = db.url.clone().into();
+    config.defaults.min_look_gap = Duration::from_millis(200);
+    if let Some(g) = grafana {
+        config.grafana = g;
+    }
+    config.validate().expect("valid test config");
+    let sli = Arc::new(
+        SimulatedSli::new(SimulatedSliConfig {
+            time_scale: TIME_SCALE,
+            ..SimulatedSliConfig::demo(now_millis() - 3_600_000 / TIME_SCALE as i64, 7)
+        })
+        .expect("simulator"),
+    );
+    let store = db.store().await;
+    let app = Application::build(config, store.clone(), sli.clone(), Metrics::new())
+        .await
+        .expect("build verdict");
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    Verdict {
+        base,
+        store,
+        sli,
+        stop,
+        server,
+    }
+}
+
+impl Verdict {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.server
+            .await
+            .expect("server task")
+            .expect("server stopped cleanly");
+    }
+
+    fn add_service(&self, name: &str, error_ratio: f64) {
+        self.sli
+            .add_service(
+                &ns(),
+                &CanaryName::parse(name).expect("name"),
+                ServiceProfile {
+                    workload: Workload {
+                        total_rps: 200.0,
+                        ..Workload::reference()
+                    },
+                    effect: CanaryEffect {
+                        error_ratio,
+                        ..CanaryEffect::none()
+                    },
+                },
+            )
+            .expect("service");
+    }
+}
+
+fn ns() -> Namespace {
+    Namespace::parse("shop").expect("namespace")
+}
+
+#[derive(Debug, PartialEq)]
+enum End {
+    Promoted,
+    RolledBack,
+}
+
+/// Plays Flagger's loop for one canary and repeats the hooks Flagger may repeat
+/// (confirm-promotion, rollback, post-rollout), which must not annotate twice.
+async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
+    let flagger = FlaggerClient::new(&v.base);
+    let target = CanaryName::parse(name).expect("name");
+    let payload = |phase: &str| Payload {
+        name: name.to_owned(),
+        namespace: ns().to_string(),
+        phase: phase.to_owned(),
+        checksum: checksum.to_owned(),
+        metadata: [("template".to_owned(), "istio".to_owned())].into(),
+    };
+    let call = |hook: &'static str, phase: &'static str| {
+        let flagger = flagger.clone();
+        let body = payload(phase);
+        async move { flagger.call(hook, &body).await.expect(hook) }
+    };
+    assert!(call("confirm-rollout", "Initialized").await.passed());
+    let pre = call("pre-rollout", "Progressing").await;
+    assert!(pre.passed(), "pre-rollout: {pre:?}");
+    assert!(
+        call("pre-rollout", "Progressing").await.passed(),
+        "pre-rollout repeated"
+    );
+    let mut step = 0;
+    v.sli
+        .set_weight(&ns(), &target, f64::from(STEP_WEIGHTS[0]) / 100.0)
+        .expect("weight");
+    for _ in 0..MAX_TICKS {
+        tokio::time::sleep(INTERVAL).await;
+        if call("rollback", "Progressing").await.passed() {
+            assert!(
+                call("rollback", "Progressing").await.passed(),
+                "rollback repeated"
+            );
+            v.sli.set_weight(&ns(), &target, 0.0).expect("weight");
+            assert!(call("post-rollout", "Failed").await.passed());
+            assert!(call("post-rollout", "Failed").await.passed());
+            return End::RolledBack;
+        }
+        let rollout = call("rollout", "Progressing").await;
+        if !rollout.passed() {
+            assert_eq!(rollout.status, 422, "{rollout:?}");
+            continue;
+        }
+        if step + 1 < STEP_WEIGHTS.len() {
+            if call("confirm-traffic-increase", "Progressing")
+                .await
+                .passed()
+            {
+                step += 1;
+                v.sli
+                    .set_weight(&ns(), &target, f64::from(STEP_WEIGHTS[step]) / 100.0)
+                    .expect("weight");
+            }
+            continue;
+        }
+        if call("confirm-promotion", "Progressing").await.passed() {
+            let again = call("confirm-promotion", "Progressing").await;
+            assert!(again.passed(), "confirm-promotion repeated: {again:?}");
+            v.sli.set_weight(&ns(), &target, 0.0).expect("weight");
+            assert!(call("post-rollout", "Succeeded").await.passed());
+            assert!(call("post-rollout", "Succeeded").await.passed());
+            return End::Promoted;
+        }
+    }
+    panic!("{name}: neither promoted nor rolled back after {MAX_TICKS} intervals");
+}
+
+/// Polls `check` every 50 ms for up to `limit`; false when it never held.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
+/// The (canary, outcome) pairs Grafana stored, in the order they arrived.
+fn stored_pairs(grafana: &FakeGrafana) -> Vec<(String, String)> {
+    grafana.seen(|s| {
+        s.stored
+            .values()
+            .map(|v| {
+                let tag = |i: usize| v["tags"][i].as_str().unwrap_or_default().to_owned();
+                assert_eq!(tag(0), "verdict", "{v}");
+                assert_eq!(v["dashboardUID"], DASHBOARD, "{v}");
+                (tag(1), tag(2))
+            })
+            .collect()
+    })
+}
+
+fn sorted(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs.sort();
+    pairs
+}
+
+fn pairs(canary: &str, outcomes: &[&str]) -> Vec<(String, String)> {
+    outcomes
+        .iter()
+        .map(|o| (format!("shop/{canary}"), (*o).to_owned()))
+        .collect()
+}
+
+// ------------------------------------------------------------------ tests
+
+/// A good canary is promoted with Grafana up; then Grafana goes down and a bad canary is
+/// rolled back. Every hook still answers while annotations pile up undelivered; when
+/// Grafana returns (same port) each arrives exactly once, and the outbox holds Grafana's ids.
+async fn annotations_survive_a_grafana_outage_and_arrive_once(db: &Db) {
+    let grafana = FakeGrafana::default();
+    let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
+    let addr = running.addr;
+    let v = start_verdict(db, Some(grafana_settings(addr))).await;
+    v.add_service("checkout", 1.0);
+    v.add_service("payments", 3.0);
+
+    assert_eq!(rollout(&v, "checkout", "c0ffee01").await, End::Promoted);
+    let good = pairs("checkout", &["started", "promoted", "succeeded"]);
+    let arrived = eventually(Duration::from_secs(20), || async {
+        v.store.outbox_backlog().await.expect("backlog") == 0
+    })
+    .await;
+    assert!(
+        arrived,
+        "annotations of the promoted canary were not delivered"
+    );
+    assert_eq!(sorted(stored_pairs(&grafana)), sorted(good.clone()));
+
+    // Grafana goes away.
+    running.stop().await;
+    assert_eq!(rollout(&v, "payments", "badc0de1").await, End::RolledBack);
+    let bad = pairs("payments", &["started", "regression", "rolled-back"]);
+    // The hooks answered while their annotations wait; the worker did try and failed.
+    let backlog = v.store.outbox_backlog().await.expect("backlog");
+    assert_eq!(
+        backlog, 3,
+        "the rolled-back canary's annotations wait in the outbox"
+    );
+    let tried = eventually(Duration::from_secs(10), || async {
+        v.store
+            .outbox(100)
+            .await
+            .expect("outbox")
+            .iter()
+            .filter(|r| r.delivered_at.is_none())
+            .all(|r| r.attempts >= 1 && r.last_error.is_some())
+    })
+    .await;
+    assert!(tried, "the worker kept trying while Grafana was down");
+    assert_eq!(
+        grafana.seen(|s| s.stored.len()),
+        3,
+        "nothing arrived during the outage"
+    );
+
+    // Grafana comes back on the same port.
+    let running = grafana.serve(addr).await;
+    let arrived = eventually(Duration::from_secs(20), || async {
+        v.store.outbox_backlog().await.expect("backlog") == 0
+    })
+    .await;
+    assert!(
+        arrived,
+        "the backlog was not delivered after Grafana returned"
+    );
+    // Give a would-be duplicate the chance to show up before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut expected = good;
+    expected.extend(bad);
+    assert_eq!(sorted(stored_pairs(&grafana)), sorted(expected));
+    assert_eq!(
+        grafana.seen(|s| s.requests),
+        6,
+        "each annotation was sent exactly once"
+    );
+
+    // The outbox remembers Grafana's id of each row.
+    let rows = v.store.outbox(100).await.expect("outbox");
+    assert_eq!(rows.len(), 6);
+    let stored = grafana.seen(|s| s.stored.clone());
+    for row in &rows {
+        let id: i64 = row
+            .external_id
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("row {} has no Grafana id", row.id));
+        assert_eq!(stored[&id]["text"], row.annotation.text.as_str());
+        assert!(row.delivered_at.is_some());
+    }
+    let regression = rows
+        .iter()
+        .find(|r| r.annotation.tags.iter().any(|t| t == "regression"))
+        .expect("regression row");
+    assert!(
+        regression.annotation.text.contains("error"),
+        "the regression annotation gives the reason: {}",
+        regression.annotation.text
+    );
+    let succeeded = rows
+        .iter()
+        .find(|r| r.annotation.tags.iter().any(|t| t == "succeeded"))
+        .expect("succeeded row");
+    assert!(
+        succeeded
+            .annotation
+            .time_end
+            .is_some_and(|end| end > succeeded.annotation.time),
+        "a succeeded rollout spans the analysis"
+    );
+
+    v.shutdown().await;
+    running.stop().await;
+}
+
+/// The store's side, without HTTP: annotations enter the outbox only with their decision
+/// (a look that loses its race writes neither), a milestone key enters once, and a
+/// claimed row is invisible to other claimers until its lease runs out or it is released;
+/// a delivered row is never claimed again.
+async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
+    let store = db.store().await;
+    let key = AnalysisKey {
+        namespace: ns(),
+        name: CanaryName::parse("checkout").expect("name"),
+        checksum: Checksum::parse("abc123").expect("checksum"),
+    };
+    let (analysis, _) = store
+        .open_analysis(&NewAnalysis {
+            key: key.clone(),
+            settings: "{}".into(),
+            started_at: 1_000,
+        })
+        .await
+        .expect("open");
+    let arm = ArmLook {
+        requests: 100,
+        errors: 5,
+        slow: 1,
+        slo_slow: 0,
+    };
+    let look = NewLook {
+        analysis_id: analysis.id,
+        seq: 1,
+        window_start: 1_000,
+        window_end: 2_000,
+        canary: arm,
+        primary: arm,
+        verdict: "fail".into(),
+        reason: "error ratio above 1.1".into(),
+        evidence: "{}".into(),
+    };
+    let regression = milestone(
+        Outcome::Regression,
+        &key,
+        analysis.id,
+        "error ratio above 1.1",
+        2_000,
+        None,
+    );
+    let decision = NewDecision {
+        analysis_id: Some(analysis.id),
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        checksum: "abc123".into(),
+        hook: "rollout".into(),
+        verdict: "fail".into(),
+        status_code: 422,
+        reason: "error ratio above 1.1".into(),
+        evidence: None,
+        request_id: "r1".into(),
+        created_at: 2_000,
+        annotations: vec![regression.clone()],
+    };
+    let failed = StatusChange {
+        status: AnalysisStatus::Failed,
+        reason: "error ratio above 1.1".into(),
+        at: 2_000,
+    };
+    let first = store
+        .record_look(&look, &decision, Some(&failed))
+        .await
+        .expect("look");
+    assert!(matches!(first, LookInsert::Inserted(_)));
+    assert_eq!(store.outbox(10).await.expect("outbox").len(), 1);
+    // A replica that computed the same look loses the race: nothing of it is written,
+    // not even an annotation no key would stop.
+    let loser = NewDecision {
+        annotations: vec![manual_action(
+            Outcome::GateHeld,
+            "shop",
+            "checkout",
+            "race",
+            "x",
+            2_000,
+        )],
+        ..decision.clone()
+    };
+    let second = store
+        .record_look(&look, &loser, Some(&failed))
+        .await
+        .expect("look again");
+    assert!(matches!(second, LookInsert::Exists(_)));
+    assert_eq!(store.outbox(10).await.expect("outbox").len(), 1);
+    // The same milestone through another decision: the key keeps it to one row.
+    store
+        .record_decision(&decision, None)
+        .await
+        .expect("decision");
+    let rows = store.outbox(10).await.expect("outbox");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].annotation, regression);
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
+
+    // Leases.
+    let manual = manual_action(Outcome::GateOpened, "shop", "checkout", "bob", "go", 3_000);
+    let manual_id = store
+        .enqueue_annotation(&manual)
+        .await
+        .expect("enqueue")
+        .expect("manual actions are never deduplicated");
+    let now = now_millis();
+    let claimed = store
+        .claim_annotations(now, now + 10_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|r| r.attempts).collect::<Vec<_>>(),
+        [1, 1]
+    );
+    assert!(
+        store
+            .claim_annotations(now + 1, now + 10_000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased rows are not claimed twice"
+    );
+    // An expired lease (a replica died mid-delivery) frees the row.
+    let reclaimed = store
+        .claim_annotations(now + 10_000, now + 20_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(reclaimed.len(), 2);
+    assert!(reclaimed.iter().all(|r| r.attempts == 2));
+    // Delivered: never again. Failed: due again only at its retry time.
+    assert!(store
+        .annotation_delivered(rows[0].id, Some("41"), now)
+        .await
+        .expect("delivered"));
+    assert!(!store
+        .annotation_delivered(rows[0].id, Some("42"), now)
+        .await
+        .expect("delivered twice"));
+    store
+        .annotation_failed(manual_id, "grafana answered 503", now + 30_000)
+        .await
+        .expect("failed");
+    assert!(store
+        .claim_annotations(now + 20_000, now + 40_000, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    let due = store
+        .claim_annotations(now + 30_000, now + 40_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), [manual_id]);
+    assert_eq!(due[0].last_error.as_deref(), Some("grafana answered 503"));
+    let rows = store.outbox(10).await.expect("outbox");
+    assert_eq!(rows[0].external_id.as_deref(), Some("41"));
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
+}
+
+/// Two replicas' workers over one database, racing for the same rows: each row reaches
+/// Grafana exactly once.
+async fn two_workers_deliver_each_row_once(db: &Db) {
+    let grafana = FakeGrafana::default();
+    let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
+    let settings = grafana_settings(running.addr);
+    let store = db.store().await;
+    let n = 40;
+    for i in 0..n {
+        let a = manual_action(
+            Outcome::GateHeld,
+            "shop",
+            "checkout",
+            "alice",
+            &format!("hold {i}"),
+            now_millis(),
+        );
+        assert!(store
+            .enqueue_annotation(&a)
+            .await
+            .expect("enqueue")
+            .is_some());
+    }
+    let stop = CancellationToken::new();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let replica_store = db.store().await;
+        let worker = Worker::new(&settings, replica_store, Metrics::new()).expect("worker");
+        workers.push(tokio::spawn(worker.run(stop.clone())));
+    }
+    let done = eventually(Duration::from_secs(20), || async {
+        store.outbox_backlog().await.expect("backlog") == 0
+    })
+    .await;
+    assert!(done, "the outbox was not drained");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    for w in workers {
+        w.await.expect("worker stops");
+    }
+    let texts: Vec<String> = grafana.seen(|s| {
+        s.stored
+            .values()
+            .map(|v| v["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    });
+    assert_eq!(grafana.seen(|s| s.requests), n, "one request per row");
+    let unique: std::collections::BTreeSet<_> = texts.iter().collect();
+    assert_eq!(unique.len(), n, "no row was sent twice");
+    running.stop().await;
+}
+
+/// Without `grafana.url` no worker runs and no annotation is written: hooks that would
+/// annotate leave the outbox empty.
+async fn nothing_is_written_when_grafana_is_off(db: &Db) {
+    let v = start_verdict(db, None).await;
+    v.add_service("checkout", 1.0);
+    let flagger = FlaggerClient::new(&v.base);
+    let reply = flagger
+        .call(
+            "pre-rollout",
+            &Payload {
+                name: "checkout".into(),
+                namespace: "shop".into(),
+                phase: "Progressing".into(),
+                checksum: "c0ffee02".into(),
+                metadata: Default::default(),
+            },
+        )
+        .await
+        .expect("pre-rollout");
+    assert!(reply.passed(), "{reply:?}");
+    let decisions = v
+        .store
+        .decisions_for("shop", "checkout")
+        .await
+        .expect("decisions");
+    assert_eq!(decisions.len(), 1, "the answer was recorded");
+    assert!(v.store.outbox(10).await.expect("outbox").is_empty());
+    assert!(
+        !Metrics::new().encode().is_empty(),
+        "metrics still encode without Grafana"
+    );
+    v.shutdown().await;
+}

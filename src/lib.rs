@@ -15,6 +15,7 @@ pub mod domain;
 pub mod evaluate;
 pub mod http;
 pub mod judge;
+pub mod loadgen;
 pub mod sli;
 pub mod startup;
 pub mod store;

@@ -134,8 +134,25 @@ mod tests {
     #[test]
     fn hey_flags_map_to_a_spec() {
         let spec = parse(&[
-            "-z", "10s", "-c", "8", "-q", "5", "-m", "PUT", "-H", "A: 1", "-H", "B: 2", "-d", "x",
-            "-T", "text/plain", "-t", "0", "http://127.0.0.1:8080/",
+            "-z",
+            "10s",
+            "-c",
+            "8",
+            "-q",
+            "5",
+            "-m",
+            "PUT",
+            "-H",
+            "A: 1",
+            "-H",
+            "B: 2",
+            "-d",
+            "x",
+            "-T",
+            "text/plain",
+            "-t",
+            "0",
+            "http://127.0.0.1:8080/",
         ])
         .unwrap();
         assert_eq!(spec.duration, Some(Duration::from_secs(10)));
@@ -149,7 +166,9 @@ mod tests {
 
     #[test]
     fn bad_flags_are_refused() {
-        assert!(parse(&["--rate", "-5", "http://h/"]).unwrap_err().contains("above 0"));
+        assert!(parse(&["--rate", "-5", "http://h/"])
+            .unwrap_err()
+            .contains("above 0"));
         assert!(parse(&["-q", "1", "--rate", "5", "http://h/"]).is_err());
         assert!(parse(&["-z", "ten", "http://h/"]).is_err());
         assert!(parse(&["ftp://h/"]).unwrap_err().contains("scheme"));

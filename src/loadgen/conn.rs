@@ -92,11 +92,14 @@ impl AsyncWrite for Stream {
 
 type Body = Full<Bytes>;
 
+/// hyper's half of a connection: the future that reads and writes the socket.
+type Driver = Pin<Box<Connection<TokioIo<Stream>, Body>>>;
+
 /// A worker's connection: the handle to send on and the future that does the IO.
 pub(crate) struct Conn {
     sender: SendRequest<Body>,
     /// `None` once the connection has ended.
-    driver: Option<Pin<Box<Connection<TokioIo<Stream>, Body>>>>,
+    driver: Option<Driver>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -269,7 +272,7 @@ impl Conn {
 
 /// Polls `exchange` to completion while also polling the connection that carries it.
 async fn drive<F: Future>(
-    driver: &mut Option<Pin<Box<Connection<TokioIo<Stream>, Body>>>>,
+    driver: &mut Option<Driver>,
     exchange: F,
 ) -> F::Output {
     let mut exchange = std::pin::pin!(exchange);

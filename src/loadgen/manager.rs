@@ -180,7 +180,8 @@ impl LoadManager {
             }
             // Caps count every other run; the canary's own run is about to be replaced.
             let others = state.runs.iter().filter(|(k, _)| **k != canary);
-            let (count, total) = others.fold((0usize, 0.0f64), |(n, r), (_, a)| (n + 1, r + a.rate));
+            let (count, total) =
+                others.fold((0usize, 0.0f64), |(n, r), (_, a)| (n + 1, r + a.rate));
             if count + 1 > self.policy.max_concurrent_runs {
                 return Err(LoadError::OverCap(format!(
                     "{count} load runs are already going, the server's limit is {}",
@@ -231,7 +232,10 @@ impl LoadManager {
             }
         });
         Ok(match replaced {
-            Some(stopped) => StartOutcome::Replaced { run_id: id, stopped },
+            Some(stopped) => StartOutcome::Replaced {
+                run_id: id,
+                stopped,
+            },
             None => StartOutcome::Started { run_id: id },
         })
     }

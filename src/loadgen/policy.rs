@@ -100,8 +100,7 @@ fn is_dns1035_label(s: &str) -> bool {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -160,7 +159,10 @@ mod tests {
         let p = LoadPolicy::default();
         let mut spec = LoadSpec::new("http://example.com/");
         let err = p.check(&spec).unwrap_err().to_string();
-        assert!(err.contains("\"example.com\" is not in the load-test allow-list"), "{err}");
+        assert!(
+            err.contains("\"example.com\" is not in the load-test allow-list"),
+            "{err}"
+        );
         spec.url = "http://podinfo/".into();
         spec.duration = Some(Duration::from_secs(7200));
         let err = p.check(&spec).unwrap_err().to_string();

@@ -180,7 +180,9 @@ impl Batch {
     /// Records one answer; returns true when the batch should be merged.
     pub fn response(&mut self, status: u16, latency: Duration) -> bool {
         // Sub-microsecond answers still count as 1 µs: the histogram starts there.
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.latency_us.push(us);
         match self.status.iter_mut().find(|(s, _)| *s == status) {
             Some((_, n)) => *n += 1,
@@ -235,7 +237,7 @@ impl Recorder {
         let h = &totals.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
         let responses: u64 = totals.status.values().sum();
-        let latency = (h.len() > 0).then(|| Latency {
+        let latency = (!h.is_empty()).then(|| Latency {
             min_ms: ms(h.min()),
             mean_ms: h.mean() / 1000.0,
             p50_ms: ms(h.value_at_quantile(0.50)),

@@ -106,7 +106,14 @@ mod tests {
         let words = split(r#"hey -H 'Cookie: canary=always' -d "{\"a\": 1}"  http://x/"#).unwrap();
         assert_eq!(
             words,
-            vec!["hey", "-H", "Cookie: canary=always", "-d", r#"{"a": 1}"#, "http://x/"]
+            vec![
+                "hey",
+                "-H",
+                "Cookie: canary=always",
+                "-d",
+                r#"{"a": 1}"#,
+                "http://x/"
+            ]
         );
         assert_eq!(split("hey ''").unwrap(), vec!["hey", ""]);
         assert_eq!(split(r"a\ b").unwrap(), vec!["a b"]);
@@ -114,7 +121,10 @@ mod tests {
 
     #[test]
     fn quoted_metacharacters_are_plain_text() {
-        assert_eq!(split("hey -d 'a;b|c&d$e'").unwrap(), vec!["hey", "-d", "a;b|c&d$e"]);
+        assert_eq!(
+            split("hey -d 'a;b|c&d$e'").unwrap(),
+            vec!["hey", "-d", "a;b|c&d$e"]
+        );
     }
 
     #[test]

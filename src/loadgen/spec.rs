@@ -302,9 +302,8 @@ impl LoadSpec {
         for h in &self.headers {
             let name = HeaderName::from_bytes(h.name.trim().as_bytes())
                 .map_err(|_| SpecError::new(format!("{:?} is not a valid header name", h.name)))?;
-            let value = HeaderValue::from_str(h.value.trim()).map_err(|_| {
-                SpecError::new(format!("header {:?} has an invalid value", h.name))
-            })?;
+            let value = HeaderValue::from_str(h.value.trim())
+                .map_err(|_| SpecError::new(format!("header {:?} has an invalid value", h.name)))?;
             map.append(name, value);
         }
         if let Some(ct) = &self.content_type {
@@ -378,7 +377,8 @@ impl LoadSpec {
             return parse_hey_cmd(cmd);
         }
         let get = |k: &str| metadata.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let url = get("url").ok_or_else(|| SpecError::new("load-test metadata needs cmd or url"))?;
+        let url =
+            get("url").ok_or_else(|| SpecError::new("load-test metadata needs cmd or url"))?;
         let mut spec = LoadSpec::new(url);
         let rps = get("rps").ok_or_else(|| {
             SpecError::new("load-test metadata needs rps (requests per second) with url")
@@ -389,9 +389,13 @@ impl LoadSpec {
         spec.duration = get("duration")
             .map(|d| parse_go_duration(d).map_err(|e| SpecError::new(format!("duration: {e}"))))
             .transpose()?;
-        spec.requests = get("requests").map(|n| parse_u64("requests", n)).transpose()?;
+        spec.requests = get("requests")
+            .map(|n| parse_u64("requests", n))
+            .transpose()?;
         if spec.duration.is_none() && spec.requests.is_none() {
-            return Err(SpecError::new("load-test metadata needs duration (e.g. 1m) or requests"));
+            return Err(SpecError::new(
+                "load-test metadata needs duration (e.g. 1m) or requests",
+            ));
         }
         if let Some(c) = get("concurrency") {
             spec.concurrency = parse_u32("concurrency", c)?;
@@ -437,7 +441,9 @@ pub fn parse_hey_cmd(cmd: &str) -> Result<LoadSpec, SpecError> {
             // Go's flag package (and so hey) stops at the first non-flag argument and ignores
             // the rest; accepting them would silently do something other than hey.
             return Err(SpecError::new(if arg.starts_with('-') {
-                format!("flag {arg} comes after the URL, where hey ignores it; put it before the URL")
+                format!(
+                    "flag {arg} comes after the URL, where hey ignores it; put it before the URL"
+                )
             } else {
                 format!("cmd has more than one URL ({arg:?})")
             }));
@@ -508,9 +514,9 @@ pub(crate) fn timeout_from_secs(secs: u64) -> Option<Duration> {
 
 /// `Name: value`, as hey's `-H`.
 pub(crate) fn parse_header(line: &str) -> Result<Header, SpecError> {
-    let (name, value) = line
-        .split_once(':')
-        .ok_or_else(|| SpecError::new(format!("header {line:?} is not of the form 'Name: value'")))?;
+    let (name, value) = line.split_once(':').ok_or_else(|| {
+        SpecError::new(format!("header {line:?} is not of the form 'Name: value'"))
+    })?;
     if name.trim().is_empty() {
         return Err(SpecError::new(format!("header {line:?} has no name")));
     }
@@ -538,9 +544,9 @@ fn parse_f64(what: &str, v: &str) -> Result<f64, SpecError> {
 }
 
 fn parse_u64(what: &str, v: &str) -> Result<u64, SpecError> {
-    v.trim().parse::<u64>().map_err(|_| {
-        SpecError::new(format!("{what}: {v:?} is not a whole number of at least 0"))
-    })
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| SpecError::new(format!("{what}: {v:?} is not a whole number of at least 0")))
 }
 
 fn parse_u32(what: &str, v: &str) -> Result<u32, SpecError> {
@@ -585,7 +591,11 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => return Err(format!("{text:?} has a number without a unit (e.g. 30s)")),
-            other => return Err(format!("{text:?} has an unknown unit {other:?} (ns us ms s m h)")),
+            other => {
+                return Err(format!(
+                    "{text:?} has an unknown unit {other:?} (ns us ms s m h)"
+                ))
+            }
         };
         total += value * seconds;
         rest = next;
@@ -659,7 +669,10 @@ mod tests {
             ("FOO=1 hey http://x/", "only a hey invocation"),
             ("hey -z 1m http://x/; rm -rf /", "metacharacter ';'"),
             ("hey -x proxy:1 http://x/", "-x is not supported"),
-            ("hey -disable-keepalive http://x/", "-disable-keepalive is not supported"),
+            (
+                "hey -disable-keepalive http://x/",
+                "-disable-keepalive is not supported",
+            ),
             ("hey http://x/ http://y/", "more than one URL"),
             ("hey http://x/ -z 1m", "after the URL"),
             ("hey -z", "needs a value"),
@@ -681,7 +694,10 @@ mod tests {
         ];
         for (cmd, expected) in cases {
             let err = parse_hey_cmd(cmd).expect_err(cmd).to_string();
-            assert!(err.contains(expected), "{cmd:?}: {err:?} lacks {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{cmd:?}: {err:?} lacks {expected:?}"
+            );
             assert!(!err.contains('\n'), "{err}");
         }
     }
@@ -718,16 +734,30 @@ mod tests {
         .unwrap();
         assert_eq!(spec.max_rate(), Some(10.0));
         let cases: [(&[(&str, &str)], &str); 7] = [
-            (&[("cmd", "hey http://a/"), ("url", "http://a/")], "not both"),
-            (&[("url", "http://a/"), ("rsp", "5")], "unknown load-test metadata key(s): rsp"),
+            (
+                &[("cmd", "hey http://a/"), ("url", "http://a/")],
+                "not both",
+            ),
+            (
+                &[("url", "http://a/"), ("rsp", "5")],
+                "unknown load-test metadata key(s): rsp",
+            ),
             (&[("type", "bash"), ("cmd", "ls")], "type \"bash\""),
             (&[("url", "http://a/"), ("duration", "1m")], "needs rps"),
-            (&[("url", "http://a/"), ("rps", "-3"), ("duration", "1m")], "above 0"),
-            (&[("url", "http://a/"), ("rps", "NaN"), ("duration", "1m")], "not a number"),
+            (
+                &[("url", "http://a/"), ("rps", "-3"), ("duration", "1m")],
+                "above 0",
+            ),
+            (
+                &[("url", "http://a/"), ("rps", "NaN"), ("duration", "1m")],
+                "not a number",
+            ),
             (&[("url", "http://a/"), ("rps", "3")], "needs duration"),
         ];
         for (pairs, expected) in cases {
-            let err = LoadSpec::from_metadata(&meta(pairs)).expect_err(expected).to_string();
+            let err = LoadSpec::from_metadata(&meta(pairs))
+                .expect_err(expected)
+                .to_string();
             assert!(err.contains(expected), "{err:?} lacks {expected:?}");
         }
     }
@@ -753,8 +783,14 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("10d").is_err());
         assert!(parse_go_duration("").is_err());

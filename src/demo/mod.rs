@@ -14,9 +14,7 @@ use anyhow::Context;
 use crate::cli::DemoArgs;
 use crate::config::{Config, LogFormat};
 use crate::domain::{now_millis, AnalysisKey, CanaryName, Checksum, Namespace};
-use crate::sli::simulator::{
-    CanaryEffect, ServiceProfile, SimulatedSli, SimulatedSliConfig, Workload,
-};
+use crate::sli::simulator::{CanaryEffect, ServiceProfile, SimulatedSli, SimulatedSliConfig, Workload};
 use crate::startup::{connect_store, Application};
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -59,23 +57,13 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let good = CanaryName::parse("checkout")?;
     let bad = CanaryName::parse("payments")?;
-    sli.add_service(
-        &namespace,
-        &good,
-        ServiceProfile {
-            workload: workload.clone(),
-            effect: CanaryEffect::none(),
-        },
-    )?;
+    sli.add_service(&namespace, &good, ServiceProfile { workload: workload.clone(), effect: CanaryEffect::none() })?;
     sli.add_service(
         &namespace,
         &bad,
         ServiceProfile {
             workload,
-            effect: CanaryEffect {
-                error_ratio: 3.0,
-                ..CanaryEffect::none()
-            },
+            effect: CanaryEffect { error_ratio: 3.0, ..CanaryEffect::none() },
         },
     )?;
 
@@ -93,9 +81,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "Each Flagger interval is 60 simulated seconds (0.5 s here). Traffic: 200 requests/s split \
          between primary and canary by the canary weight; base error rate 0.5%, latency ~50 ms."
     );
-    println!(
-        "Flagger's stepWeights {STEP_WEIGHTS:?}, threshold {THRESHOLD}. Only 200/201/202 pass.\n"
-    );
+    println!("Flagger's stepWeights {STEP_WEIGHTS:?}, threshold {THRESHOLD}. Only 200/201/202 pass.\n");
 
     let flagger = FlaggerClient::new(&base);
     let mut outcomes = Vec::new();
@@ -140,9 +126,7 @@ async fn rollout(
         println!("   {hook:<25} {} {mark} {}", reply.status, reply.body);
     };
 
-    let reply = flagger
-        .call("confirm-rollout", &payload("Initialized"))
-        .await?;
+    let reply = flagger.call("confirm-rollout", &payload("Initialized")).await?;
     show("confirm-rollout", &reply);
     let reply = flagger.call("pre-rollout", &payload("Progressing")).await?;
     show("pre-rollout", &reply);
@@ -167,10 +151,7 @@ async fn rollout(
             sli.set_weight(namespace, name, 0.0)?;
             let reply = flagger.call("post-rollout", &payload("Failed")).await?;
             show("post-rollout", &reply);
-            return Ok(format!(
-                "rolled back after {tick} intervals: {}",
-                reply_reason(store, &key).await
-            ));
+            return Ok(format!("rolled back after {tick} intervals: {}", reply_reason(store, &key).await));
         }
         let reply = flagger.call("rollout", &payload("Progressing")).await?;
         show("rollout", &reply);
@@ -180,16 +161,12 @@ async fn rollout(
             if failed_checks >= THRESHOLD {
                 let reply = flagger.call("post-rollout", &payload("Failed")).await?;
                 show("post-rollout", &reply);
-                return Ok(format!(
-                    "rolled back by Flagger's threshold after {tick} intervals"
-                ));
+                return Ok(format!("rolled back by Flagger's threshold after {tick} intervals"));
             }
             continue;
         }
         if step + 1 < STEP_WEIGHTS.len() {
-            let reply = flagger
-                .call("confirm-traffic-increase", &payload("Progressing"))
-                .await?;
+            let reply = flagger.call("confirm-traffic-increase", &payload("Progressing")).await?;
             if reply.passed() {
                 step += 1;
                 sli.set_weight(namespace, name, f64::from(STEP_WEIGHTS[step]) / 100.0)?;
@@ -198,9 +175,7 @@ async fn rollout(
             }
             continue;
         }
-        let reply = flagger
-            .call("confirm-promotion", &payload("Progressing"))
-            .await?;
+        let reply = flagger.call("confirm-promotion", &payload("Progressing")).await?;
         show("confirm-promotion", &reply);
         if reply.passed() {
             sli.set_weight(namespace, name, 0.0)?;
@@ -209,9 +184,7 @@ async fn rollout(
             return Ok(format!("promoted after {tick} intervals"));
         }
     }
-    Ok(format!(
-        "still waiting for evidence after {MAX_TICKS} intervals (no promotion)"
-    ))
+    Ok(format!("still waiting for evidence after {MAX_TICKS} intervals (no promotion)"))
 }
 
 /// Prints the counts of the newest look.
@@ -224,13 +197,7 @@ async fn print_look(store: &dyn Store, key: &AnalysisKey) {
     };
     if let Some(last) = looks.last() {
         let l = &last.look;
-        let pct = |e: u64, n: u64| {
-            if n == 0 {
-                0.0
-            } else {
-                100.0 * e as f64 / n as f64
-            }
-        };
+        let pct = |e: u64, n: u64| if n == 0 { 0.0 } else { 100.0 * e as f64 / n as f64 };
         println!(
             "   {:<25} look {}: canary {} req, {} err ({:.2}%), {} slow | primary {} req, {} err ({:.2}%), {} slow",
             "",

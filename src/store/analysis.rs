@@ -52,9 +52,8 @@ pub(super) async fn find(
     store: &SqlStore,
     key: &AnalysisKey,
 ) -> Result<Option<Analysis>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM analysis WHERE namespace = $1 AND name = $2 AND checksum = $3"
-    );
+    let sql =
+        format!("SELECT {COLUMNS} FROM analysis WHERE namespace = $1 AND name = $2 AND checksum = $3");
     let row = sqlx::query(&sql)
         .bind(key.namespace.as_str())
         .bind(key.name.as_str())
@@ -87,9 +86,8 @@ fn from_row(row: &AnyRow) -> Result<Analysis, StoreError> {
         checksum: Checksum::parse(&col::<String>(row, "checksum")?).map_err(invalid)?,
     };
     let status: String = col(row, "status")?;
-    let status = AnalysisStatus::parse(&status).ok_or_else(|| {
-        StoreError::Query(format!("stored analysis status {status:?} is unknown"))
-    })?;
+    let status = AnalysisStatus::parse(&status)
+        .ok_or_else(|| StoreError::Query(format!("stored analysis status {status:?} is unknown")))?;
     Ok(Analysis {
         id: col(row, "id")?,
         key,

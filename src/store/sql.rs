@@ -16,8 +16,8 @@ use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 
 use super::{
-    analysis, decision, event, is_postgres_url, look, Analysis, DecisionRow, EventRow, LookInsert,
-    LookRow, NewAnalysis, NewDecision, NewEvent, NewLook, StatusChange, Store, StoreError,
+    analysis, decision, event, is_postgres_url, look, Analysis, DecisionRow, EventRow, LookInsert, LookRow,
+    NewAnalysis, NewDecision, NewEvent, NewLook, StatusChange, Store, StoreError,
 };
 use crate::domain::AnalysisKey;
 
@@ -59,10 +59,13 @@ impl SqlStore {
             // enough since SQLite serialises writes anyway.
             Backend::Sqlite => options.max_connections(4).after_connect(sqlite_pragmas),
         };
-        let pool = options.connect(&url).await.map_err(|e| match e {
-            sqlx::Error::Configuration(_) => StoreError::BadUrl(redact(&url)),
-            other => classify(backend, other),
-        })?;
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(_) => StoreError::BadUrl(redact(&url)),
+                other => classify(backend, other),
+            })?;
         Ok(Self { pool, backend })
     }
 

@@ -271,10 +271,7 @@ impl Conn {
 }
 
 /// Polls `exchange` to completion while also polling the connection that carries it.
-async fn drive<F: Future>(
-    driver: &mut Option<Driver>,
-    exchange: F,
-) -> F::Output {
+async fn drive<F: Future>(driver: &mut Option<Driver>, exchange: F) -> F::Output {
     let mut exchange = std::pin::pin!(exchange);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = exchange.as_mut().poll(cx) {

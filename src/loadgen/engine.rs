@@ -306,6 +306,9 @@ async fn dispatch(
             }
         } else if run.stop.is_cancelled() {
             break;
+        } else {
+            // Behind schedule no sleep yields; let the workers run on a busy runtime.
+            tokio::task::consume_budget().await;
         }
         let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
         match q.idle.pop() {

@@ -22,6 +22,9 @@ pub struct LoadPolicy {
     pub max_concurrent_runs: usize,
     /// Sum of the runs' maximum request rates, all canaries together.
     pub max_total_rps: f64,
+    /// Connections (`-c`) one run may open: the rate cap alone would allow `-c 10000 -q 0.1`,
+    /// ten thousand sockets against one canary.
+    pub max_concurrency: u32,
     /// Longest run; runs bounded only by a request count are stopped at this age too.
     #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
@@ -37,6 +40,7 @@ impl Default for LoadPolicy {
             ],
             max_concurrent_runs: 16,
             max_total_rps: 5_000.0,
+            max_concurrency: 256,
             max_duration: Duration::from_secs(3600),
         }
     }
@@ -53,6 +57,12 @@ impl LoadPolicy {
                 "target host {:?} is not in the load-test allow-list ({})",
                 target.host,
                 self.allow_hosts.join(", ")
+            )));
+        }
+        if spec.concurrency > self.max_concurrency {
+            return Err(SpecError::new(format!(
+                "concurrency {} is above the server's limit of {}",
+                spec.concurrency, self.max_concurrency
             )));
         }
         if let Some(d) = spec.duration {
@@ -169,5 +179,8 @@ mod tests {
         assert!(err.contains("above the server's limit"), "{err}");
         spec.duration = Some(Duration::from_secs(60));
         assert!(p.check(&spec).is_ok());
+        spec.concurrency = 1000;
+        let err = p.check(&spec).unwrap_err().to_string();
+        assert!(err.contains("concurrency 1000 is above"), "{err}");
     }
 }

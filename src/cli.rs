@@ -26,6 +26,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Simulate many canaries per scenario and compare verdict with other judges.
     Evaluate(crate::evaluate::EvaluateArgs),
+    /// Send HTTP load like hey (closed model) or at a constant rate (open model, --rate).
+    Load(crate::loadgen::LoadArgs),
 }
 
 /// Flags of `verdict demo`.

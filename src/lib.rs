@@ -16,6 +16,7 @@ pub mod evaluate;
 pub mod grafana;
 pub mod http;
 pub mod judge;
+pub mod loadgen;
 pub mod sli;
 pub mod startup;
 pub mod store;

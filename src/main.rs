@@ -21,6 +21,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Evaluate(args) => verdict::evaluate::run(args),
+        Command::Load(args) => runtime()?.block_on(verdict::loadgen::cli::run(args)),
         Command::Demo(args) => runtime()?.block_on(verdict::demo::run(args)),
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;

@@ -226,6 +226,9 @@ pub struct Config {
     /// Grafana annotations (off unless `grafana.url` is set).
     #[serde(default)]
     pub grafana: GrafanaSettings,
+    /// Limits of the load-test hook's generator: target allow-list and server-wide caps.
+    #[serde(default)]
+    pub load: crate::loadgen::LoadPolicy,
 }
 
 impl Default for Config {
@@ -257,6 +260,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             shutdown_grace: Duration::from_secs(15),
             grafana: GrafanaSettings::default(),
+            load: crate::loadgen::LoadPolicy::default(),
         }
     }
 }
@@ -346,6 +350,21 @@ impl Config {
             return Err(invalid("defaults.lookback", "must be at least 1m"));
         }
         self.grafana.validate()?;
+        if self.load.max_concurrent_runs == 0 {
+            return Err(invalid("load.max_concurrent_runs", "must be at least 1"));
+        }
+        if !(self.load.max_total_rps.is_finite() && self.load.max_total_rps > 0.0) {
+            return Err(invalid("load.max_total_rps", "must be a positive number"));
+        }
+        if self.load.max_concurrency == 0 {
+            return Err(invalid("load.max_concurrency", "must be at least 1"));
+        }
+        if self.load.max_duration.is_zero() {
+            return Err(invalid("load.max_duration", "must be above 0"));
+        }
+        if self.load.allow_hosts.iter().any(|h| h.trim().is_empty()) {
+            return Err(invalid("load.allow_hosts", "patterns must not be empty"));
+        }
         if let Some(dir) = &self.template_dir {
             if !dir.is_dir() {
                 return Err(invalid(

@@ -48,6 +48,10 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let grace = config.shutdown_grace;
+        let loads = Arc::new(crate::loadgen::LoadManager::new(
+            config.load.clone(),
+            Arc::new(crate::loadgen::store_sink::StoreSink::new(store.clone())),
+        ));
         let annotations = if config.grafana.enabled() {
             Some(
                 crate::grafana::Worker::new(&config.grafana, store.clone(), metrics.clone())
@@ -66,6 +70,7 @@ impl Application {
             tasks: TaskTracker::new(),
             namespace_allow,
             webhook_token,
+            loads,
         };
         Ok(Self {
             listener,
@@ -95,6 +100,7 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let tasks = self.state.tasks.clone();
+        let loads = self.state.loads.clone();
         let stop_annotations = tokio_util::sync::CancellationToken::new();
         let annotations = self
             .annotations
@@ -124,6 +130,10 @@ impl Application {
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!("background tasks still running at shutdown");
+        }
+        // Load runs stop now and record how far they got.
+        if tokio::time::timeout(grace, loads.shutdown()).await.is_err() {
+            tracing::warn!("load runs still recording at shutdown");
         }
         stop_annotations.cancel();
         if let Some(worker) = annotations {

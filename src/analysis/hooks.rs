@@ -20,10 +20,11 @@ pub enum Hook {
     Rollback,
     PostRollout,
     Event,
+    LoadTest,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 8] = [
+    pub const ALL: [Hook; 9] = [
         Hook::ConfirmRollout,
         Hook::PreRollout,
         Hook::Rollout,
@@ -32,6 +33,7 @@ impl Hook {
         Hook::Rollback,
         Hook::PostRollout,
         Hook::Event,
+        Hook::LoadTest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Hook {
             Hook::Rollback => "rollback",
             Hook::PostRollout => "post-rollout",
             Hook::Event => "event",
+            Hook::LoadTest => "load-test",
         }
     }
 
@@ -53,7 +56,7 @@ impl Hook {
 
     /// Hooks that belong to one revision and so need its checksum.
     pub fn needs_checksum(self) -> bool {
-        !matches!(self, Hook::ConfirmRollout | Hook::Event)
+        !matches!(self, Hook::ConfirmRollout | Hook::Event | Hook::LoadTest)
     }
 }
 

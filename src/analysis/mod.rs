@@ -173,7 +173,9 @@ impl Analyst {
             Hook::ConfirmPromotion => self.confirm_promotion(call).await,
             Hook::Rollback => self.rollback(call).await,
             Hook::PostRollout => self.post_rollout(call).await,
-            Hook::Event => Err(Refusal::bad_request("events are handled by the event hook")),
+            Hook::Event | Hook::LoadTest => Err(Refusal::bad_request(
+                "events and load tests are not analysis hooks",
+            )),
         };
         match result {
             Err(refusal) if refusal.record => {

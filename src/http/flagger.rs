@@ -98,8 +98,10 @@ async fn handle(
     let payload: Payload = serde_json::from_value(value)
         .map_err(|e| HookError::bad_request(format!("invalid Flagger payload: {e}")))?;
     let call = check(state, kind, headers, payload)?;
-    if kind == Hook::Event {
-        return Ok(accept_event(state, call));
+    match kind {
+        Hook::Event => return Ok(accept_event(state, call)),
+        Hook::LoadTest => return start_load(state, call).await,
+        _ => {}
     }
     tracing::debug!(hook = kind.as_str(), canary = %call.key, "hook call");
     state
@@ -195,6 +197,36 @@ pub(super) fn request_id(headers: &HeaderMap) -> String {
         .chars()
         .take(64)
         .collect()
+}
+
+/// `load-test`: starts (or keeps) the canary's load run and answers 202 at once. The
+/// metadata is a hey-style `cmd` (parsed, never executed) or explicit keys.
+async fn start_load(state: &AppState, call: HookCall) -> Result<Answer, HookError> {
+    use crate::loadgen::{LoadError, LoadSpec, StartOutcome};
+    let spec = LoadSpec::from_metadata(&call.metadata)
+        .map_err(|e| HookError::bad_request(format!("load test: {e}")))?;
+    let canary = (call.key.namespace.clone(), call.key.name.clone());
+    let outcome = state.loads.start(canary, spec).await.map_err(|e| match e {
+        LoadError::Invalid(_) => HookError::bad_request(format!("load test: {e}")),
+        LoadError::OverCap(_) | LoadError::ShuttingDown => {
+            HookError::new(StatusCode::CONFLICT, format!("load test: {e}"))
+        }
+        LoadError::Record(_) => HookError::dependency(format!("load test: {e}")),
+    })?;
+    let reason = match outcome {
+        StartOutcome::Started { run_id } => format!("load run {run_id} started"),
+        StartOutcome::AlreadyRunning { run_id } => {
+            format!("load run {run_id} is already running this spec")
+        }
+        StartOutcome::Replaced { run_id, stopped } => {
+            format!("load run {run_id} started; run {stopped} (previous spec) stopped")
+        }
+    };
+    Ok(Answer {
+        status: StatusCode::ACCEPTED,
+        verdict: "ok",
+        reason,
+    })
 }
 
 /// `event`: answered 202 at once; stored in the background with retries so a slow or

@@ -25,6 +25,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub namespace_allow: Option<Arc<regex::Regex>>,
     pub webhook_token: Option<Arc<SecretString>>,
+    /// The load-test hook's runs.
+    pub loads: Arc<crate::loadgen::LoadManager>,
 }
 
 /// The whole router with request ids and one span per request.

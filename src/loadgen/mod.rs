@@ -14,6 +14,7 @@ pub mod policy;
 pub mod result;
 mod shell;
 pub mod spec;
+pub mod store_sink;
 
 pub use cli::LoadArgs;
 pub use engine::{run, Prepared};

@@ -1,0 +1,261 @@
+//! `POST /flagger/load-test`: one run per canary and spec, a new spec replaces the run,
+//! bad input and caps are refused with a reason and start nothing, runs are recorded.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use verdict::config::Config;
+use verdict::demo::client::{FlaggerClient, HookReply, Payload};
+use verdict::domain::now_millis;
+use verdict::sli::simulator::{SimulatedSli, SimulatedSliConfig};
+use verdict::startup::Application;
+use verdict::store::{LoadRunRow, Store};
+use verdict::telemetry::Metrics;
+
+struct Harness {
+    client: FlaggerClient,
+    store: Arc<dyn Store>,
+    target: SocketAddr,
+    hits: Arc<AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A target that counts the requests it answers.
+async fn target() -> (SocketAddr, Arc<AtomicU64>) {
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let app = Router::new().route(
+        "/",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind target");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+async fn start() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        webhook_token: Some("load-test-token".to_owned().into()),
+        ..Config::default()
+    };
+    config.database_url = format!("sqlite://{}", dir.path().join("v.db").display()).into();
+    config.load.allow_hosts = vec!["127.0.0.1".to_owned()];
+    config.load.max_total_rps = 100.0;
+    config.load.max_concurrent_runs = 2;
+    config.validate().expect("valid config");
+    let store = verdict::startup::connect_store(&config)
+        .await
+        .expect("store");
+    let sli = SimulatedSli::new(SimulatedSliConfig::demo(now_millis(), 1)).expect("sli");
+    let app = Application::build(config, store.clone(), Arc::new(sli), Metrics::new())
+        .await
+        .expect("build");
+    let client = FlaggerClient::new(format!("http://{}", app.local_addr()));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let (target, hits) = target().await;
+    Harness {
+        client,
+        store,
+        target,
+        hits,
+        stop: Some(tx),
+        server,
+        _dir: dir,
+    }
+}
+
+fn payload(name: &str, metadata: &[(&str, &str)]) -> Payload {
+    let mut metadata: std::collections::BTreeMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    metadata
+        .entry("token".to_owned())
+        .or_insert_with(|| "load-test-token".to_owned());
+    Payload {
+        name: name.to_owned(),
+        namespace: "test".to_owned(),
+        phase: "Progressing".to_owned(),
+        checksum: "85d557f47b".to_owned(),
+        metadata,
+    }
+}
+
+impl Harness {
+    async fn load_test(&self, name: &str, metadata: &[(&str, &str)]) -> HookReply {
+        self.client
+            .call("load-test", &payload(name, metadata))
+            .await
+            .expect("hook answered")
+    }
+
+    async fn runs(&self, name: &str) -> Vec<LoadRunRow> {
+        self.store.load_runs("test", name).await.expect("load runs")
+    }
+
+    async fn stop(mut self) -> Arc<dyn Store> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.server
+            .await
+            .expect("server task")
+            .expect("server stopped cleanly");
+        self.store.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_per_spec_and_a_new_spec_replaces_it() {
+    let h = start().await;
+    let cmd = format!("hey -z 30s -q 5 -c 1 http://{}/", h.target);
+    let first = h.load_test("podinfo", &[("cmd", &cmd)]).await;
+    assert_eq!(first.status, 202, "«{}»", first.body);
+    assert!(first.body.contains("started"), "«{}»", first.body);
+
+    // Flagger calls the hook again every interval: the run goes on, no second one.
+    let again = h.load_test("podinfo", &[("cmd", &cmd)]).await;
+    assert_eq!(again.status, 202, "«{}»", again.body);
+    assert!(again.body.contains("already running"), "«{}»", again.body);
+    assert_eq!(
+        h.runs("podinfo").await.len(),
+        1,
+        "a repeat started a second run"
+    );
+
+    // A new spec (new checksum) stops the old run and starts the new one.
+    let cmd2 = format!("hey -z 30s -q 4 -c 1 http://{}/", h.target);
+    let replaced = h.load_test("podinfo", &[("cmd", &cmd2)]).await;
+    assert_eq!(replaced.status, 202, "«{}»", replaced.body);
+    assert!(replaced.body.contains("stopped"), "«{}»", replaced.body);
+
+    let mut waited = Duration::ZERO;
+    loop {
+        let runs = h.runs("podinfo").await;
+        assert_eq!(runs.len(), 2);
+        if runs[0].outcome.is_some() {
+            let outcome = runs[0].outcome.as_ref().expect("outcome");
+            assert_eq!(
+                outcome.status, "stopped",
+                "the replaced run is recorded as stopped"
+            );
+            assert_ne!(runs[0].run.spec_checksum, runs[1].run.spec_checksum);
+            assert!(runs[1].outcome.is_none(), "the new run is still going");
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(20),
+            "the replaced run never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    // Shutdown stops the new run and records its end.
+    let hits_before_stop = h.hits.load(Ordering::Relaxed);
+    assert!(hits_before_stop > 0, "the target received no load");
+    let store = h.stop().await;
+    let runs = store.load_runs("test", "podinfo").await.expect("runs");
+    let last = runs[1]
+        .outcome
+        .as_ref()
+        .expect("shutdown recorded the run's end");
+    assert_eq!(last.status, "stopped");
+    assert!(last.requests > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_caps_are_refused_and_start_nothing() {
+    let h = start().await;
+    let t = h.target;
+    let cases: Vec<(String, Vec<(&str, String)>, u16)> = vec![
+        ("unparsable".into(), vec![("cmd", "hey -z".to_owned())], 400),
+        (
+            "shell".into(),
+            vec![("cmd", format!("hey -z 1m http://{t}/; rm -rf /"))],
+            400,
+        ),
+        (
+            "not-hey".into(),
+            vec![("cmd", format!("curl http://{t}/"))],
+            400,
+        ),
+        (
+            "scheme".into(),
+            vec![("cmd", "hey -z 10s -q 1 ftp://127.0.0.1/".to_owned())],
+            400,
+        ),
+        (
+            "outside".into(),
+            vec![("cmd", "hey -z 10s -q 1 http://example.com/".to_owned())],
+            400,
+        ),
+        (
+            "negative".into(),
+            vec![
+                ("url", format!("http://{t}/")),
+                ("rps", "-5".to_owned()),
+                ("duration", "10s".to_owned()),
+            ],
+            400,
+        ),
+        (
+            "absurd".into(),
+            vec![
+                ("url", format!("http://{t}/")),
+                ("rps", "1000000".to_owned()),
+                ("duration", "10s".to_owned()),
+            ],
+            409,
+        ),
+        (
+            "unknown-key".into(),
+            vec![("url", format!("http://{t}/")), ("rsp", "5".to_owned())],
+            400,
+        ),
+    ];
+    for (name, metadata, status) in &cases {
+        let metadata: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = h.load_test(name, &metadata).await;
+        assert_eq!(reply.status, *status, "{name}: «{}»", reply.body);
+        assert!(!reply.body.trim().is_empty(), "{name}: no reason given");
+        assert!(h.runs(name).await.is_empty(), "{name}: a run was recorded");
+    }
+
+    // A wrong token is refused before anything else.
+    let mut wrong = payload(
+        "tokenless",
+        &[("cmd", &format!("hey -z 5s -q 1 http://{t}/"))],
+    );
+    wrong
+        .metadata
+        .insert("token".into(), "not-the-token".into());
+    let reply = h.client.call("load-test", &wrong).await.expect("answer");
+    assert_eq!(reply.status, 403, "«{}»", reply.body);
+    assert!(h.runs("tokenless").await.is_empty());
+    assert_eq!(
+        h.hits.load(Ordering::Relaxed),
+        0,
+        "refused runs sent traffic"
+    );
+    h.stop().await;
+}

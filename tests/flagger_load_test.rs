@@ -183,11 +183,14 @@ async fn one_run_per_spec_and_a_new_spec_replaces_it() {
     assert!(last.requests > 0);
 }
 
+/// A refused call: canary name, metadata, expected status.
+type Case = (String, Vec<(&'static str, String)>, u16);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_caps_are_refused_and_start_nothing() {
     let h = start().await;
     let t = h.target;
-    let cases: Vec<(String, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("unparsable".into(), vec![("cmd", "hey -z".to_owned())], 400),
         (
             "shell".into(),

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 
-use super::{replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
+use super::{failure_reason, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
 use crate::grafana::Outcome;
 use crate::judge::Verdict;
@@ -127,24 +127,8 @@ impl Analyst {
                 .await;
         };
         if analysis.status == AnalysisStatus::Failed {
-            let reason = format!(
-                "will not promote: {}",
-                analysis
-                    .status_reason
-                    .as_deref()
-                    .unwrap_or("regression established")
-            );
             return self
-                .answer(
-                    call,
-                    Reply::new(
-                        Some(analysis.id),
-                        "fail",
-                        StatusCode::PRECONDITION_FAILED,
-                        reason,
-                    ),
-                    None,
-                )
+                .refuse_failed(call, &analysis, "will not promote")
                 .await;
         }
         let stored = stored_settings(&analysis)?;
@@ -201,25 +185,7 @@ impl Analyst {
                 .await;
         };
         if analysis.status == AnalysisStatus::Failed {
-            let reason = format!(
-                "hold weight: {}",
-                analysis
-                    .status_reason
-                    .as_deref()
-                    .unwrap_or("regression established")
-            );
-            return self
-                .answer(
-                    call,
-                    Reply::new(
-                        Some(analysis.id),
-                        "fail",
-                        StatusCode::PRECONDITION_FAILED,
-                        reason,
-                    ),
-                    None,
-                )
-                .await;
+            return self.refuse_failed(call, &analysis, "hold weight").await;
         }
         // Flagger sends each webhook its own metadata: a minimum set on this webhook
         // alone wins over the settings fixed when the analysis opened.
@@ -277,12 +243,7 @@ impl Analyst {
         let analysis = self.existing(call).await?;
         match analysis {
             Some(a) if a.status == AnalysisStatus::Failed => {
-                let reason = format!(
-                    "roll back: {}",
-                    a.status_reason
-                        .as_deref()
-                        .unwrap_or("regression established")
-                );
+                let reason = format!("roll back: {}", failure_reason(&a));
                 let rolled_back =
                     self.milestone(Outcome::RolledBack, call, a.id, &reason, now_millis(), None);
                 self.answer(

@@ -81,10 +81,7 @@ impl Analyst {
             .into_iter()
             .collect();
         if analysis.status == AnalysisStatus::Failed {
-            let reason = analysis
-                .status_reason
-                .clone()
-                .unwrap_or_else(|| "regression established earlier".into());
+            let reason = super::failure_reason(&analysis).to_owned();
             return self
                 .answer(
                     call,

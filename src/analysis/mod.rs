@@ -340,6 +340,33 @@ impl Analyst {
     }
 }
 
+/// Why a failed analysis failed, as stored with its status.
+fn failure_reason(analysis: &Analysis) -> &str {
+    analysis
+        .status_reason
+        .as_deref()
+        .unwrap_or("regression established")
+}
+
+impl Analyst {
+    /// Refuses a gate (412) of an analysis that has already failed, saying why it failed.
+    async fn refuse_failed(
+        &self,
+        call: &HookCall,
+        analysis: &Analysis,
+        prefix: &str,
+    ) -> Result<Answer, Refusal> {
+        let reason = format!("{prefix}: {}", failure_reason(analysis));
+        let reply = Reply::new(
+            Some(analysis.id),
+            "fail",
+            StatusCode::PRECONDITION_FAILED,
+            reason,
+        );
+        self.answer(call, reply, None).await
+    }
+}
+
 /// Reads an analysis' stored settings.
 fn stored_settings(analysis: &Analysis) -> Result<StoredSettings, Refusal> {
     serde_json::from_str(&analysis.settings).map_err(|e| {

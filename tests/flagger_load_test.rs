@@ -170,9 +170,17 @@ async fn one_run_per_spec_and_a_new_spec_replaces_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += Duration::from_millis(100);
     }
+    // Let the new run answer a couple of requests (at 4/s that takes about half
+    // a second), so its recorded count is known to be non-zero.
+    let hits_at_replace = h.hits.load(Ordering::Relaxed);
+    assert!(hits_at_replace > 0, "the target received no load");
+    let mut waited = Duration::ZERO;
+    while h.hits.load(Ordering::Relaxed) < hits_at_replace + 2 {
+        assert!(waited < Duration::from_secs(10), "the new run sent no load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
     // Shutdown stops the new run and records its end.
-    let hits_before_stop = h.hits.load(Ordering::Relaxed);
-    assert!(hits_before_stop > 0, "the target received no load");
     let store = h.stop().await;
     let runs = store.load_runs("test", "podinfo").await.expect("runs");
     let last = runs[1]

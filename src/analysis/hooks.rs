@@ -3,11 +3,12 @@
 
 use axum::http::StatusCode;
 
+use super::gates;
 use super::{failure_reason, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
 use crate::grafana::Outcome;
 use crate::judge::Verdict;
-use crate::store::{AnalysisStatus, StatusChange};
+use crate::store::{AnalysisStatus, GateKind, StatusChange};
 
 /// The webhook types of Flagger that verdict serves, by URL path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +62,34 @@ impl Hook {
 }
 
 impl Analyst {
-    /// `confirm-rollout`: the rollout gate. Open by default; the checksum Flagger sends
-    /// here may still be the previous revision's, so no analysis is touched.
+    /// `confirm-rollout`: the rollout gate. Open unless a release manager held it, or
+    /// the canary asked for `gate: manual` and nobody opened it for this revision. The
+    /// checksum Flagger sends here may still be the previous revision's, so no analysis
+    /// is touched.
     pub(super) async fn confirm_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
-        self.resolve_settings(call)?;
-        self.answer(
-            call,
-            Reply::new(None, "ok", StatusCode::OK, "rollout gate open".into()),
-            None,
-        )
-        .await
+        let settings = self.resolve_settings(call)?;
+        let (ns, name) = (call.key.namespace.as_str(), call.key.name.as_str());
+        let rows = self.store.gates(ns, name).await?;
+        let latest = self.store.latest_analysis(ns, name).await?;
+        let gate = gates::rollout_gate(
+            gates::row_of(&rows, GateKind::Rollout),
+            settings.manual_gates,
+            latest.as_ref(),
+        );
+        let reply = if gate.is_open() {
+            Reply::new(None, "ok", StatusCode::OK, "rollout gate open".into())
+        } else {
+            Reply::new(
+                None,
+                "wait",
+                StatusCode::PRECONDITION_FAILED,
+                format!(
+                    "{}; open it with `verdict gate approve {ns}/{name} --gate rollout`",
+                    gate.held_because()
+                ),
+            )
+        };
+        self.answer(call, reply, None).await
     }
 
     /// `pre-rollout`: preflight and open the analysis. Idempotent.
@@ -135,10 +154,33 @@ impl Analyst {
         let looks = self.store.looks(analysis.id).await?;
         let (_, assessment) = replay(&stored, &looks)?;
         let evidence = serde_json::to_string(&assessment.evidence).ok();
-        let (status, verdict) = match assessment.verdict {
-            Verdict::Pass => (StatusCode::OK, "pass"),
-            Verdict::Fail => (StatusCode::PRECONDITION_FAILED, "fail"),
-            Verdict::Wait => (StatusCode::PRECONDITION_FAILED, "wait"),
+        let manual = stored.canary.manual_gates || self.resolve_settings(call)?.manual_gates;
+        let rows = self
+            .store
+            .gates(call.key.namespace.as_str(), call.key.name.as_str())
+            .await?;
+        let gate =
+            gates::promotion_gate(gates::row_of(&rows, GateKind::Promotion), manual, &analysis);
+        let (status, verdict, reason) = match (assessment.verdict, gate.is_open()) {
+            (Verdict::Pass, true) => (StatusCode::OK, "pass", assessment.reason.clone()),
+            (Verdict::Pass, false) => (
+                StatusCode::PRECONDITION_FAILED,
+                "wait",
+                format!(
+                    "{}; the statistics pass: {}",
+                    gate.held_because(),
+                    assessment.reason
+                ),
+            ),
+            (v, open) => {
+                let verdict = if v == Verdict::Fail { "fail" } else { "wait" };
+                let reason = if open {
+                    assessment.reason.clone()
+                } else {
+                    format!("{} (and the {})", assessment.reason, gate.held_because())
+                };
+                (StatusCode::PRECONDITION_FAILED, verdict, reason)
+            }
         };
         // Only the first 200 of an analysis enters the outbox (the dedup key).
         let promoted = (status == StatusCode::OK)
@@ -155,7 +197,7 @@ impl Analyst {
             .flatten();
         self.answer(
             call,
-            Reply::new(Some(analysis.id), verdict, status, assessment.reason)
+            Reply::new(Some(analysis.id), verdict, status, reason)
                 .with_evidence(evidence)
                 .with_annotations(promoted),
             None,

@@ -5,6 +5,7 @@
 //! the judge is rebuilt from the stored looks on every call, so a restart or a second
 //! replica continues an analysis with identical results.
 
+pub mod gates;
 mod hooks;
 mod look;
 pub mod settings;

@@ -25,6 +25,7 @@ pub const ANALYSIS_KEYS: &[&str] = &[
     "minStepRequests",
     "sloErrorRate",
     "sloP95Ms",
+    "gate",
     "token",
 ];
 
@@ -64,6 +65,11 @@ pub struct CanarySettings {
     /// canary requests.
     pub min_step_requests: u64,
     pub variables: BTreeMap<String, String>,
+    /// `gate: manual`: the rollout and promotion gates are held for every new revision
+    /// until a release manager opens them. Absent in settings stored before the key
+    /// existed, which means automatic.
+    #[serde(default)]
+    pub manual_gates: bool,
 }
 
 /// Checks the keys and parses the values of a hook's metadata. The `token` key is
@@ -139,6 +145,17 @@ pub fn resolve(
         None => config.defaults.template.clone(),
     };
 
+    let manual_gates = match get("gate") {
+        None | Some("auto") => false,
+        Some("manual") => true,
+        Some(other) => {
+            return Err(invalid(
+                "gate",
+                format!("{other:?} is neither \"manual\" nor \"auto\""),
+            ))
+        }
+    };
+
     let mut variables = BTreeMap::new();
     for (key, value) in metadata {
         if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
@@ -160,6 +177,7 @@ pub fn resolve(
         slo_p95_s,
         min_step_requests,
         variables,
+        manual_gates,
     })
 }
 
@@ -235,6 +253,29 @@ mod tests {
         assert_eq!(s.target, "podinfo");
         assert_eq!(s.judge, config.judge_defaults());
         assert_eq!(s.min_step_requests, 0);
+        assert!(!s.manual_gates);
+    }
+
+    #[test]
+    fn gate_manual_and_auto() {
+        let config = Config::default();
+        let manual = resolve(&name(), &meta(&[("gate", "manual")]), &config).expect("manual");
+        assert!(manual.manual_gates);
+        let auto = resolve(&name(), &meta(&[("gate", "auto")]), &config).expect("auto");
+        assert!(!auto.manual_gates);
+        let err = resolve(&name(), &meta(&[("gate", "Manual!")]), &config)
+            .expect_err("bad gate")
+            .to_string();
+        assert!(err.contains("gate"), "{err}");
+    }
+
+    #[test]
+    fn settings_stored_before_the_gate_key_read_as_automatic() {
+        let s = resolve(&name(), &meta(&[]), &Config::default()).expect("defaults");
+        let mut json: serde_json::Value = serde_json::to_value(&s).expect("json");
+        json.as_object_mut().expect("object").remove("manual_gates");
+        let back: CanarySettings = serde_json::from_value(json).expect("old settings");
+        assert!(!back.manual_gates);
     }
 
     #[test]

@@ -249,6 +249,133 @@ pub struct LoadRunRow {
     pub outcome: Option<LoadRunOutcome>,
 }
 
+/// One of a canary's two manual gates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateKind {
+    /// Checked by confirm-rollout: may a new revision start rolling out?
+    Rollout,
+    /// Checked by confirm-promotion: may the canary be promoted?
+    Promotion,
+}
+
+impl GateKind {
+    pub const ALL: [GateKind; 2] = [GateKind::Rollout, GateKind::Promotion];
+
+    /// The stored (and serialised) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollout => "rollout",
+            Self::Promotion => "promotion",
+        }
+    }
+
+    /// Reads the stored spelling back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Whether a gate lets its hook pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateState {
+    Open,
+    Held,
+}
+
+impl GateState {
+    /// The stored (and serialised) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Held => "held",
+        }
+    }
+
+    /// Reads the stored spelling back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "held" => Self::Held,
+            _ => return None,
+        })
+    }
+}
+
+/// A gate as a person last set it. One row per (namespace, name, kind); a canary whose
+/// gate has no row has never been touched by hand.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateRow {
+    pub namespace: String,
+    pub name: String,
+    pub kind: GateKind,
+    pub state: GateState,
+    /// Who set it (the JWT subject).
+    pub actor: String,
+    pub reason: String,
+    pub updated_at: Millis,
+}
+
+/// A manual action, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAudit {
+    /// The JWT subject.
+    pub actor: String,
+    /// The role the token carried: `viewer`, `release-manager` or `admin`.
+    pub role: String,
+    /// What was done, e.g. `gate.promotion.open`, `gate.rollout.hold`, `rollback`.
+    pub action: String,
+    /// What it was done to: `namespace/name`.
+    pub target: String,
+    pub reason: String,
+    pub at: Millis,
+}
+
+/// A stored audit row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub audit: NewAudit,
+}
+
+/// Which analyses to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnalysisFilter {
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<AnalysisStatus>,
+    /// Only analyses started at or after this time.
+    pub since: Option<Millis>,
+    /// The cursor: only analyses with an id below this one.
+    pub before_id: Option<i64>,
+    /// At most this many rows (the caller bounds it).
+    pub limit: i64,
+}
+
+/// Which audit rows to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only rows whose target is exactly this `namespace/name`.
+    pub target: Option<String>,
+    /// The cursor: only rows with an id below this one.
+    pub before_id: Option<i64>,
+    /// At most this many rows (the caller bounds it).
+    pub limit: i64,
+}
+
+/// Result of [`Store::request_rollback`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackRequest {
+    /// The analysis was running; it is now failed with the request as its reason, and
+    /// the audit row (and annotation) are written.
+    Recorded(Analysis),
+    /// The analysis was not running (here it is as it stands); nothing was written.
+    NotRunning(Analysis),
+    /// No analysis has this id; nothing was written.
+    Missing,
+}
+
 /// Result of [`Store::record_look`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum LookInsert {
@@ -334,6 +461,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// Load runs of a canary, oldest first.
     async fn load_runs(&self, namespace: &str, name: &str) -> Result<Vec<LoadRunRow>, StoreError>;
+
+    /// Analyses matching `filter`, newest (highest id) first.
+    async fn list_analyses(&self, filter: &AnalysisFilter) -> Result<Vec<Analysis>, StoreError>;
+
+    /// The most recently opened analysis of a canary (any revision), if any.
+    async fn latest_analysis(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Analysis>, StoreError>;
+
+    /// The gates of a canary that were ever set by hand (zero, one or two rows).
+    async fn gates(&self, namespace: &str, name: &str) -> Result<Vec<GateRow>, StoreError>;
+
+    /// In one transaction: sets the gate (insert or update of its one row), writes the
+    /// audit row and, when given, puts the annotation in the outbox. Returns the gate.
+    async fn set_gate(
+        &self,
+        gate: &GateRow,
+        audit: &NewAudit,
+        annotation: Option<&NewAnnotation>,
+    ) -> Result<GateRow, StoreError>;
+
+    /// In one transaction, only if analysis `analysis_id` is running: marks it failed
+    /// with `change` (the rollback hook then answers 200), writes the audit row and,
+    /// when given, the annotation. Otherwise writes nothing and says why.
+    async fn request_rollback(
+        &self,
+        analysis_id: i64,
+        change: &StatusChange,
+        audit: &NewAudit,
+        annotation: Option<&NewAnnotation>,
+    ) -> Result<RollbackRequest, StoreError>;
+
+    /// Audit rows matching `filter`, newest (highest id) first.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError>;
 
     /// Puts one annotation in the outbox on its own (for actions that record no decision).
     /// Returns its id, or `None` when its `dedup_key` is already there. Code inside the

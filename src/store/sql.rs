@@ -20,6 +20,7 @@ use super::{
     EventRow, LoadRunOutcome, LoadRunRow, LookInsert, LookRow, NewAnalysis, NewAnnotation,
     NewDecision, NewEvent, NewLoadRun, NewLook, OutboxRow, StatusChange, Store, StoreError,
 };
+use super::{AnalysisFilter, AuditFilter, AuditRow, GateRow, NewAudit, RollbackRequest};
 use crate::domain::{AnalysisKey, Millis};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -354,6 +355,42 @@ impl Store for SqlStore {
 
     async fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         outbox::list(self, limit).await
+    }
+
+    // TEMPORARY (branch `gates-store` replaces these before anything lands).
+    async fn list_analyses(&self, _f: &AnalysisFilter) -> Result<Vec<Analysis>, StoreError> {
+        todo!("list_analyses")
+    }
+
+    async fn latest_analysis(&self, _ns: &str, _n: &str) -> Result<Option<Analysis>, StoreError> {
+        todo!("latest_analysis")
+    }
+
+    async fn gates(&self, _ns: &str, _n: &str) -> Result<Vec<GateRow>, StoreError> {
+        todo!("gates")
+    }
+
+    async fn set_gate(
+        &self,
+        _g: &GateRow,
+        _a: &NewAudit,
+        _n: Option<&NewAnnotation>,
+    ) -> Result<GateRow, StoreError> {
+        todo!("set_gate")
+    }
+
+    async fn request_rollback(
+        &self,
+        _id: i64,
+        _c: &StatusChange,
+        _a: &NewAudit,
+        _n: Option<&NewAnnotation>,
+    ) -> Result<RollbackRequest, StoreError> {
+        todo!("request_rollback")
+    }
+
+    async fn audit(&self, _f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        todo!("audit")
     }
 }
 

@@ -1,0 +1,184 @@
+//! The manual gates as the hooks see them: what a release manager set through the API,
+//! and what `gate: manual` implies when nobody has acted for this revision yet.
+//!
+//! A gate row is per canary, not per revision, so a hold outlives revisions until
+//! someone opens it. For a `gate: manual` canary an opening is good for one revision
+//! only: the rollout gate must have been opened after the canary's latest analysis
+//! started (Flagger asks confirm-rollout only before a revision starts progressing), and
+//! the promotion gate after the current revision's analysis started. So every new
+//! revision of a manual canary starts with both gates held, without any write.
+
+use serde::Serialize;
+
+use crate::domain::Millis;
+use crate::store::{Analysis, GateKind, GateRow, GateState};
+
+/// Who holds a manual canary's gate when no person has opened it for this revision.
+pub const MANUAL_ACTOR: &str = "verdict";
+
+/// A gate as the hooks see it now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateView {
+    pub kind: GateKind,
+    pub state: GateState,
+    /// The canary asked for `gate: manual`.
+    pub manual: bool,
+    /// Who set the state, when a person did (or [`MANUAL_ACTOR`] for a manual hold).
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// When a person last set this gate.
+    pub updated_at: Option<Millis>,
+}
+
+impl GateView {
+    /// Whether the gate lets its hook pass.
+    pub fn is_open(&self) -> bool {
+        self.state == GateState::Open
+    }
+
+    /// One sentence for a refused hook: who holds the gate and why.
+    pub fn held_because(&self) -> String {
+        let actor = self.actor.as_deref().unwrap_or("someone");
+        let reason = self.reason.as_deref().unwrap_or("no reason given");
+        format!("{} gate held by {actor}: {reason}", self.kind.as_str())
+    }
+}
+
+fn from_row(kind: GateKind, row: Option<&GateRow>, manual: bool) -> GateView {
+    match row {
+        Some(r) => GateView {
+            kind,
+            state: r.state,
+            manual,
+            actor: Some(r.actor.clone()),
+            reason: Some(r.reason.clone()),
+            updated_at: Some(r.updated_at),
+        },
+        None => GateView {
+            kind,
+            state: GateState::Open,
+            manual,
+            actor: None,
+            reason: None,
+            updated_at: None,
+        },
+    }
+}
+
+/// The hold every revision of a manual canary starts with.
+fn manual_hold(kind: GateKind, row: Option<&GateRow>) -> GateView {
+    GateView {
+        kind,
+        state: GateState::Held,
+        manual: true,
+        actor: Some(MANUAL_ACTOR.to_owned()),
+        reason: Some(format!(
+            "gate: manual; a release manager must open the {} gate for this revision",
+            kind.as_str()
+        )),
+        updated_at: row.map(|r| r.updated_at),
+    }
+}
+
+/// The rollout gate (confirm-rollout). `latest` is the canary's most recent analysis.
+pub fn rollout_gate(row: Option<&GateRow>, manual: bool, latest: Option<&Analysis>) -> GateView {
+    let view = from_row(GateKind::Rollout, row, manual);
+    if !manual || view.state == GateState::Held {
+        return view;
+    }
+    // An opening counts only for a revision that has not started since.
+    match (row, latest) {
+        (Some(r), Some(a)) if r.updated_at > a.started_at => view,
+        (Some(_), None) => view,
+        _ => manual_hold(GateKind::Rollout, row),
+    }
+}
+
+/// The promotion gate (confirm-promotion). `current` is the analysis of the revision
+/// asking to be promoted.
+pub fn promotion_gate(row: Option<&GateRow>, manual: bool, current: &Analysis) -> GateView {
+    let view = from_row(GateKind::Promotion, row, manual);
+    if !manual || view.state == GateState::Held {
+        return view;
+    }
+    match row {
+        Some(r) if r.updated_at >= current.started_at => view,
+        _ => manual_hold(GateKind::Promotion, row),
+    }
+}
+
+/// The row of one kind among a canary's gate rows.
+pub fn row_of(rows: &[GateRow], kind: GateKind) -> Option<&GateRow> {
+    rows.iter().find(|r| r.kind == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
+    use crate::store::AnalysisStatus;
+
+    fn row(kind: GateKind, state: GateState, at: Millis) -> GateRow {
+        GateRow {
+            namespace: "test".into(),
+            name: "podinfo".into(),
+            kind,
+            state,
+            actor: "alice".into(),
+            reason: "because".into(),
+            updated_at: at,
+        }
+    }
+
+    fn analysis(started_at: Millis) -> Analysis {
+        Analysis {
+            id: 1,
+            key: AnalysisKey {
+                namespace: Namespace::parse("test").expect("ns"),
+                name: CanaryName::parse("podinfo").expect("name"),
+                checksum: Checksum::parse("abc123").expect("checksum"),
+            },
+            settings: "{}".into(),
+            status: AnalysisStatus::Running,
+            status_reason: None,
+            started_at,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn untouched_automatic_gates_are_open() {
+        assert!(rollout_gate(None, false, None).is_open());
+        assert!(promotion_gate(None, false, &analysis(10)).is_open());
+    }
+
+    #[test]
+    fn a_hold_outlives_revisions_until_opened() {
+        let held = row(GateKind::Promotion, GateState::Held, 5);
+        let view = promotion_gate(Some(&held), false, &analysis(100));
+        assert!(!view.is_open());
+        assert_eq!(view.held_because(), "promotion gate held by alice: because");
+        let held = row(GateKind::Rollout, GateState::Held, 5);
+        assert!(!rollout_gate(Some(&held), false, Some(&analysis(100))).is_open());
+    }
+
+    #[test]
+    fn manual_gates_start_held_and_an_opening_lasts_one_revision() {
+        // Never touched: held by verdict.
+        let view = rollout_gate(None, true, None);
+        assert!(!view.is_open());
+        assert_eq!(view.actor.as_deref(), Some(MANUAL_ACTOR));
+        // Opened before any analysis: open.
+        let opened = row(GateKind::Rollout, GateState::Open, 50);
+        assert!(rollout_gate(Some(&opened), true, None).is_open());
+        // Opened after the latest analysis started: open for the next revision.
+        assert!(rollout_gate(Some(&opened), true, Some(&analysis(40))).is_open());
+        // A revision started after the opening consumed it.
+        assert!(!rollout_gate(Some(&opened), true, Some(&analysis(60))).is_open());
+
+        let approved = row(GateKind::Promotion, GateState::Open, 70);
+        assert!(promotion_gate(Some(&approved), true, &analysis(60)).is_open());
+        assert!(!promotion_gate(Some(&approved), true, &analysis(80)).is_open());
+        assert!(!promotion_gate(None, true, &analysis(80)).is_open());
+    }
+}

@@ -2,8 +2,11 @@
 
 use sqlx::any::AnyRow;
 
-use super::sql::{col, SqlStore};
-use super::{Analysis, AnalysisStatus, NewAnalysis, StoreError};
+use super::sql::{col, Conditions, SqlStore};
+use super::{
+    audit, outbox, Analysis, AnalysisFilter, AnalysisStatus, NewAnalysis, NewAnnotation, NewAudit,
+    RollbackRequest, StatusChange, StoreError,
+};
 use crate::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
 
 const COLUMNS: &str =
@@ -74,6 +77,114 @@ pub(super) async fn get(store: &SqlStore, id: i64) -> Result<Option<Analysis>, S
         .await
         .map_err(|e| store.err(e))?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// [`super::Store::list_analyses`]: the filters that are given, ANDed; newest first.
+pub(super) async fn list(
+    store: &SqlStore,
+    f: &AnalysisFilter,
+) -> Result<Vec<Analysis>, StoreError> {
+    let mut w = Conditions::default();
+    if let Some(namespace) = &f.namespace {
+        w.text("namespace =", namespace);
+    }
+    if let Some(name) = &f.name {
+        w.text("name =", name);
+    }
+    if let Some(status) = f.status {
+        w.text("status =", status.as_str());
+    }
+    if let Some(since) = f.since {
+        w.int("started_at >=", since);
+    }
+    if let Some(before) = f.before_id {
+        w.int("id <", before);
+    }
+    let limit = w.limit(f.limit)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM analysis{} ORDER BY id DESC {limit}",
+        w.where_clause()
+    );
+    let rows = w
+        .query(&sql)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(|e| store.err(e))?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The most recently opened analysis of a canary, any revision.
+pub(super) async fn latest(
+    store: &SqlStore,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Analysis>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM analysis WHERE namespace = $1 AND name = $2 \
+         ORDER BY id DESC LIMIT 1"
+    );
+    let row = sqlx::query(&sql)
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(|e| store.err(e))?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// [`super::Store::request_rollback`].
+///
+/// The status test sits in the UPDATE itself, not in a read before it: a look failing
+/// the analysis, Flagger's post-rollout hook or a second request at the same moment
+/// cannot slip between the check and the write, so of two requests exactly one is
+/// recorded. (`sql::apply_status` updates unconditionally, so it does not fit here.)
+pub(super) async fn request_rollback(
+    store: &SqlStore,
+    analysis_id: i64,
+    change: &StatusChange,
+    audit: &NewAudit,
+    annotation: Option<&NewAnnotation>,
+) -> Result<RollbackRequest, StoreError> {
+    if change.status != AnalysisStatus::Failed {
+        return Err(StoreError::Query(format!(
+            "a rollback request fails analysis {analysis_id}, but the change asks for status {}",
+            change.status.as_str()
+        )));
+    }
+    let sql = format!(
+        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
+         WHERE id = $4 AND status = $5 RETURNING {COLUMNS}"
+    );
+    let mut tx = store.begin_write().await?;
+    let updated = sqlx::query(&sql)
+        .bind(AnalysisStatus::Failed.as_str())
+        .bind(change.reason.as_str())
+        .bind(change.at)
+        .bind(analysis_id)
+        .bind(AnalysisStatus::Running.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| store.err(e))?;
+    let Some(row) = updated else {
+        // Nothing was written; say why, then end the transaction without a write.
+        let current = sqlx::query(&format!("SELECT {COLUMNS} FROM analysis WHERE id = $1"))
+            .bind(analysis_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| store.err(e))?;
+        tx.rollback().await.map_err(|e| store.err(e))?;
+        return Ok(match current {
+            Some(row) => RollbackRequest::NotRunning(from_row(&row)?),
+            None => RollbackRequest::Missing,
+        });
+    };
+    let failed = from_row(&row)?;
+    audit::insert(store, &mut tx, audit).await?;
+    if let Some(annotation) = annotation {
+        outbox::insert(store, &mut tx, annotation).await?;
+    }
+    tx.commit().await.map_err(|e| store.err(e))?;
+    Ok(RollbackRequest::Recorded(failed))
 }
 
 /// Rebuilds an analysis, re-validating the identifiers: a row written by anything but

@@ -9,8 +9,10 @@
 //!   same moment both try to insert it; one wins, the other gets the winner's row.
 
 mod analysis;
+mod audit;
 mod decision;
 mod event;
+mod gate;
 mod load_run;
 mod look;
 mod outbox;

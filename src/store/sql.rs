@@ -5,7 +5,8 @@
 //! accepts them), `INSERT … ON CONFLICT … DO NOTHING RETURNING`, and only BIGINT,
 //! DOUBLE PRECISION and TEXT columns, which the Any driver decodes identically on both.
 //! Only the DDL differs (identity columns), so migrations live in one directory per
-//! dialect. The entity queries are in the sibling modules `analysis`, `look`, `decision`, `event`.
+//! dialect. The entity queries are in the sibling modules (`analysis`, `look`, `decision`,
+//! `event`, `load_run`, `outbox`, `gate`, `audit`); this one connects and delegates.
 
 use std::time::Duration;
 
@@ -16,11 +17,11 @@ use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 
 use super::{
-    analysis, decision, event, is_postgres_url, load_run, look, outbox, Analysis, DecisionRow,
-    EventRow, LoadRunOutcome, LoadRunRow, LookInsert, LookRow, NewAnalysis, NewAnnotation,
-    NewDecision, NewEvent, NewLoadRun, NewLook, OutboxRow, StatusChange, Store, StoreError,
+    analysis, audit, decision, event, gate, is_postgres_url, load_run, look, outbox, Analysis,
+    AnalysisFilter, AuditFilter, AuditRow, DecisionRow, EventRow, GateRow, LoadRunOutcome,
+    LoadRunRow, LookInsert, LookRow, NewAnalysis, NewAnnotation, NewAudit, NewDecision, NewEvent,
+    NewLoadRun, NewLook, OutboxRow, RollbackRequest, StatusChange, Store, StoreError,
 };
-use super::{AnalysisFilter, AuditFilter, AuditRow, GateRow, NewAudit, RollbackRequest};
 use crate::domain::{AnalysisKey, Millis};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -196,6 +197,73 @@ where
         .map_err(|e| StoreError::Query(format!("reading column {name}: {e}")))
 }
 
+/// The WHERE clause and LIMIT of a list query, assembled from optional filters.
+///
+/// Each condition is a column and operator fixed in the code (`&'static str`); its value
+/// gets the next numbered placeholder and is bound, never written into the SQL.
+#[derive(Debug, Default)]
+pub(super) struct Conditions {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+}
+
+#[derive(Debug)]
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+impl Conditions {
+    /// Adds `<column_op> $n` with a text value, e.g. `text("namespace =", "test")`.
+    pub(super) fn text(&mut self, column_op: &'static str, value: &str) {
+        self.push(column_op, Arg::Text(value.to_owned()));
+    }
+
+    /// Adds `<column_op> $n` with an integer value, e.g. `int("id <", 42)`.
+    pub(super) fn int(&mut self, column_op: &'static str, value: i64) {
+        self.push(column_op, Arg::Int(value));
+    }
+
+    fn push(&mut self, column_op: &'static str, arg: Arg) {
+        self.args.push(arg);
+        self.clauses
+            .push(format!("{column_op} ${}", self.args.len()));
+    }
+
+    /// ` WHERE a AND b …`, or nothing without conditions.
+    pub(super) fn where_clause(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// `LIMIT $n` with `limit` as its value; call it after the last condition. A negative
+    /// limit is refused: Postgres rejects it and SQLite reads it as "no limit", so
+    /// passing it through would make the backends disagree.
+    pub(super) fn limit(&mut self, limit: i64) -> Result<String, StoreError> {
+        if limit < 0 {
+            return Err(StoreError::Query(format!(
+                "list limit must not be negative, got {limit}"
+            )));
+        }
+        self.args.push(Arg::Int(limit));
+        Ok(format!("LIMIT ${}", self.args.len()))
+    }
+
+    /// Binds the values, in placeholder order, to `sql`.
+    pub(super) fn query<'q>(
+        &'q self,
+        sql: &'q str,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        self.args.iter().fold(sqlx::query(sql), |q, arg| match arg {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.as_str()),
+        })
+    }
+}
+
 /// Applies a status change to an analysis inside the caller's transaction. An end state
 /// stamps `finished_at`; going back to running clears it.
 pub(super) async fn apply_status(
@@ -357,40 +425,43 @@ impl Store for SqlStore {
         outbox::list(self, limit).await
     }
 
-    // TEMPORARY (branch `gates-store` replaces these before anything lands).
-    async fn list_analyses(&self, _f: &AnalysisFilter) -> Result<Vec<Analysis>, StoreError> {
-        todo!("list_analyses")
+    async fn list_analyses(&self, filter: &AnalysisFilter) -> Result<Vec<Analysis>, StoreError> {
+        analysis::list(self, filter).await
     }
 
-    async fn latest_analysis(&self, _ns: &str, _n: &str) -> Result<Option<Analysis>, StoreError> {
-        todo!("latest_analysis")
+    async fn latest_analysis(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Analysis>, StoreError> {
+        analysis::latest(self, namespace, name).await
     }
 
-    async fn gates(&self, _ns: &str, _n: &str) -> Result<Vec<GateRow>, StoreError> {
-        todo!("gates")
+    async fn gates(&self, namespace: &str, name: &str) -> Result<Vec<GateRow>, StoreError> {
+        gate::of_canary(self, namespace, name).await
     }
 
     async fn set_gate(
         &self,
-        _g: &GateRow,
-        _a: &NewAudit,
-        _n: Option<&NewAnnotation>,
+        gate: &GateRow,
+        audit: &NewAudit,
+        annotation: Option<&NewAnnotation>,
     ) -> Result<GateRow, StoreError> {
-        todo!("set_gate")
+        gate::set(self, gate, audit, annotation).await
     }
 
     async fn request_rollback(
         &self,
-        _id: i64,
-        _c: &StatusChange,
-        _a: &NewAudit,
-        _n: Option<&NewAnnotation>,
+        analysis_id: i64,
+        change: &StatusChange,
+        audit: &NewAudit,
+        annotation: Option<&NewAnnotation>,
     ) -> Result<RollbackRequest, StoreError> {
-        todo!("request_rollback")
+        analysis::request_rollback(self, analysis_id, change, audit, annotation).await
     }
 
-    async fn audit(&self, _f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
-        todo!("audit")
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        audit::list(self, filter).await
     }
 }
 
@@ -440,6 +511,24 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@db/v"), "postgres://u@db/v");
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn conditions_number_their_placeholders_in_order() {
+        let mut w = Conditions::default();
+        assert_eq!(w.where_clause(), "");
+        w.text("namespace =", "x'; DROP TABLE analysis; --");
+        w.int("id <", 7);
+        let limit = w.limit(50).ok();
+        assert_eq!(w.where_clause(), " WHERE namespace = $1 AND id < $2");
+        assert_eq!(limit.as_deref(), Some("LIMIT $3"));
+        assert!(
+            !w.where_clause().contains("DROP"),
+            "values are bound, not written"
+        );
+        assert!(
+            matches!(Conditions::default().limit(-1), Err(StoreError::Query(m)) if m.contains("-1"))
+        );
     }
 
     #[test]

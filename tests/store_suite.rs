@@ -8,12 +8,15 @@ mod pg;
 /// The test cases, split by entity; the macro below runs each on both backends.
 #[path = "store_suite/analyses.rs"]
 mod analyses;
+#[path = "store_suite/gates.rs"]
+mod gates;
 #[path = "store_suite/load_runs.rs"]
 mod load_runs;
 #[path = "store_suite/looks.rs"]
 mod looks;
 
 use analyses::*;
+use gates::*;
 use load_runs::*;
 use looks::*;
 
@@ -97,6 +100,19 @@ store_suite!(
     odd_strings_round_trip_unchanged,
     out_of_range_input_is_refused_without_writing,
     load_runs_start_finish_and_list,
+    gates_are_empty_until_set_then_read_back,
+    set_gate_replaces_its_one_row_and_writes_audit_and_outbox,
+    set_gate_writes_nothing_when_its_transaction_fails,
+    concurrent_set_gate_leaves_one_row,
+    a_stored_gate_with_an_unknown_state_is_an_error,
+    request_rollback_fails_a_running_analysis_once,
+    request_rollback_of_a_finished_or_missing_analysis_writes_nothing,
+    concurrent_rollback_requests_record_once,
+    list_analyses_applies_each_filter_and_their_combinations,
+    list_analyses_pages_without_gaps_or_duplicates,
+    list_analyses_refuses_a_negative_limit,
+    latest_analysis_is_the_last_opened,
+    audit_filters_by_target_and_pages,
 );
 
 // ---------------------------------------------------------------- fixtures

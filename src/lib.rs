@@ -8,6 +8,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod analysis;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod domain;

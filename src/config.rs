@@ -178,6 +178,109 @@ impl GrafanaSettings {
     }
 }
 
+/// Signature algorithm the API accepts: exactly one, so a token can never choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret (at least 32 bytes).
+    #[serde(rename = "HS256", alias = "hs256")]
+    Hs256,
+    /// RSA PKCS#1 v1.5 with SHA-256, verified with the identity provider's public key.
+    #[serde(rename = "RS256", alias = "rs256")]
+    Rs256,
+}
+
+impl JwtAlgorithm {
+    /// The spelling in tokens' `alg` header and in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    /// The same algorithm, as jsonwebtoken names it.
+    pub fn algorithm(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+}
+
+/// Release-manager API tokens (docs/api.md, "Authentication"). Without `key` or
+/// `key_file` the API is off and answers 503.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSettings {
+    pub algorithm: JwtAlgorithm,
+    /// The HS256 secret, or the RS256 public key in PEM.
+    #[serde(skip_serializing)]
+    pub key: Option<SecretString>,
+    /// Alternatively, a file holding the key.
+    pub key_file: Option<PathBuf>,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud` (one of the token's audiences).
+    pub audience: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// The claim holding the role.
+    pub role_claim: String,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::Hs256,
+            key: None,
+            key_file: None,
+            issuer: "verdict".into(),
+            audience: "verdict".into(),
+            leeway: Duration::from_secs(30),
+            role_claim: "role".into(),
+        }
+    }
+}
+
+/// Claims with a meaning of their own, which cannot also hold the role.
+const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+impl JwtSettings {
+    /// Whether a key is configured (the API is on).
+    pub fn enabled(&self) -> bool {
+        self.key.is_some() || self.key_file.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.issuer.trim().is_empty() {
+            return Err(invalid("jwt.issuer", "must not be empty"));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(invalid("jwt.audience", "must not be empty"));
+        }
+        let claim = self.role_claim.as_str();
+        if claim.is_empty() || claim.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "jwt.role_claim",
+                "must be a claim name without spaces",
+            ));
+        }
+        if REGISTERED_CLAIMS.contains(&claim) {
+            return Err(invalid(
+                "jwt.role_claim",
+                format!("`{claim}` is a registered claim and cannot hold the role"),
+            ));
+        }
+        if self.leeway > Duration::from_secs(600) {
+            return Err(invalid("jwt.leeway", "must be at most 10m"));
+        }
+        // The key is read and checked exactly as the server will use it.
+        crate::auth::Verifier::from_config(self)?;
+        Ok(())
+    }
+}
+
 /// Defaults for per-canary settings; each can be overridden by a Canary's webhook metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +332,9 @@ pub struct Config {
     /// Limits of the load-test hook's generator: target allow-list and server-wide caps.
     #[serde(default)]
     pub load: crate::loadgen::LoadPolicy,
+    /// Release-manager API tokens (the API is off unless `jwt.key` or `jwt.key_file` is set).
+    #[serde(default)]
+    pub jwt: JwtSettings,
 }
 
 impl Default for Config {
@@ -261,6 +367,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(15),
             grafana: GrafanaSettings::default(),
             load: crate::loadgen::LoadPolicy::default(),
+            jwt: JwtSettings::default(),
         }
     }
 }
@@ -350,6 +457,7 @@ impl Config {
             return Err(invalid("defaults.lookback", "must be at least 1m"));
         }
         self.grafana.validate()?;
+        self.jwt.validate()?;
         if self.load.max_concurrent_runs == 0 {
             return Err(invalid("load.max_concurrent_runs", "must be at least 1"));
         }
@@ -513,6 +621,122 @@ mod tests {
         for (body, key) in cases {
             let err = section(body).expect_err(body).to_string();
             assert!(err.contains(key), "{body}: {err}");
+        }
+    }
+
+    fn jwt_section(body: &str) -> Result<Config, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(Toml::string(&format!("[jwt]\n{body}")));
+        Config::from_figment(figment)
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn jwt_is_off_by_default_with_documented_defaults() {
+        let config = with(&[]).expect("defaults");
+        let jwt = &config.jwt;
+        assert!(!jwt.enabled());
+        assert_eq!(jwt.algorithm, JwtAlgorithm::Hs256);
+        assert_eq!(
+            (jwt.issuer.as_str(), jwt.audience.as_str()),
+            ("verdict", "verdict")
+        );
+        assert_eq!(jwt.leeway, Duration::from_secs(30));
+        assert_eq!(jwt.role_claim, "role");
+        assert!(crate::auth::Verifier::from_config(jwt)
+            .expect("valid")
+            .is_none());
+    }
+
+    #[test]
+    fn a_valid_jwt_section_loads() {
+        let config = jwt_section(
+            "key = \"0123456789abcdef0123456789abcdef\"\nissuer = \"idp\"\naudience = \"verdict-prod\"\nleeway = \"5s\"\nrole_claim = \"verdict_role\"",
+        )
+        .expect("valid");
+        assert!(config.jwt.enabled());
+        assert_eq!(config.jwt.leeway, Duration::from_secs(5));
+        assert_eq!(config.jwt.issuer, "idp");
+
+        let rs = jwt_section(&format!(
+            "algorithm = \"RS256\"\nkey_file = \"{}\"",
+            fixture("rsa-public.pem")
+        ))
+        .expect("valid RS256");
+        assert_eq!(rs.jwt.algorithm, JwtAlgorithm::Rs256);
+        assert!(crate::auth::Verifier::from_config(&rs.jwt)
+            .expect("valid")
+            .is_some());
+    }
+
+    #[test]
+    fn a_secret_file_may_end_in_a_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").expect("write");
+        let config = jwt_section(&format!("key_file = \"{}\"", path.display())).expect("valid");
+        let token = crate::auth::mint(
+            &config.jwt,
+            crate::auth::Role::Viewer,
+            "alice",
+            Duration::from_secs(60),
+        )
+        .expect("minted");
+        // The same secret given inline (without the newline) accepts the token.
+        let inline = jwt_section("key = \"0123456789abcdef0123456789abcdef\"").expect("valid");
+        let verifier = crate::auth::Verifier::from_config(&inline.jwt)
+            .expect("valid")
+            .expect("configured");
+        assert_eq!(verifier.verify(&token).expect("valid").subject, "alice");
+    }
+
+    #[test]
+    fn invalid_jwt_settings_name_their_key() {
+        let private = fixture("rsa-private.pem");
+        let cases: Vec<(String, &str)> = vec![
+            ("key = \"short\"".into(), "jwt.key"),
+            ("key = \"\"".into(), "jwt.key"),
+            (
+                format!("key = \"0123456789abcdef0123456789abcdef\"\nkey_file = \"{private}\""),
+                "jwt.key",
+            ),
+            (
+                "key_file = \"/nonexistent/verdict-jwt-key\"".into(),
+                "jwt.key_file",
+            ),
+            (
+                "algorithm = \"RS256\"\nkey = \"0123456789abcdef0123456789abcdef\"".into(),
+                "jwt.key",
+            ),
+            (
+                format!("algorithm = \"RS256\"\nkey_file = \"{private}\""),
+                "jwt.key_file",
+            ),
+            (
+                format!(
+                    "algorithm = \"RS256\"\nkey_file = \"{}\"",
+                    fixture("small-rsa-public.pem")
+                ),
+                "jwt.key_file",
+            ),
+            ("algorithm = \"ES256\"".into(), "algorithm"),
+            ("issuer = \"\"".into(), "jwt.issuer"),
+            ("audience = \" \"".into(), "jwt.audience"),
+            ("role_claim = \"sub\"".into(), "jwt.role_claim"),
+            ("role_claim = \"\"".into(), "jwt.role_claim"),
+            ("leeway = \"1h\"".into(), "jwt.leeway"),
+            ("secret = \"x\"".into(), "secret"),
+        ];
+        for (body, key) in &cases {
+            let err = jwt_section(body).expect_err(body).to_string();
+            assert!(err.contains(key), "{body}: {err}");
+            assert!(
+                !err.contains("0123456789abcdef"),
+                "the error repeats the secret: {err}"
+            );
         }
     }
 

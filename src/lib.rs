@@ -8,7 +8,9 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod analysis;
+pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod domain;

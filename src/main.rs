@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use verdict::cli::{Cli, Command};
+use verdict::client::ClientError;
 use verdict::config::Config;
 
 fn main() -> ExitCode {
@@ -12,7 +13,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One readable line with the chain of causes; no backtrace for a user's mistake.
-            eprintln!("verdict: {e:#}");
+            match e.downcast_ref::<ClientError>() {
+                // What the API said, as docs/api.md shows it: `error: <message> (<status>)`.
+                Some(client) => eprintln!("error: {client}"),
+                None => eprintln!("verdict: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -31,6 +36,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 app.run_until(verdict::startup::shutdown_signal()).await
             })
         }
+        Command::Token(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let token = verdict::auth::mint(&config.jwt, args.role, &args.sub, args.ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+        // No configuration: the client only needs --server and --token.
+        Command::Client(command) => Ok(runtime()?.block_on(verdict::client::run(command))?),
         Command::Migrate => {
             let config = Config::load(cli.config.as_deref())?;
             verdict::telemetry::init(config.log_format);

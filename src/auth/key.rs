@@ -1,0 +1,112 @@
+//! The configured JWT key: read from `jwt.key` or `jwt.key_file` and checked for the
+//! configured algorithm, so a bad key stops start-up instead of refusing every token.
+
+use jsonwebtoken::DecodingKey;
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPublicKey;
+use secrecy::ExposeSecret;
+
+use crate::config::{ConfigError, JwtAlgorithm, JwtSettings};
+
+/// Shortest HS256 secret: RFC 7518 §3.2 asks for a key at least as long as the hash.
+pub(super) const MIN_HMAC_SECRET_BYTES: usize = 32;
+/// Smallest RSA modulus accepted (RFC 7518 §3.3).
+const MIN_RSA_BITS: usize = 2048;
+
+/// A key ready for its algorithm.
+pub(super) enum Key {
+    /// The HS256 shared secret (signs and verifies).
+    Hmac(Vec<u8>),
+    /// The RS256 public key (verifies only).
+    Rsa(DecodingKey),
+}
+
+impl Key {
+    pub(super) fn decoding_key(&self) -> DecodingKey {
+        match self {
+            Self::Hmac(secret) => DecodingKey::from_secret(secret),
+            Self::Rsa(key) => key.clone(),
+        }
+    }
+}
+
+fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
+}
+
+/// Reads and checks the configured key; `None` when neither `jwt.key` nor `jwt.key_file`
+/// is set. Errors name the key they come from.
+pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, ConfigError> {
+    let (name, bytes) = match (&jwt.key, &jwt.key_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("jwt.key", "set jwt.key or jwt.key_file, not both"))
+        }
+        (None, None) => return Ok(None),
+        (Some(key), None) => ("jwt.key", key.expose_secret().as_bytes().to_vec()),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                invalid(
+                    "jwt.key_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            ("jwt.key_file", bytes)
+        }
+    };
+    // A secret or PEM written to a file (or a Kubernetes Secret) usually ends in a newline
+    // that is no part of the key.
+    let bytes = bytes.trim_ascii();
+    let key = match jwt.algorithm {
+        JwtAlgorithm::Hs256 => {
+            if bytes.len() < MIN_HMAC_SECRET_BYTES {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "an HS256 secret must be at least {MIN_HMAC_SECRET_BYTES} bytes, this one has {}",
+                        bytes.len()
+                    ),
+                ));
+            }
+            Key::Hmac(bytes.to_vec())
+        }
+        JwtAlgorithm::Rs256 => Key::Rsa(rsa_public_key(name, bytes)?),
+    };
+    Ok(Some(key))
+}
+
+/// Parses an RSA public key in PEM, either SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
+/// (`BEGIN RSA PUBLIC KEY`).
+fn rsa_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, ConfigError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| invalid(name, "expected an RSA public key in PEM, found binary data"))?;
+    if text.contains("PRIVATE KEY-----") {
+        return Err(invalid(
+            name,
+            "holds a private key; give verdict only the public key (openssl rsa -in key.pem -pubout)",
+        ));
+    }
+    let key = RsaPublicKey::from_public_key_pem(text)
+        .or_else(|_| RsaPublicKey::from_pkcs1_pem(text))
+        .map_err(|_| {
+            invalid(
+                name,
+                "not a PEM RSA public key (expected -----BEGIN PUBLIC KEY----- or -----BEGIN RSA PUBLIC KEY-----)",
+            )
+        })?;
+    let bits = key.size() * 8;
+    if bits < MIN_RSA_BITS {
+        return Err(invalid(
+            name,
+            format!("the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"),
+        ));
+    }
+    Ok(DecodingKey::from_rsa_raw_components(
+        &key.n().to_bytes_be(),
+        &key.e().to_bytes_be(),
+    ))
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs verdict's whole test suite on a fresh machine: installs and starts what the
-# tests need (Prometheus from Debian, PostgreSQL), then runs cargo's tests.
+# tests need (Prometheus from Debian, PostgreSQL, an OpenAPI validator from PyPI), then
+# runs cargo's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The OpenAPI test validates verdict's document with a real validator (pinned).
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  echo "installing: openapi-spec-validator (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then

@@ -44,6 +44,7 @@ impl Application {
             .context("namespace_allow")?
             .map(Arc::new);
         let webhook_token = config.webhook_token.clone().map(Arc::new);
+        let verifier = crate::auth::Verifier::from_config(&config.jwt)?.map(Arc::new);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -71,6 +72,7 @@ impl Application {
             namespace_allow,
             webhook_token,
             loads,
+            verifier,
         };
         Ok(Self {
             listener,

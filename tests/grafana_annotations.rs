@@ -36,6 +36,8 @@ use verdict::store::{
 use verdict::telemetry::Metrics;
 
 const TOKEN: &str = "glsa_verdict_test_token";
+/// The API's HS256 secret in these tests.
+const JWT_SECRET: &str = "grafana-test-jwt-secret-0123456789abcdef";
 const DASHBOARD: &str = "verdict-canary";
 /// One real second stands for this many simulated seconds (as in `verdict demo`).
 const TIME_SCALE: f64 = 120.0;
@@ -216,6 +218,7 @@ on_both_backends!(
     annotations_survive_a_grafana_outage_and_arrive_once,
     two_workers_deliver_each_row_once,
     nothing_is_written_when_grafana_is_off,
+    manual_gate_actions_are_annotated_once,
 );
 
 // ------------------------------------------------------------------ verdict under test
@@ -250,6 +253,7 @@ async fn start_verdict(db: &Db, grafana: Option<GrafanaSettings>) -> Verdict {
     };
     config.database_url = db.url.clone().into();
     config.defaults.min_look_gap = Duration::from_millis(200);
+    config.jwt.key = Some(JWT_SECRET.to_owned().into());
     if let Some(g) = grafana {
         config.grafana = g;
     }
@@ -783,4 +787,92 @@ async fn nothing_is_written_when_grafana_is_off(db: &Db) {
         "metrics still encode without Grafana"
     );
     v.shutdown().await;
+}
+
+/// A release manager's token for the API of [`start_verdict`]'s server.
+fn release_manager(sub: &str) -> String {
+    let exp = now_millis() / 1000 + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": sub, "role": "release-manager", "iss": "verdict", "aud": "verdict", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// Holding and opening a gate and asking for a rollback each put one annotation in the
+/// outbox with the audit row; each reaches Grafana once, naming who did it and why.
+async fn manual_gate_actions_are_annotated_once(db: &Db) {
+    let grafana = FakeGrafana::default();
+    let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
+    let v = start_verdict(db, Some(grafana_settings(running.addr))).await;
+    v.add_service("checkout", 1.0);
+    let flagger = FlaggerClient::new(&v.base);
+    let reply = flagger
+        .call(
+            "pre-rollout",
+            &Payload {
+                name: "checkout".into(),
+                namespace: "shop".into(),
+                phase: "Progressing".into(),
+                checksum: "c0ffee03".into(),
+                metadata: Default::default(),
+            },
+        )
+        .await
+        .expect("pre-rollout");
+    assert!(reply.passed(), "{reply:?}");
+
+    let http = reqwest::Client::new();
+    let alice = release_manager("alice");
+    let gate = format!("{}/api/v1/canaries/shop/checkout/gates/promotion", v.base);
+    for (state, reason) in [("held", "launch on Monday"), ("open", "launch is live")] {
+        let r = http
+            .put(&gate)
+            .bearer_auth(&alice)
+            .json(&json!({"state": state, "reason": reason}))
+            .send()
+            .await
+            .expect("set gate");
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+    let r = http
+        .post(format!("{}/api/v1/canaries/shop/checkout/rollback", v.base))
+        .bearer_auth(release_manager("bob"))
+        .json(&json!({"reason": "502s in eu-west"}))
+        .send()
+        .await
+        .expect("rollback");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+
+    let delivered = eventually(Duration::from_secs(20), || async {
+        v.store.outbox_backlog().await.expect("backlog") == 0
+    })
+    .await;
+    assert!(delivered, "manual-action annotations were not delivered");
+    assert_eq!(
+        sorted(stored_pairs(&grafana)),
+        sorted(pairs(
+            "checkout",
+            &["started", "gate-held", "gate-opened", "rollback-requested"]
+        ))
+    );
+    let texts: Vec<String> = grafana.seen(|s| {
+        s.stored
+            .values()
+            .filter_map(|v| v["text"].as_str().map(str::to_owned))
+            .collect()
+    });
+    for needle in [
+        "by alice: promotion gate: launch on Monday",
+        "by alice: promotion gate: launch is live",
+        "by bob: 502s in eu-west",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.contains(needle)),
+            "no annotation says {needle:?}: {texts:#?}"
+        );
+    }
+    v.shutdown().await;
+    running.stop().await;
 }

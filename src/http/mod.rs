@@ -1,5 +1,6 @@
-//! The HTTP surfaces: Flagger hooks, health, metrics.
+//! The HTTP surfaces: Flagger hooks, the release-manager API, health, metrics.
 
+pub mod api;
 pub mod error;
 pub mod flagger;
 pub mod health;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub webhook_token: Option<Arc<SecretString>>,
     /// The load-test hook's runs.
     pub loads: Arc<crate::loadgen::LoadManager>,
+    /// Checks the API's bearer tokens; `None` turns the API off (503).
+    pub verifier: Option<Arc<crate::auth::Verifier>>,
 }
 
 /// The whole router with request ids and one span per request.
@@ -37,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(api::router())
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

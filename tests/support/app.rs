@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use verdict::config::Config;
+use verdict::config::{Config, JwtAlgorithm, JwtSettings};
 use verdict::demo::client::{FlaggerClient, HookReply, Payload};
 use verdict::sli::prometheus::{PrometheusConfig, PrometheusSli};
 use verdict::sli::templates::TemplateSet;
@@ -44,6 +44,43 @@ pub struct AppOptions {
     pub namespace_allow: Option<String>,
     /// `prometheus.timeout`.
     pub prometheus_timeout: Duration,
+    /// `jwt.*`: the release-manager API (off when `None`).
+    pub jwt: Option<JwtSettings>,
+}
+
+impl AppOptions {
+    /// The API on, with HS256 and [`super::api::SECRET`].
+    pub fn with_api() -> Self {
+        Self {
+            jwt: Some(JwtSettings {
+                key: Some(SecretString::from(super::api::SECRET)),
+                issuer: super::api::ISSUER.to_owned(),
+                audience: super::api::AUDIENCE.to_owned(),
+                ..JwtSettings::default()
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// The API on, with RS256 and `tests/fixtures/jwt/rsa-public.pem`.
+    pub fn with_rs256_api() -> Self {
+        Self {
+            jwt: Some(JwtSettings {
+                algorithm: JwtAlgorithm::Rs256,
+                key_file: Some(
+                    format!(
+                        "{}/tests/fixtures/jwt/rsa-public.pem",
+                        env!("CARGO_MANIFEST_DIR")
+                    )
+                    .into(),
+                ),
+                issuer: super::api::ISSUER.to_owned(),
+                audience: super::api::AUDIENCE.to_owned(),
+                ..JwtSettings::default()
+            }),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for AppOptions {
@@ -55,6 +92,7 @@ impl Default for AppOptions {
             webhook_token: None,
             namespace_allow: None,
             prometheus_timeout: Duration::from_secs(2),
+            jwt: None,
         }
     }
 }
@@ -64,6 +102,39 @@ impl Default for AppOptions {
 struct Server {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Another server on the same database and Prometheus.
+#[derive(Debug)]
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub client: FlaggerClient,
+    server: Server,
+}
+
+impl Replica {
+    /// `http://127.0.0.1:<port>` of this replica.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Calls a hook of this replica like Flagger does.
+    pub async fn call(&self, hook: &str, payload: &Payload) -> HookReply {
+        self.client
+            .call(hook, payload)
+            .await
+            .unwrap_or_else(|e| panic!("calling {hook} on the replica: {e}"))
+    }
+
+    /// Stops this replica and waits until it has stopped.
+    pub async fn stop(self) {
+        let _ = self.server.shutdown.send(());
+        self.server
+            .task
+            .await
+            .expect("replica task did not panic")
+            .expect("replica stopped cleanly");
+    }
 }
 
 /// Everything a test talks to.
@@ -102,6 +173,9 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     config.prometheus.url = prometheus.url();
     config.prometheus.timeout = options.prometheus_timeout;
     config.defaults.min_look_gap = options.min_look_gap;
+    if let Some(jwt) = options.jwt {
+        config.jwt = jwt;
+    }
     config.validate().expect("the test configuration is valid");
 
     let store = verdict::store::connect(&database_url)
@@ -137,6 +211,14 @@ impl TestApp {
     /// Builds and starts a server on the same database and Prometheus: what a new
     /// replica, or the old one after a restart, does.
     async fn start_server(&mut self) {
+        let (addr, server) = self.launch().await;
+        self.addr = addr;
+        self.client = FlaggerClient::new(self.base_url());
+        self.server = Some(server);
+    }
+
+    /// Builds and starts one more server on the same database and Prometheus.
+    async fn launch(&self) -> (SocketAddr, Server) {
         let metrics = Metrics::new();
         let store = verdict::store::connect(&self.database_url)
             .await
@@ -154,13 +236,23 @@ impl TestApp {
         let application = Application::build(self.config.clone(), store, Arc::new(sli), metrics)
             .await
             .expect("build the application");
-        self.addr = application.local_addr();
-        self.client = FlaggerClient::new(self.base_url());
+        let addr = application.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(application.run_until(async move {
             let _ = rx.await;
         }));
-        self.server = Some(Server { shutdown: tx, task });
+        (addr, Server { shutdown: tx, task })
+    }
+
+    /// A second server (another replica) on the same database; stop it with
+    /// [`Replica::stop`].
+    pub async fn spawn_replica(&self) -> Replica {
+        let (addr, server) = self.launch().await;
+        Replica {
+            addr,
+            client: FlaggerClient::new(format!("http://{addr}")),
+            server,
+        }
     }
 
     /// Stops the server (in-flight calls may finish) and waits until it has stopped.

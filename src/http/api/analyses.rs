@@ -1,0 +1,124 @@
+//! `GET /api/v1/analyses` and `GET /api/v1/analyses/{id}`: what verdict decided and why.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+
+use super::caller::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::model::{
+    AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary, DecisionView, LoadRunView,
+    LookView,
+};
+use super::params;
+use crate::domain::now_millis;
+use crate::http::AppState;
+use crate::store::{AnalysisFilter, AnalysisStatus};
+
+/// List analyses, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses",
+    operation_id = "listAnalyses",
+    tag = "analyses",
+    params(AnalysisQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of analyses", body = AnalysisPage),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Unknown role", body = ErrorBody),
+        (status = 422, description = "Invalid filter", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<AnalysisQuery>, QueryRejection>,
+) -> Result<Json<AnalysisPage>, ApiError> {
+    let Query(q) = query?;
+    let status = q
+        .outcome
+        .as_deref()
+        .map(|o| {
+            AnalysisStatus::parse(o).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "outcome: {o:?} is not one of running, failed, succeeded, aborted"
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = params::limit(q.limit)?;
+    let filter = AnalysisFilter {
+        namespace: q.namespace,
+        name: q.name,
+        status,
+        since: q
+            .since
+            .as_deref()
+            .map(|s| params::time("since", s))
+            .transpose()?,
+        before_id: params::cursor(q.cursor.as_deref())?,
+        // One more than asked tells whether another page follows.
+        limit: limit + 1,
+    };
+    let mut rows = state.analyst.store.list_analyses(&filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+    Ok(Json(AnalysisPage {
+        items: rows.iter().map(AnalysisSummary::from).collect(),
+        next_cursor: params::next_cursor(&ids, more),
+    }))
+}
+
+/// One analysis with its looks, decisions and the canary's load runs during it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses/{id}",
+    operation_id = "getAnalysis",
+    tag = "analyses",
+    params(("id" = i64, Path, description = "Analysis id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The analysis and its evidence", body = AnalysisDetail),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Unknown role", body = ErrorBody),
+        (status = 404, description = "No such analysis", body = ErrorBody),
+        (status = 422, description = "The id is not a number", body = ErrorBody),
+    )
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<AnalysisDetail>, ApiError> {
+    let Path(id) = id?;
+    let store = &state.analyst.store;
+    let analysis = store
+        .get_analysis(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no analysis {id}")))?;
+    let looks = store.looks(id).await?;
+    let decisions = store.decisions(id).await?;
+    let runs = store
+        .load_runs(analysis.key.namespace.as_str(), analysis.key.name.as_str())
+        .await?;
+    // The canary's runs that overlapped the analysis.
+    let end = analysis.finished_at.unwrap_or_else(now_millis);
+    let load_runs = runs
+        .iter()
+        .filter(|r| {
+            let run_end = r.outcome.as_ref().map_or(i64::MAX, |o| o.ended_at);
+            r.run.started_at <= end && run_end >= analysis.started_at
+        })
+        .map(LoadRunView::from)
+        .collect();
+    Ok(Json(AnalysisDetail {
+        analysis: AnalysisSummary::from(&analysis),
+        settings: serde_json::from_str(&analysis.settings)
+            .unwrap_or(serde_json::Value::String(analysis.settings.clone())),
+        looks: looks.iter().map(LookView::from).collect(),
+        decisions: decisions.iter().map(DecisionView::from).collect(),
+        load_runs,
+    }))
+}

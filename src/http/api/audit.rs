@@ -1,0 +1,62 @@
+//! `GET /api/v1/audit`: every manual action, newest first (admins only).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+
+use super::caller::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::model::{AuditEntry, AuditPage, AuditQuery};
+use super::params;
+use crate::http::AppState;
+use crate::store::AuditFilter;
+
+/// The audit log.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "listAudit",
+    tag = "audit",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the audit log", body = AuditPage),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "Invalid filter", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require_admin("read the audit log")?;
+    let Query(q) = query?;
+    let target = match (q.namespace.as_deref(), q.name.as_deref()) {
+        (Some(ns), Some(name)) => {
+            let (ns, name) = params::canary(ns, name)?;
+            Some(format!("{ns}/{name}"))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::invalid(
+                "namespace and name: give both or neither",
+            ))
+        }
+    };
+    let limit = params::limit(q.limit)?;
+    let filter = AuditFilter {
+        target,
+        before_id: params::cursor(q.cursor.as_deref())?,
+        limit: limit + 1,
+    };
+    let mut rows = state.analyst.store.audit(&filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    Ok(Json(AuditPage {
+        items: rows.iter().map(AuditEntry::from).collect(),
+        next_cursor: params::next_cursor(&ids, more),
+    }))
+}

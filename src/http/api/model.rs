@@ -1,0 +1,371 @@
+//! What the API sends and takes: the JSON shapes of `docs/api.md`, with their OpenAPI
+//! schemas. Store rows are converted here, so the store's types stay free of API concerns.
+
+use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::analysis::gates::GateView;
+use crate::domain::Millis;
+use crate::judge::ArmLook;
+use crate::store::{Analysis, AuditRow, DecisionRow, GateState, LoadRunRow, LookRow};
+
+/// Unix milliseconds as an RFC 3339 UTC string.
+pub fn rfc3339(ms: Millis) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A JSON document stored as text, or the text itself if it is not JSON.
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// One analysis: one canary revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisSummary {
+    pub id: i64,
+    pub namespace: String,
+    pub name: String,
+    /// Flagger's revision checksum.
+    pub checksum: String,
+    /// `running`, `failed`, `succeeded` or `aborted`.
+    #[schema(example = "running")]
+    pub status: String,
+    /// Why it failed or ended.
+    pub status_reason: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<&Analysis> for AnalysisSummary {
+    fn from(a: &Analysis) -> Self {
+        Self {
+            id: a.id,
+            namespace: a.key.namespace.to_string(),
+            name: a.key.name.to_string(),
+            checksum: a.key.checksum.to_string(),
+            status: a.status.as_str().to_owned(),
+            status_reason: a.status_reason.clone(),
+            started_at: rfc3339(a.started_at),
+            finished_at: a.finished_at.map(rfc3339),
+        }
+    }
+}
+
+/// A page of analyses, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisPage {
+    pub items: Vec<AnalysisSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and pagination of `GET /api/v1/analyses`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisQuery {
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    /// `running`, `failed`, `succeeded` or `aborted`.
+    pub outcome: Option<String>,
+    /// Only analyses started at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Both arms' counts over one look's window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ArmCounts {
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests slower than the analysis' latency boundary.
+    pub slow: u64,
+    /// Requests slower than the SLO latency (0 without an SLO).
+    pub slo_slow: u64,
+}
+
+impl From<ArmLook> for ArmCounts {
+    fn from(a: ArmLook) -> Self {
+        Self {
+            requests: a.requests,
+            errors: a.errors,
+            slow: a.slow,
+            slo_slow: a.slo_slow,
+        }
+    }
+}
+
+/// One look: both arms over one window and the judge's assessment after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LookView {
+    pub seq: i64,
+    pub window_start: String,
+    pub window_end: String,
+    pub canary: ArmCounts,
+    pub primary: ArmCounts,
+    /// `pass`, `fail` or `wait`.
+    pub verdict: String,
+    pub reason: String,
+    /// The judge's evidence after this look (e-values, bounds, estimates).
+    #[schema(value_type = Object)]
+    pub evidence: Value,
+    pub created_at: String,
+}
+
+impl From<&LookRow> for LookView {
+    fn from(r: &LookRow) -> Self {
+        Self {
+            seq: r.look.seq,
+            window_start: rfc3339(r.look.window_start),
+            window_end: rfc3339(r.look.window_end),
+            canary: r.look.canary.into(),
+            primary: r.look.primary.into(),
+            verdict: r.look.verdict.clone(),
+            reason: r.look.reason.clone(),
+            evidence: json(&r.look.evidence),
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+/// One webhook answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    pub id: i64,
+    /// The hook, e.g. `rollout`.
+    pub hook: String,
+    /// `pass`, `fail`, `wait`, `ok` or `error`.
+    pub verdict: String,
+    /// The HTTP status Flagger received.
+    pub status_code: i64,
+    pub reason: String,
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<Value>,
+    pub request_id: String,
+    pub created_at: String,
+}
+
+impl From<&DecisionRow> for DecisionView {
+    fn from(r: &DecisionRow) -> Self {
+        let d = &r.decision;
+        Self {
+            id: r.id,
+            hook: d.hook.clone(),
+            verdict: d.verdict.clone(),
+            status_code: d.status_code,
+            reason: d.reason.clone(),
+            evidence: d.evidence.as_deref().map(json),
+            request_id: d.request_id.clone(),
+            created_at: rfc3339(d.created_at),
+        }
+    }
+}
+
+/// One load-test run of the canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoadRunView {
+    pub id: i64,
+    pub run_id: String,
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    pub started_at: String,
+    /// `running`, `completed` or `stopped`.
+    pub status: String,
+    pub ended_at: Option<String>,
+    pub requests: Option<i64>,
+    /// Answers by HTTP status.
+    #[schema(value_type = Option<Object>)]
+    pub status_counts: Option<Value>,
+    /// Latency percentiles.
+    #[schema(value_type = Option<Object>)]
+    pub latency: Option<Value>,
+    /// Requests without an answer, by kind.
+    #[schema(value_type = Option<Object>)]
+    pub errors: Option<Value>,
+}
+
+impl From<&LoadRunRow> for LoadRunView {
+    fn from(r: &LoadRunRow) -> Self {
+        let o = r.outcome.as_ref();
+        Self {
+            id: r.id,
+            run_id: r.run.run_id.clone(),
+            spec: json(&r.run.spec),
+            started_at: rfc3339(r.run.started_at),
+            status: o.map_or_else(|| "running".to_owned(), |o| o.status.clone()),
+            ended_at: o.map(|o| rfc3339(o.ended_at)),
+            requests: o.map(|o| o.requests),
+            status_counts: o.map(|o| json(&o.status_counts)),
+            latency: o.map(|o| json(&o.latency)),
+            errors: o.map(|o| json(&o.errors)),
+        }
+    }
+}
+
+/// One analysis with all its evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AnalysisDetail {
+    pub analysis: AnalysisSummary,
+    /// The canary settings fixed when the analysis opened.
+    #[schema(value_type = Object)]
+    pub settings: Value,
+    pub looks: Vec<LookView>,
+    pub decisions: Vec<DecisionView>,
+    /// Load runs of the canary during the analysis.
+    pub load_runs: Vec<LoadRunView>,
+}
+
+/// Whether a gate lets its hook pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStateBody {
+    Open,
+    Held,
+}
+
+impl From<GateState> for GateStateBody {
+    fn from(s: GateState) -> Self {
+        match s {
+            GateState::Open => Self::Open,
+            GateState::Held => Self::Held,
+        }
+    }
+}
+
+impl From<GateStateBody> for GateState {
+    fn from(s: GateStateBody) -> Self {
+        match s {
+            GateStateBody::Open => Self::Open,
+            GateStateBody::Held => Self::Held,
+        }
+    }
+}
+
+/// Which gate a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateParam {
+    Rollout,
+    Promotion,
+}
+
+/// A gate as the hooks see it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GateOut {
+    pub state: GateStateBody,
+    /// The canary asked for `gate: manual`: held for every revision until opened.
+    pub manual: bool,
+    /// Who set it (`verdict` for a manual canary's hold).
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// When a person last set it.
+    pub updated_at: Option<String>,
+}
+
+impl From<&GateView> for GateOut {
+    fn from(v: &GateView) -> Self {
+        Self {
+            state: v.state.into(),
+            manual: v.manual,
+            actor: v.actor.clone(),
+            reason: v.reason.clone(),
+            updated_at: v.updated_at.map(rfc3339),
+        }
+    }
+}
+
+/// Both gates of a canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Gates {
+    pub rollout: GateOut,
+    pub promotion: GateOut,
+}
+
+/// A canary now: its latest analysis and its gates.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CanaryState {
+    pub namespace: String,
+    pub name: String,
+    pub latest_analysis: Option<AnalysisSummary>,
+    pub gates: Gates,
+}
+
+/// Body of `PUT …/gates/{gate}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GateChange {
+    pub state: GateStateBody,
+    /// Why (1–500 characters); shown to Flagger in the hook's answer and kept in the audit log.
+    pub reason: String,
+}
+
+/// Body of `POST …/rollback`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// Why (1–500 characters).
+    pub reason: String,
+}
+
+/// Answer of `POST …/rollback`: the analysis as now stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RollbackAnswer {
+    pub analysis: AnalysisSummary,
+}
+
+/// One manual action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// The token's subject.
+    pub actor: String,
+    pub role: String,
+    /// `gate.rollout.open`, `gate.rollout.hold`, `gate.promotion.open`, `gate.promotion.hold` or `rollback`.
+    pub action: String,
+    /// `namespace/name`.
+    pub target: String,
+    pub reason: String,
+    pub at: String,
+}
+
+impl From<&AuditRow> for AuditEntry {
+    fn from(r: &AuditRow) -> Self {
+        let a = &r.audit;
+        Self {
+            id: r.id,
+            actor: a.actor.clone(),
+            role: a.role.clone(),
+            action: a.action.clone(),
+            target: a.target.clone(),
+            reason: a.reason.clone(),
+            at: rfc3339(a.at),
+        }
+    }
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and pagination of `GET /api/v1/audit`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// With `name`: only actions on this canary.
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}

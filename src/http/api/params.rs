@@ -1,0 +1,110 @@
+//! Checks of what callers send: names, reasons, page sizes, cursors and times. Each
+//! failure is a 422 naming the field.
+
+use chrono::DateTime;
+
+use super::error::ApiError;
+use crate::domain::{CanaryName, Millis, Namespace};
+
+/// The default and largest page size.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// The longest reason kept (it ends up in Kubernetes events through Flagger).
+pub const MAX_REASON: usize = 500;
+
+/// A canary's namespace and name from the path, as Kubernetes names.
+pub fn canary(namespace: &str, name: &str) -> Result<(Namespace, CanaryName), ApiError> {
+    let ns = Namespace::parse(namespace).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let name = CanaryName::parse(name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok((ns, name))
+}
+
+/// A reason: 1–500 characters after trimming, one line.
+pub fn reason(reason: &str) -> Result<String, ApiError> {
+    let r = reason.trim();
+    if r.is_empty() {
+        return Err(ApiError::invalid("reason: must not be empty"));
+    }
+    if r.chars().count() > MAX_REASON {
+        return Err(ApiError::invalid(format!(
+            "reason: at most {MAX_REASON} characters"
+        )));
+    }
+    if r.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "reason: one line without control characters",
+        ));
+    }
+    Ok(r.to_owned())
+}
+
+/// The page size: 1–200, default 50.
+pub fn limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(format!(
+            "limit: {n} is outside 1–{MAX_LIMIT}"
+        ))),
+    }
+}
+
+/// The cursor of a page: the id below which the page starts.
+pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .map(|c| {
+            c.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                ApiError::invalid(format!("cursor: {c:?} is not a cursor this API gave out"))
+            })
+        })
+        .transpose()
+}
+
+/// The cursor of the next page: the last id, when the page is full and more may follow.
+pub fn next_cursor(ids: &[i64], more: bool) -> Option<String> {
+    more.then(|| ids.last().map(i64::to_string)).flatten()
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+pub fn time(field: &str, value: &str) -> Result<Millis, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "{field}: {value:?} is not an RFC 3339 time ({e}); e.g. 2026-11-30T10:00:00Z"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_checked() {
+        assert_eq!(reason("  launch  ").expect("ok"), "launch");
+        assert!(reason("   ").is_err());
+        assert!(reason("a\nb").is_err());
+        assert!(reason(&"x".repeat(501)).is_err());
+        assert!(reason(&"é".repeat(500)).is_ok());
+    }
+
+    #[test]
+    fn limits_and_cursors() {
+        assert_eq!(limit(None).expect("default"), 50);
+        assert!(limit(Some(0)).is_err());
+        assert!(limit(Some(201)).is_err());
+        assert_eq!(cursor(Some("17")).expect("ok"), Some(17));
+        assert!(cursor(Some("-1")).is_err());
+        assert!(cursor(Some("abc")).is_err());
+        assert_eq!(next_cursor(&[9, 8, 7], true).as_deref(), Some("7"));
+        assert_eq!(next_cursor(&[9, 8, 7], false), None);
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(time("since", "1970-01-01T00:00:01Z").expect("ok"), 1000);
+        assert!(time("since", "yesterday").is_err());
+    }
+}

@@ -722,6 +722,11 @@ mod tests {
                 ),
                 "jwt.key_file",
             ),
+            // A public key left at the default HS256 would be a secret anyone can read.
+            (
+                format!("key_file = \"{}\"", fixture("rsa-public.pem")),
+                "jwt.key_file",
+            ),
             ("algorithm = \"ES256\"".into(), "algorithm"),
             ("issuer = \"\"".into(), "jwt.issuer"),
             ("audience = \" \"".into(), "jwt.audience"),

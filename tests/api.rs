@@ -559,66 +559,139 @@ async fn manual_canaries_wait_at_each_gate_for_every_revision() {
     steady(&app, &["shop"]);
     warm_up().await;
     let rm = token("release-manager", "alice");
+    // `gate: manual` on the confirm hooks only: each Flagger webhook has its own
+    // metadata, and the other hooks and the API still know the canary is manual.
     let manual = &[("gate", "manual")];
+    let state = |app: &TestApp| {
+        let rm = rm.clone();
+        let app_base = app.base_url();
+        let http = app.http.clone();
+        async move {
+            call(
+                &http,
+                &app_base,
+                Method::GET,
+                "/api/v1/canaries/test/shop",
+                Some(&rm),
+                None,
+            )
+            .await
+        }
+    };
 
-    // First revision: held until a release manager opens the rollout gate.
+    // First revision: held until a release manager opens the rollout gate, and the API
+    // says so before any analysis exists.
     let r = app
         .call("confirm-rollout", &payload("shop", "rev111", manual))
         .await;
     assert_eq!(r.status, 412, "«{}»", r.body);
     assert!(r.body.contains("gate: manual"), "«{}»", r.body);
-    let r = app
-        .call("confirm-rollout", &payload("shop", "rev111", &[]))
-        .await;
+    let s = state(&app).await;
+    expect(
+        &s,
+        200,
+        "a canary held at confirm-rollout is known to the API",
+    );
     assert_eq!(
-        r.status, 200,
-        "without gate: manual the rollout gate is open: «{}»",
-        r.body
+        s.json["gates"]["rollout"]["state"],
+        json!("held"),
+        "«{}»",
+        s.text
+    );
+    assert_eq!(
+        s.json["gates"]["rollout"]["manual"],
+        json!(true),
+        "«{}»",
+        s.text
     );
     let open_rollout = json!({"state": "open", "reason": "go for rev 1"});
-    expect(
-        &put(
-            &app,
-            "/api/v1/canaries/test/shop/gates/rollout",
-            Some(&rm),
-            open_rollout.clone(),
-        )
-        .await,
-        200,
-        "open rollout",
-    );
+    let r = put(
+        &app,
+        "/api/v1/canaries/test/shop/gates/rollout",
+        Some(&rm),
+        open_rollout.clone(),
+    )
+    .await;
+    expect(&r, 200, "open rollout");
+    assert_eq!(r.json["state"], json!("open"), "«{}»", r.text);
     let r = app
         .call("confirm-rollout", &payload("shop", "rev111", manual))
         .await;
     assert_eq!(r.status, 200, "«{}»", r.body);
 
-    // The revision's analysis opens; its promotion is held until approved.
-    let meta: Vec<(&str, &str)> = QUICK
+    // The revision's analysis opens (pre-rollout without the key); its promotion is held
+    // until approved.
+    open(&app, "shop", "rev111", QUICK).await;
+    let s = state(&app).await;
+    assert_eq!(
+        s.json["gates"]["promotion"]["state"],
+        json!("held"),
+        "«{}»",
+        s.text
+    );
+    assert_eq!(s.json["gates"]["promotion"]["manual"], json!(true));
+    let promote: Vec<(&str, &str)> = QUICK
         .iter()
         .copied()
         .chain(manual.iter().copied())
         .collect();
-    open(&app, "shop", "rev111", &meta).await;
-    let state = get(&app, "/api/v1/canaries/test/shop", Some(&rm)).await;
-    assert_eq!(
-        state.json["gates"]["promotion"]["state"],
-        json!("held"),
-        "«{}»",
-        state.text
-    );
-    assert_eq!(state.json["gates"]["promotion"]["manual"], json!(true));
-    let p = payload("shop", "rev111", &meta);
-    let r = app.call("confirm-promotion", &p).await;
+    let p1 = payload("shop", "rev111", &promote);
+    let r = app.call("confirm-promotion", &p1).await;
     assert_eq!(r.status, 412, "«{}»", r.body);
     assert!(r.body.contains("gate: manual"), "«{}»", r.body);
+    let approve = json!({"state": "open", "reason": "ship rev 1"});
+    expect(
+        &put(
+            &app,
+            "/api/v1/canaries/test/shop/gates/promotion",
+            Some(&rm),
+            approve.clone(),
+        )
+        .await,
+        200,
+        "approve",
+    );
+    let r = app.call("confirm-promotion", &p1).await;
+    assert!(
+        !r.body.contains("gate"),
+        "approved, only the statistics can hold it now: «{}»",
+        r.body
+    );
 
-    // The next revision needs its own approval: the opening was used by rev 1.
+    // The next revision needs its own approvals: rev 1's were used up.
     let r = app
         .call("confirm-rollout", &payload("shop", "rev222", manual))
         .await;
     assert_eq!(
         r.status, 412,
         "the first revision's opening let the second one through: «{}»",
+        r.body
+    );
+    expect(
+        &put(
+            &app,
+            "/api/v1/canaries/test/shop/gates/rollout",
+            Some(&rm),
+            open_rollout,
+        )
+        .await,
+        200,
+        "open rollout 2",
+    );
+    assert_eq!(
+        app.call("confirm-rollout", &payload("shop", "rev222", manual))
+            .await
+            .status,
+        200
+    );
+    open(&app, "shop", "rev222", QUICK).await;
+    let r = app
+        .call("confirm-promotion", &payload("shop", "rev222", &promote))
+        .await;
+    assert_eq!(r.status, 412, "«{}»", r.body);
+    assert!(
+        r.body.contains("gate: manual"),
+        "rev 1's approval promoted rev 2: «{}»",
         r.body
     );
     app.shutdown().await;

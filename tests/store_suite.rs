@@ -108,6 +108,8 @@ store_suite!(
     request_rollback_fails_a_running_analysis_once,
     request_rollback_of_a_finished_or_missing_analysis_writes_nothing,
     concurrent_rollback_requests_record_once,
+    gate_mode_is_recorded_per_canary,
+    a_later_end_does_not_overwrite_a_rollback_request,
     list_analyses_applies_each_filter_and_their_combinations,
     list_analyses_pages_without_gaps_or_duplicates,
     list_analyses_refuses_a_negative_limit,

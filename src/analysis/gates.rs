@@ -7,6 +7,10 @@
 //! started (Flagger asks confirm-rollout only before a revision starts progressing), and
 //! the promotion gate after the current revision's analysis started. So every new
 //! revision of a manual canary starts with both gates held, without any write.
+//!
+//! The times compared come from different replicas' clocks (the API call's and the
+//! hook call's); they need to agree to well under a canary's analysis interval, which
+//! NTP-synchronised nodes do.
 
 use serde::Serialize;
 
@@ -102,7 +106,7 @@ pub fn promotion_gate(row: Option<&GateRow>, manual: bool, current: &Analysis) -
         return view;
     }
     match row {
-        Some(r) if r.updated_at >= current.started_at => view,
+        Some(r) if r.updated_at > current.started_at => view,
         _ => manual_hold(GateKind::Promotion, row),
     }
 }

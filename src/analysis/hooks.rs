@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 
 use super::gates;
+use super::settings::CanarySettings;
 use super::{failure_reason, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
 use crate::domain::now_millis;
 use crate::grafana::Outcome;
@@ -71,9 +72,10 @@ impl Analyst {
         let (ns, name) = (call.key.namespace.as_str(), call.key.name.as_str());
         let rows = self.store.gates(ns, name).await?;
         let latest = self.store.latest_analysis(ns, name).await?;
+        let manual = self.manual_gates(call, &settings).await?;
         let gate = gates::rollout_gate(
             gates::row_of(&rows, GateKind::Rollout),
-            settings.manual_gates,
+            manual,
             latest.as_ref(),
         );
         let reply = if gate.is_open() {
@@ -92,8 +94,34 @@ impl Analyst {
         self.answer(call, reply, None).await
     }
 
+    /// Whether the canary's gates are manual: the call's `gate` key when it has one
+    /// (recorded, so the other hooks and the API agree), otherwise what a call last
+    /// recorded. Each Flagger webhook carries its own metadata, so the key may be on
+    /// some of verdict's hooks only.
+    async fn manual_gates(
+        &self,
+        call: &HookCall,
+        settings: &CanarySettings,
+    ) -> Result<bool, Refusal> {
+        let (ns, name) = (call.key.namespace.as_str(), call.key.name.as_str());
+        let stored = self.store.gate_mode(ns, name).await?;
+        if !call.metadata.contains_key("gate") {
+            return Ok(stored.unwrap_or(false));
+        }
+        if stored != Some(settings.manual_gates) {
+            self.store
+                .set_gate_mode(ns, name, settings.manual_gates, now_millis())
+                .await?;
+        }
+        Ok(settings.manual_gates)
+    }
+
     /// `pre-rollout`: preflight and open the analysis. Idempotent.
     pub(super) async fn pre_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        if call.metadata.contains_key("gate") {
+            let settings = self.resolve_settings(call)?;
+            self.manual_gates(call, &settings).await?;
+        }
         let (analysis, created) = self.find_or_open(call).await?;
         let stored = stored_settings(&analysis)?;
         let boundary = stored
@@ -154,7 +182,8 @@ impl Analyst {
         let looks = self.store.looks(analysis.id).await?;
         let (_, assessment) = replay(&stored, &looks)?;
         let evidence = serde_json::to_string(&assessment.evidence).ok();
-        let manual = stored.canary.manual_gates || self.resolve_settings(call)?.manual_gates;
+        let settings = self.resolve_settings(call)?;
+        let manual = stored.canary.manual_gates || self.manual_gates(call, &settings).await?;
         let rows = self
             .store
             .gates(call.key.namespace.as_str(), call.key.name.as_str())

@@ -72,6 +72,15 @@ pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, ConfigError> {
                     ),
                 ));
             }
+            // A PEM here is almost certainly an identity provider's public key with the
+            // algorithm left at HS256: as an HMAC secret anyone could read it and mint
+            // tokens, the classic key confusion. Refuse it.
+            if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+                return Err(invalid(
+                    name,
+                    "this is a PEM key, not an HS256 secret: set jwt.algorithm = \"RS256\" to verify tokens with a public key",
+                ));
+            }
             Key::Hmac(bytes.to_vec())
         }
         JwtAlgorithm::Rs256 => Key::Rsa(rsa_public_key(name, bytes)?),

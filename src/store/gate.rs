@@ -84,3 +84,43 @@ fn from_row(row: &AnyRow) -> Result<GateRow, StoreError> {
         updated_at: col(row, "updated_at")?,
     })
 }
+
+/// Whether the canary asked for `gate: manual`; `None` when no hook call ever said.
+pub(super) async fn mode(
+    store: &SqlStore,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<bool>, StoreError> {
+    let row = sqlx::query("SELECT manual FROM gate_mode WHERE namespace = $1 AND name = $2")
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(|e| store.err(e))?;
+    row.map(|r| col::<i64>(&r, "manual").map(|m| m != 0))
+        .transpose()
+}
+
+/// Records the canary's gate mode; a no-op when it is already stored with that value.
+pub(super) async fn set_mode(
+    store: &SqlStore,
+    namespace: &str,
+    name: &str,
+    manual: bool,
+    at: crate::domain::Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO gate_mode (namespace, name, manual, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (namespace, name) DO UPDATE SET \
+         manual = excluded.manual, updated_at = excluded.updated_at \
+         WHERE gate_mode.manual <> excluded.manual",
+    )
+    .bind(namespace)
+    .bind(name)
+    .bind(i64::from(manual))
+    .bind(at)
+    .execute(&store.pool)
+    .await
+    .map_err(|e| store.err(e))?;
+    Ok(())
+}

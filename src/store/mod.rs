@@ -477,6 +477,19 @@ pub trait Store: Send + Sync + 'static {
     /// The gates of a canary that were ever set by hand (zero, one or two rows).
     async fn gates(&self, namespace: &str, name: &str) -> Result<Vec<GateRow>, StoreError>;
 
+    /// Whether the canary asked for `gate: manual`, as the last hook call carrying the
+    /// `gate` metadata key said; `None` when none ever did.
+    async fn gate_mode(&self, namespace: &str, name: &str) -> Result<Option<bool>, StoreError>;
+
+    /// Records the canary's gate mode (a no-op when it is unchanged).
+    async fn set_gate_mode(
+        &self,
+        namespace: &str,
+        name: &str,
+        manual: bool,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+
     /// In one transaction: sets the gate (insert or update of its one row), writes the
     /// audit row and, when given, puts the annotation in the outbox. Returns the gate.
     async fn set_gate(

@@ -276,20 +276,30 @@ pub(super) async fn apply_status(
         super::AnalysisStatus::Running => None,
         _ => Some(change.at),
     };
+    // An analysis ends once: the first end (a regression, a rollback request, Flagger's
+    // outcome) wins, and a later one that raced with it leaves it as it is.
     let done = sqlx::query(
-        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 WHERE id = $4",
+        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
+         WHERE id = $4 AND (status = 'running' OR $1 = 'running')",
     )
     .bind(change.status.as_str())
     .bind(change.reason.as_str())
     .bind(finished_at)
     .bind(analysis_id)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(|e| store.err(e))?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::Query(format!(
-            "status change for analysis {analysis_id}: no such analysis"
-        )));
+        let exists = sqlx::query("SELECT id FROM analysis WHERE id = $1")
+            .bind(analysis_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| store.err(e))?;
+        if exists.is_none() {
+            return Err(StoreError::Query(format!(
+                "status change for analysis {analysis_id}: no such analysis"
+            )));
+        }
     }
     Ok(())
 }
@@ -439,6 +449,20 @@ impl Store for SqlStore {
 
     async fn gates(&self, namespace: &str, name: &str) -> Result<Vec<GateRow>, StoreError> {
         gate::of_canary(self, namespace, name).await
+    }
+
+    async fn gate_mode(&self, namespace: &str, name: &str) -> Result<Option<bool>, StoreError> {
+        gate::mode(self, namespace, name).await
+    }
+
+    async fn set_gate_mode(
+        &self,
+        namespace: &str,
+        name: &str,
+        manual: bool,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        gate::set_mode(self, namespace, name, manual, at).await
     }
 
     async fn set_gate(

@@ -793,3 +793,67 @@ pub(crate) async fn audit_filters_by_target_and_pages(ctx: &Ctx) {
     assert_eq!(podinfo.len(), 5);
     assert!(podinfo.iter().all(|r| r.audit.target == "test/podinfo"));
 }
+
+// ---------------------------------------------------------------- gate mode, first end wins
+
+pub(crate) async fn gate_mode_is_recorded_per_canary(ctx: &Ctx) {
+    let s = &ctx.store;
+    assert_eq!(s.gate_mode("test", "shop").await.expect("mode"), None);
+    s.set_gate_mode("test", "shop", true, 1_000)
+        .await
+        .expect("set");
+    assert_eq!(s.gate_mode("test", "shop").await.expect("mode"), Some(true));
+    // Unchanged: a no-op; changed: replaced; other canaries untouched.
+    s.set_gate_mode("test", "shop", true, 2_000)
+        .await
+        .expect("set again");
+    s.set_gate_mode("test", "shop", false, 3_000)
+        .await
+        .expect("switch");
+    assert_eq!(
+        s.gate_mode("test", "shop").await.expect("mode"),
+        Some(false)
+    );
+    assert_eq!(s.gate_mode("test", "cart").await.expect("mode"), None);
+    assert_eq!(s.gate_mode("other", "shop").await.expect("mode"), None);
+    assert_eq!(count(ctx, "gate_mode").await, 1);
+}
+
+/// An analysis ends once: Flagger's outcome arriving after a rollback request (a race
+/// between post-rollout and the API) records its decision but leaves the failure as is.
+pub(crate) async fn a_later_end_does_not_overwrite_a_rollback_request(ctx: &Ctx) {
+    let s = &ctx.store;
+    let (a, _) = s
+        .open_analysis(&analysis("podinfo", "abc123"))
+        .await
+        .expect("open");
+    let change = rollback_change(1_700_000_500_000);
+    let audit = rollback_audit("test/podinfo", "alice", change.at);
+    s.request_rollback(a.id, &change, &audit, None)
+        .await
+        .expect("request");
+    let succeeded = StatusChange {
+        status: AnalysisStatus::Succeeded,
+        reason: "Flagger promoted the canary".to_owned(),
+        at: 1_700_000_600_000,
+    };
+    s.record_decision(
+        &decision(Some(a.id), "podinfo", "post-rollout", "req-late"),
+        Some(&succeeded),
+    )
+    .await
+    .expect("the decision is recorded");
+    let now = s.get_analysis(a.id).await.expect("get").expect("row");
+    assert_eq!(now.status, AnalysisStatus::Failed);
+    assert_eq!(now.status_reason.as_deref(), Some(change.reason.as_str()));
+    assert_eq!(now.finished_at, Some(change.at));
+    assert_eq!(s.decisions(a.id).await.expect("decisions").len(), 1);
+    // A status change for an analysis that does not exist is still an error.
+    let missing = s
+        .record_decision(
+            &decision(Some(a.id + 1000), "podinfo", "post-rollout", "req-x"),
+            Some(&succeeded),
+        )
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
+}

@@ -28,6 +28,8 @@ use crate::store::{AnalysisFilter, AnalysisStatus};
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
+        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
+        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -48,9 +50,19 @@ pub async fn list(
         })
         .transpose()?;
     let limit = params::limit(q.limit)?;
+    let namespace = q
+        .namespace
+        .as_deref()
+        .map(|n| params::namespace(n).map(|n| n.to_string()))
+        .transpose()?;
+    let name = q
+        .name
+        .as_deref()
+        .map(|n| params::name(n).map(|n| n.to_string()))
+        .transpose()?;
     let filter = AnalysisFilter {
-        namespace: q.namespace,
-        name: q.name,
+        namespace,
+        name,
         status,
         since: q
             .since
@@ -85,6 +97,8 @@ pub async fn list(
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "No such analysis", body = ErrorBody),
         (status = 422, description = "The id is not a number", body = ErrorBody),
+        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
+        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
     )
 )]
 pub async fn show(

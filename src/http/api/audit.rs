@@ -24,6 +24,8 @@ use crate::store::AuditFilter;
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
+        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
+        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
     )
 )]
 pub async fn list(

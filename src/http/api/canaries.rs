@@ -21,34 +21,34 @@ use crate::store::{
     Analysis, AnalysisStatus, GateKind, GateRow, GateState, NewAudit, RollbackRequest, StatusChange,
 };
 
-/// Whether the canary's latest analysis asked for `gate: manual`.
-fn manual(latest: Option<&Analysis>) -> bool {
-    latest
-        .and_then(|a| serde_json::from_str::<StoredSettings>(&a.settings).ok())
-        .is_some_and(|s| s.canary.manual_gates)
-}
-
-/// Both gates as the hooks see them now.
-async fn gate_views(
+/// Whether the canary's gates are manual: as a hook call last recorded it, or as its
+/// latest analysis fixed it at pre-rollout.
+async fn manual(
     state: &AppState,
     namespace: &str,
     name: &str,
     latest: Option<&Analysis>,
-) -> Result<(GateView, GateView, usize), ApiError> {
-    let rows = state.analyst.store.gates(namespace, name).await?;
-    let manual = manual(latest);
-    let rollout = gates::rollout_gate(gates::row_of(&rows, GateKind::Rollout), manual, latest);
-    let promotion_row = gates::row_of(&rows, GateKind::Promotion);
+) -> Result<(bool, bool), ApiError> {
+    let recorded = state.analyst.store.gate_mode(namespace, name).await?;
+    let from_analysis = latest
+        .and_then(|a| serde_json::from_str::<StoredSettings>(&a.settings).ok())
+        .is_some_and(|s| s.canary.manual_gates);
+    Ok((recorded == Some(true) || from_analysis, recorded.is_some()))
+}
+
+/// Both gates as the hooks see them, from the canary's gate rows.
+fn views(rows: &[GateRow], manual: bool, latest: Option<&Analysis>) -> (GateView, GateView) {
+    let rollout = gates::rollout_gate(gates::row_of(rows, GateKind::Rollout), manual, latest);
+    let promotion_row = gates::row_of(rows, GateKind::Promotion);
     let promotion = match latest {
         Some(a) => gates::promotion_gate(promotion_row, manual, a),
         // Nothing to promote yet: show what a person last set.
-        None => gates::rollout_gate(promotion_row, false, None),
+        None => GateView {
+            kind: GateKind::Promotion,
+            ..gates::rollout_gate(promotion_row, false, None)
+        },
     };
-    let promotion = GateView {
-        kind: GateKind::Promotion,
-        ..promotion
-    };
-    Ok((rollout, promotion, rows.len()))
+    (rollout, promotion)
 }
 
 /// The canary's latest analysis and both gates.
@@ -68,6 +68,8 @@ async fn gate_views(
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "verdict has never seen this canary", body = ErrorBody),
         (status = 422, description = "Not a Kubernetes name", body = ErrorBody),
+        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
+        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
     )
 )]
 pub async fn show(
@@ -82,9 +84,15 @@ pub async fn show(
         .store
         .latest_analysis(ns.as_str(), name.as_str())
         .await?;
-    let (rollout, promotion, rows) =
-        gate_views(&state, ns.as_str(), name.as_str(), latest.as_ref()).await?;
-    if latest.is_none() && rows == 0 {
+    let rows = state
+        .analyst
+        .store
+        .gates(ns.as_str(), name.as_str())
+        .await?;
+    let (manual, mode_recorded) =
+        manual(&state, ns.as_str(), name.as_str(), latest.as_ref()).await?;
+    let (rollout, promotion) = views(&rows, manual, latest.as_ref());
+    if latest.is_none() && rows.is_empty() && !mode_recorded {
         return Err(ApiError::not_found(format!(
             "verdict has no analysis and no gate for {ns}/{name}"
         )));
@@ -120,6 +128,8 @@ pub async fn show(
         (status = 404, description = "Promotion gate of a canary without analysis", body = ErrorBody),
         (status = 409, description = "Promotion gate of a finished analysis", body = ErrorBody),
         (status = 422, description = "Invalid body or path", body = ErrorBody),
+        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
+        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
     )
 )]
 pub async fn set_gate(
@@ -139,6 +149,10 @@ pub async fn set_gate(
     };
     let store = &state.analyst.store;
     let latest = store.latest_analysis(ns.as_str(), name.as_str()).await?;
+    // Everything the answer needs is read before the write: once the change commits,
+    // the call must not fail (a 503 would say that nothing changed).
+    let mut rows = store.gates(ns.as_str(), name.as_str()).await?;
+    let (manual, _) = manual(&state, ns.as_str(), name.as_str(), latest.as_ref()).await?;
     if kind == GateKind::Promotion {
         match &latest {
             None => {
@@ -194,10 +208,11 @@ pub async fn set_gate(
             now,
         )
     });
-    store.set_gate(&row, &audit, annotation.as_ref()).await?;
+    let stored = store.set_gate(&row, &audit, annotation.as_ref()).await?;
     tracing::info!(actor = %principal.subject, action = %audit.action, target = %audit.target, "gate changed");
-    let (rollout, promotion, _) =
-        gate_views(&state, ns.as_str(), name.as_str(), latest.as_ref()).await?;
+    rows.retain(|r| r.kind != kind);
+    rows.push(stored);
+    let (rollout, promotion) = views(&rows, manual, latest.as_ref());
     let view = match kind {
         GateKind::Rollout => rollout,
         GateKind::Promotion => promotion,
@@ -224,6 +239,8 @@ pub async fn set_gate(
         (status = 404, description = "The canary has no analysis", body = ErrorBody),
         (status = 409, description = "The latest analysis is not running", body = ErrorBody),
         (status = 422, description = "Invalid body or path", body = ErrorBody),
+        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
+        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
     )
 )]
 pub async fn rollback(

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable code: `unauthenticated`, `forbidden`, `not_found`, `conflict`,
-    /// `invalid_request`, `api_disabled` or `unavailable`.
+    /// `invalid_request`, `api_disabled`, `unavailable` or `internal`.
     #[schema(example = "forbidden")]
     pub error: &'static str,
     /// One sentence for people.
@@ -88,11 +88,19 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "API call failed in the store");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        )
+        match e {
+            StoreError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the store cannot be reached; nothing was changed, try again",
+            ),
+            // The database's own text stays in the server's log.
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the store refused the request; nothing was changed (details in the server log)",
+            ),
+        }
     }
 }
 

@@ -13,11 +13,19 @@ pub const MAX_LIMIT: i64 = 200;
 /// The longest reason kept (it ends up in Kubernetes events through Flagger).
 pub const MAX_REASON: usize = 500;
 
+/// A namespace, as a Kubernetes name.
+pub fn namespace(namespace: &str) -> Result<Namespace, ApiError> {
+    Namespace::parse(namespace).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// A canary's name, as a Kubernetes name.
+pub fn name(name: &str) -> Result<CanaryName, ApiError> {
+    CanaryName::parse(name).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
 /// A canary's namespace and name from the path, as Kubernetes names.
-pub fn canary(namespace: &str, name: &str) -> Result<(Namespace, CanaryName), ApiError> {
-    let ns = Namespace::parse(namespace).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let name = CanaryName::parse(name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok((ns, name))
+pub fn canary(namespace_: &str, name_: &str) -> Result<(Namespace, CanaryName), ApiError> {
+    Ok((namespace(namespace_)?, name(name_)?))
 }
 
 /// A reason: 1–500 characters after trimming, one line.

@@ -25,7 +25,7 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Simulate a Flagger rollout (one good canary, one regressed canary) through the real server.
+    /// Simulate a Flagger rollout (a good canary, a regressed one, a manually gated one) through the real server.
     Demo(DemoArgs),
     /// Simulate many canaries per scenario and compare verdict with other judges.
     Evaluate(crate::evaluate::EvaluateArgs),

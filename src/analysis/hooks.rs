@@ -206,7 +206,7 @@ impl Analyst {
                 let reason = if open {
                     assessment.reason.clone()
                 } else {
-                    format!("{} (and the {})", assessment.reason, gate.held_because())
+                    format!("{}; {}", assessment.reason, gate.held_because())
                 };
                 (StatusCode::PRECONDITION_FAILED, verdict, reason)
             }

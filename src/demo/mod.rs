@@ -1,10 +1,12 @@
 //! `verdict demo`: a simulated Flagger rollout through the real server.
 //!
 //! Starts verdict in-process on a temporary SQLite store with simulated metrics, then
-//! plays Flagger over real HTTP for two canaries — one as good as its primary, one with
-//! an error regression — and prints each hook call, the evidence and the outcome.
+//! plays Flagger over real HTTP for three canaries — one as good as its primary, one with
+//! an error regression, one with `gate: manual` that a release manager approves through
+//! the API — and prints each hook call, the evidence and the outcome.
 
 pub mod client;
+mod release_manager;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +48,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     config.database_url = format!("sqlite://{}", db_path.display()).into();
     // Looks come every 0.5 s of real time here; production keeps the 5 s default.
     config.defaults.min_look_gap = Duration::from_millis(200);
+    // The release-manager API, with a secret that lives as long as this run.
+    config.jwt.key = Some(release_manager::random_secret().into());
     config.validate()?;
+    let approver_token = crate::auth::mint(
+        &config.jwt,
+        crate::auth::Role::ReleaseManager,
+        "alice",
+        Duration::from_secs(3600),
+    )?;
 
     let namespace = Namespace::parse("shop")?;
     let sli = Arc::new(SimulatedSli::new(SimulatedSliConfig {
@@ -59,14 +69,17 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let good = CanaryName::parse("checkout")?;
     let bad = CanaryName::parse("payments")?;
-    sli.add_service(
-        &namespace,
-        &good,
-        ServiceProfile {
-            workload: workload.clone(),
-            effect: CanaryEffect::none(),
-        },
-    )?;
+    let gated = CanaryName::parse("search")?;
+    for name in [&good, &gated] {
+        sli.add_service(
+            &namespace,
+            name,
+            ServiceProfile {
+                workload: workload.clone(),
+                effect: CanaryEffect::none(),
+            },
+        )?;
+    }
     sli.add_service(
         &namespace,
         &bad,
@@ -98,13 +111,19 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     );
 
     let flagger = FlaggerClient::new(&base);
+    let alice = release_manager::ReleaseManager::new(&base, "alice", approver_token);
     let mut outcomes = Vec::new();
-    for (name, story) in [
-        (&good, "a canary as good as its primary"),
-        (&bad, "a canary whose error rate is 3× the primary's"),
+    for (name, story, approver) in [
+        (&good, "a canary as good as its primary", None),
+        (&bad, "a canary whose error rate is 3× the primary's", None),
+        (
+            &gated,
+            "a good canary with `gate: manual`: a release manager approves its rollout and its promotion through the API",
+            Some(&alice),
+        ),
     ] {
         println!("━━ {namespace}/{name}: {story}");
-        let outcome = rollout(&flagger, &sli, store.as_ref(), &namespace, name).await?;
+        let outcome = rollout(&flagger, &sli, store.as_ref(), &namespace, name, approver).await?;
         println!("   ⇒ {outcome}\n");
         outcomes.push(format!("{namespace}/{name}: {outcome}"));
     }
@@ -112,7 +131,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     for o in &outcomes {
         println!("  {o}");
     }
-    println!("Every answer above is a decision row in the store (with its evidence).");
+    println!("Every answer above is a decision row in the store (with its evidence); every API action is in the audit log.");
 
     let _ = stop_tx.send(());
     server.await.context("server task")??;
@@ -126,24 +145,41 @@ async fn rollout(
     store: &dyn Store,
     namespace: &Namespace,
     name: &CanaryName,
+    approver: Option<&release_manager::ReleaseManager>,
 ) -> anyhow::Result<String> {
     let checksum = Checksum::parse(&format!("{:x}", now_millis()))?;
+    let mut metadata: std::collections::BTreeMap<String, String> =
+        [("template".to_owned(), "istio".to_owned())].into();
+    if approver.is_some() {
+        metadata.insert("gate".to_owned(), "manual".to_owned());
+    }
     let payload = |phase: &str| Payload {
         name: name.to_string(),
         namespace: namespace.to_string(),
         phase: phase.into(),
         checksum: checksum.to_string(),
-        metadata: [("template".to_owned(), "istio".to_owned())].into(),
+        metadata: metadata.clone(),
     };
     let show = |hook: &str, reply: &client::HookReply| {
         let mark = if reply.passed() { "✔" } else { "✘" };
         println!("   {hook:<25} {} {mark} {}", reply.status, reply.body);
     };
 
-    let reply = flagger
+    let mut reply = flagger
         .call("confirm-rollout", &payload("Initialized"))
         .await?;
     show("confirm-rollout", &reply);
+    if let (false, Some(rm)) = (reply.passed(), approver) {
+        // Flagger would ask again every interval; a release manager opens the gate.
+        tokio::time::sleep(INTERVAL).await;
+        rm.open(namespace, name, "rollout", "release window is open")
+            .await?;
+        reply = flagger.call("confirm-rollout", &payload("Waiting")).await?;
+        show("confirm-rollout", &reply);
+    }
+    if !reply.passed() {
+        return Ok("still waiting at confirm-rollout".into());
+    }
     let reply = flagger.call("pre-rollout", &payload("Progressing")).await?;
     show("pre-rollout", &reply);
     if !reply.passed() {
@@ -202,6 +238,21 @@ async fn rollout(
             .call("confirm-promotion", &payload("Progressing"))
             .await?;
         show("confirm-promotion", &reply);
+        if let (false, true, Some(rm)) = (
+            reply.passed(),
+            reply.body.contains("the statistics pass"),
+            approver,
+        ) {
+            // The evidence is there; the promotion waits for a person.
+            rm.open(
+                namespace,
+                name,
+                "promotion",
+                "checked the dashboards, ship it",
+            )
+            .await?;
+            continue;
+        }
         if reply.passed() {
             sli.set_weight(namespace, name, 0.0)?;
             let reply = flagger.call("post-rollout", &payload("Succeeded")).await?;

@@ -110,6 +110,7 @@ store_suite!(
     concurrent_rollback_requests_record_once,
     gate_mode_is_recorded_per_canary,
     a_later_end_does_not_overwrite_a_rollback_request,
+    a_promotion_is_recorded_only_while_running,
     list_analyses_applies_each_filter_and_their_combinations,
     list_analyses_pages_without_gaps_or_duplicates,
     list_analyses_refuses_a_negative_limit,

@@ -224,14 +224,24 @@ impl Analyst {
                 )
             })
             .flatten();
-        self.answer(
-            call,
-            Reply::new(Some(analysis.id), verdict, status, reason)
-                .with_evidence(evidence)
-                .with_annotations(promoted),
-            None,
-        )
-        .await
+        let reply = Reply::new(Some(analysis.id), verdict, status, reason)
+            .with_evidence(evidence)
+            .with_annotations(promoted);
+        if status != StatusCode::OK {
+            return self.answer(call, reply, None).await;
+        }
+        // A promotion is recorded only while the analysis runs: a rollback request that
+        // committed since it was read wins, and the answer says why.
+        if let Some(answer) = self.answer_if_running(call, reply).await? {
+            return Ok(answer);
+        }
+        match self.store.get_analysis(analysis.id).await? {
+            Some(now) => self.refuse_failed(call, &now, "will not promote").await,
+            None => Err(Refusal::dependency(format!(
+                "analysis {} disappeared while answering",
+                analysis.id
+            ))),
+        }
     }
 
     /// `confirm-traffic-increase`: hold the weight until the current step has served

@@ -278,6 +278,37 @@ impl Analyst {
         })
     }
 
+    /// Like [`Self::answer`] for an answer that lets the canary go further: recorded only
+    /// while the analysis is still running. `None` when it ended in the meantime (a
+    /// rollback request committed first); nothing was recorded then.
+    async fn answer_if_running(
+        &self,
+        call: &HookCall,
+        reply: Reply,
+    ) -> Result<Option<Answer>, Refusal> {
+        let decision = NewDecision {
+            annotations: reply.annotations,
+            ..self.decision(
+                call,
+                reply.analysis_id,
+                reply.verdict,
+                reply.status,
+                &reply.reason,
+                reply.evidence,
+            )
+        };
+        let recorded = self
+            .store
+            .record_decision_if_running(&decision)
+            .await
+            .inspect_err(|_| self.metrics.store_error("record_decision"))?;
+        Ok(recorded.map(|_| Answer {
+            status: reply.status,
+            verdict: reply.verdict,
+            reason: reply.reason,
+        }))
+    }
+
     fn resolve_settings(&self, call: &HookCall) -> Result<CanarySettings, Refusal> {
         settings::resolve(&call.key.name, &call.metadata, &self.config)
             .map_err(|e| Refusal::bad_request(e.to_string()))

@@ -35,6 +35,39 @@ pub(super) async fn record(
     Ok(id)
 }
 
+/// [`super::Store::record_decision_if_running`]: the no-op update takes the analysis
+/// row's lock (Postgres) inside the write transaction (SQLite's is exclusive anyway), so
+/// a rollback request either commits before (and this writes nothing) or waits until
+/// this decision is in.
+pub(super) async fn record_if_running(
+    store: &SqlStore,
+    decision: &NewDecision,
+) -> Result<Option<i64>, StoreError> {
+    let Some(analysis_id) = decision.analysis_id else {
+        return Err(StoreError::Query(format!(
+            "the {} decision for {}/{} names no analysis to check",
+            decision.hook, decision.namespace, decision.name
+        )));
+    };
+    let mut tx = store.begin_write().await?;
+    let running =
+        sqlx::query("UPDATE analysis SET status = status WHERE id = $1 AND status = 'running'")
+            .bind(analysis_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store.err(e))?
+            .rows_affected()
+            == 1;
+    if !running {
+        tx.rollback().await.map_err(|e| store.err(e))?;
+        return Ok(None);
+    }
+    let id = insert(store, &mut tx, decision).await?;
+    super::outbox::insert_all(store, &mut tx, &decision.annotations).await?;
+    tx.commit().await.map_err(|e| store.err(e))?;
+    Ok(Some(id))
+}
+
 /// Inserts one decision on the caller's connection (inside its transaction).
 pub(super) async fn insert(
     store: &SqlStore,

@@ -434,6 +434,14 @@ pub trait Store: Send + Sync + 'static {
         status: Option<&StatusChange>,
     ) -> Result<i64, StoreError>;
 
+    /// Records a decision only while its analysis is running, atomically with that check:
+    /// `None` (nothing written) when the analysis has ended, e.g. a rollback request
+    /// committed first. For answers that let a canary go further (promotion).
+    async fn record_decision_if_running(
+        &self,
+        decision: &NewDecision,
+    ) -> Result<Option<i64>, StoreError>;
+
     /// Decisions of an analysis, oldest first.
     async fn decisions(&self, analysis_id: i64) -> Result<Vec<DecisionRow>, StoreError>;
 

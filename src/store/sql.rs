@@ -357,6 +357,13 @@ impl Store for SqlStore {
         decision::record(self, decision, status).await
     }
 
+    async fn record_decision_if_running(
+        &self,
+        decision: &NewDecision,
+    ) -> Result<Option<i64>, StoreError> {
+        decision::record_if_running(self, decision).await
+    }
+
     async fn decisions(&self, analysis_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
         decision::of_analysis(self, analysis_id).await
     }

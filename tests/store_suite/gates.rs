@@ -857,3 +857,48 @@ pub(crate) async fn a_later_end_does_not_overwrite_a_rollback_request(ctx: &Ctx)
         .await;
     assert!(missing.is_err(), "{missing:?}");
 }
+
+/// A passing answer is recorded only while its analysis runs, so a rollback request that
+/// committed first can never be overtaken by a promotion.
+pub(crate) async fn a_promotion_is_recorded_only_while_running(ctx: &Ctx) {
+    let s = &ctx.store;
+    let (a, _) = s
+        .open_analysis(&analysis("podinfo", "abc123"))
+        .await
+        .expect("open");
+    let first = s
+        .record_decision_if_running(&decision(
+            Some(a.id),
+            "podinfo",
+            "confirm-promotion",
+            "req-1",
+        ))
+        .await
+        .expect("record");
+    assert!(first.is_some(), "a running analysis takes the decision");
+    let change = rollback_change(1_700_000_500_000);
+    s.request_rollback(
+        a.id,
+        &change,
+        &rollback_audit("test/podinfo", "bob", change.at),
+        None,
+    )
+    .await
+    .expect("rollback");
+    let second = s
+        .record_decision_if_running(&decision(
+            Some(a.id),
+            "podinfo",
+            "confirm-promotion",
+            "req-2",
+        ))
+        .await
+        .expect("check");
+    assert_eq!(second, None, "a failed analysis took a promotion");
+    let stored = s.decisions(a.id).await.expect("decisions");
+    assert_eq!(stored.len(), 1, "nothing was written for the refused one");
+    assert!(s
+        .record_decision_if_running(&decision(None, "podinfo", "confirm-promotion", "req-3"))
+        .await
+        .is_err());
+}

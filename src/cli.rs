@@ -72,7 +72,8 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::client::args::{AnalysesCommand, ClientCommand, Gate, GateCommand, Outcome};
+    use crate::client::args::{AnalysesCommand, ClientCommand, Gate, GateCommand};
+    use crate::store::AnalysisStatus;
 
     fn parse(args: &[&str]) -> Result<Command, String> {
         let mut argv = vec!["verdict"];
@@ -229,7 +230,7 @@ mod tests {
         };
         assert_eq!(l.namespace.as_ref().map(|n| n.as_str()), Some("test"));
         assert_eq!(l.name.as_ref().map(|n| n.as_str()), Some("podinfo"));
-        assert_eq!(l.outcome, Some(Outcome::Failed));
+        assert_eq!(l.outcome, Some(AnalysisStatus::Failed));
         assert_eq!(l.since.as_deref(), Some("2026-11-01T00:00:00Z"));
         assert_eq!((l.limit, l.cursor.as_deref()), (Some(20), Some("7")));
 

@@ -48,7 +48,9 @@ impl GateView {
     }
 }
 
-fn from_row(kind: GateKind, row: Option<&GateRow>, manual: bool) -> GateView {
+/// A gate as a person last set it (open when nobody did), before `gate: manual` is
+/// taken into account.
+pub fn as_set(kind: GateKind, row: Option<&GateRow>, manual: bool) -> GateView {
     match row {
         Some(r) => GateView {
             kind,
@@ -86,7 +88,7 @@ fn manual_hold(kind: GateKind, row: Option<&GateRow>) -> GateView {
 
 /// The rollout gate (confirm-rollout). `latest` is the canary's most recent analysis.
 pub fn rollout_gate(row: Option<&GateRow>, manual: bool, latest: Option<&Analysis>) -> GateView {
-    let view = from_row(GateKind::Rollout, row, manual);
+    let view = as_set(GateKind::Rollout, row, manual);
     if !manual || view.state == GateState::Held {
         return view;
     }
@@ -101,7 +103,7 @@ pub fn rollout_gate(row: Option<&GateRow>, manual: bool, latest: Option<&Analysi
 /// The promotion gate (confirm-promotion). `current` is the analysis of the revision
 /// asking to be promoted.
 pub fn promotion_gate(row: Option<&GateRow>, manual: bool, current: &Analysis) -> GateView {
-    let view = from_row(GateKind::Promotion, row, manual);
+    let view = as_set(GateKind::Promotion, row, manual);
     if !manual || view.state == GateState::Held {
         return view;
     }

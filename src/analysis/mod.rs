@@ -249,13 +249,8 @@ impl Analyst {
             .then(|| grafana::milestone(outcome, &call.key, analysis_id, detail, time, time_end))
     }
 
-    /// Records a decision (and optional status change) and turns it into the answer.
-    async fn answer(
-        &self,
-        call: &HookCall,
-        reply: Reply,
-        change: Option<&StatusChange>,
-    ) -> Result<Answer, Refusal> {
+    /// The decision row of a reply and the answer it becomes once recorded.
+    fn record_of(&self, call: &HookCall, reply: Reply) -> (NewDecision, Answer) {
         let decision = NewDecision {
             annotations: reply.annotations,
             ..self.decision(
@@ -267,15 +262,27 @@ impl Analyst {
                 reply.evidence,
             )
         };
+        let answer = Answer {
+            status: reply.status,
+            verdict: reply.verdict,
+            reason: reply.reason,
+        };
+        (decision, answer)
+    }
+
+    /// Records a decision (and optional status change) and turns it into the answer.
+    async fn answer(
+        &self,
+        call: &HookCall,
+        reply: Reply,
+        change: Option<&StatusChange>,
+    ) -> Result<Answer, Refusal> {
+        let (decision, answer) = self.record_of(call, reply);
         self.store
             .record_decision(&decision, change)
             .await
             .inspect_err(|_| self.metrics.store_error("record_decision"))?;
-        Ok(Answer {
-            status: reply.status,
-            verdict: reply.verdict,
-            reason: reply.reason,
-        })
+        Ok(answer)
     }
 
     /// Like [`Self::answer`] for an answer that lets the canary go further: recorded only
@@ -286,27 +293,13 @@ impl Analyst {
         call: &HookCall,
         reply: Reply,
     ) -> Result<Option<Answer>, Refusal> {
-        let decision = NewDecision {
-            annotations: reply.annotations,
-            ..self.decision(
-                call,
-                reply.analysis_id,
-                reply.verdict,
-                reply.status,
-                &reply.reason,
-                reply.evidence,
-            )
-        };
+        let (decision, answer) = self.record_of(call, reply);
         let recorded = self
             .store
             .record_decision_if_running(&decision)
             .await
             .inspect_err(|_| self.metrics.store_error("record_decision"))?;
-        Ok(recorded.map(|_| Answer {
-            status: reply.status,
-            verdict: reply.verdict,
-            reason: reply.reason,
-        }))
+        Ok(recorded.map(|_| answer))
     }
 
     fn resolve_settings(&self, call: &HookCall) -> Result<CanarySettings, Refusal> {

@@ -6,6 +6,7 @@ use std::fmt;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::domain::{CanaryName, Namespace};
+use crate::store::AnalysisStatus;
 
 /// Longest reason the API accepts (characters).
 pub const MAX_REASON_CHARS: usize = 500;
@@ -114,27 +115,6 @@ pub enum AnalysesCommand {
     Show(ShowArgs),
 }
 
-/// Outcome filter of `analyses list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Outcome {
-    Running,
-    Failed,
-    Succeeded,
-    Aborted,
-}
-
-impl Outcome {
-    /// The API's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Failed => "failed",
-            Self::Succeeded => "succeeded",
-            Self::Aborted => "aborted",
-        }
-    }
-}
-
 /// `verdict analyses list`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
@@ -144,9 +124,9 @@ pub struct ListArgs {
     /// Only canaries of this name.
     #[arg(long, value_parser = parse_name)]
     pub name: Option<CanaryName>,
-    /// Only analyses in this state.
-    #[arg(long, value_enum)]
-    pub outcome: Option<Outcome>,
+    /// Only analyses in this state: running, failed, succeeded or aborted.
+    #[arg(long, value_parser = parse_outcome)]
+    pub outcome: Option<AnalysisStatus>,
     /// Only analyses started at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<String>,
@@ -306,6 +286,11 @@ fn parse_server(s: &str) -> Result<String, String> {
 
 fn parse_namespace(s: &str) -> Result<Namespace, String> {
     Namespace::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_outcome(s: &str) -> Result<AnalysisStatus, String> {
+    AnalysisStatus::parse(s)
+        .ok_or_else(|| format!("{s:?} is not one of running, failed, succeeded, aborted"))
 }
 
 fn parse_name(s: &str) -> Result<CanaryName, String> {

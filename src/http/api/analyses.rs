@@ -73,13 +73,11 @@ pub async fn list(
         // One more than asked tells whether another page follows.
         limit: limit + 1,
     };
-    let mut rows = state.analyst.store.list_analyses(&filter).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+    let rows = state.analyst.store.list_analyses(&filter).await?;
+    let (rows, next_cursor) = params::page(rows, limit, |a| a.id);
     Ok(Json(AnalysisPage {
         items: rows.iter().map(AnalysisSummary::from).collect(),
-        next_cursor: params::next_cursor(&ids, more),
+        next_cursor,
     }))
 }
 

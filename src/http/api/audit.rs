@@ -53,12 +53,10 @@ pub async fn list(
         before_id: params::cursor(q.cursor.as_deref())?,
         limit: limit + 1,
     };
-    let mut rows = state.analyst.store.audit(&filter).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let rows = state.analyst.store.audit(&filter).await?;
+    let (rows, next_cursor) = params::page(rows, limit, |r| r.id);
     Ok(Json(AuditPage {
         items: rows.iter().map(AuditEntry::from).collect(),
-        next_cursor: params::next_cursor(&ids, more),
+        next_cursor,
     }))
 }

@@ -43,10 +43,7 @@ fn views(rows: &[GateRow], manual: bool, latest: Option<&Analysis>) -> (GateView
     let promotion = match latest {
         Some(a) => gates::promotion_gate(promotion_row, manual, a),
         // Nothing to promote yet: show what a person last set.
-        None => GateView {
-            kind: GateKind::Promotion,
-            ..gates::rollout_gate(promotion_row, false, None)
-        },
+        None => gates::as_set(GateKind::Promotion, promotion_row, false),
     };
     (rollout, promotion)
 }

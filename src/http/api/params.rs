@@ -69,9 +69,17 @@ pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
-/// The cursor of the next page: the last id, when the page is full and more may follow.
-pub fn next_cursor(ids: &[i64], more: bool) -> Option<String> {
-    more.then(|| ids.last().map(i64::to_string)).flatten()
+/// A page from rows fetched with `limit + 1` (one more than asked tells whether another
+/// page follows): the first `limit` rows and the cursor of the next page (the last id),
+/// or `None` on the last page.
+pub fn page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = more
+        .then(|| rows.last().map(|r| id(r).to_string()))
+        .flatten();
+    (rows, next)
 }
 
 /// An RFC 3339 time as Unix milliseconds.
@@ -106,8 +114,11 @@ mod tests {
         assert_eq!(cursor(Some("17")).expect("ok"), Some(17));
         assert!(cursor(Some("-1")).is_err());
         assert!(cursor(Some("abc")).is_err());
-        assert_eq!(next_cursor(&[9, 8, 7], true).as_deref(), Some("7"));
-        assert_eq!(next_cursor(&[9, 8, 7], false), None);
+        assert_eq!(
+            page(vec![9, 8, 7, 6], 3, |i| *i),
+            (vec![9, 8, 7], Some("7".into()))
+        );
+        assert_eq!(page(vec![9, 8, 7], 3, |i| *i), (vec![9, 8, 7], None));
     }
 
     #[test]

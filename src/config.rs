@@ -292,13 +292,60 @@ pub struct AnalysisDefaults {
     pub latency_margin: f64,
     pub promotion_margin: f64,
     pub min_canary_requests: u64,
-    /// How far back the primary's latency is read to choose the boundary b*.
+    /// Per-look dispersion τ of each arm's rates: `auto` (measured on the primary's
+    /// history when an analysis opens) or a number (docs/statistics.md §5).
+    #[serde(default)]
+    pub dispersion: crate::judge::Dispersion,
+    /// An error rate the canary provably stays below never holds promotion (0 = off).
+    #[serde(default = "defaults::negligible_error_rate")]
+    pub negligible_error_rate: f64,
+    /// Looks after which an undecided analysis ends by `on_inconclusive`.
+    #[serde(default = "defaults::max_looks")]
+    pub max_looks: u32,
+    /// Time after which an undecided analysis ends likewise (absent: no time limit).
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_duration: Option<Duration>,
+    /// `rollback` (default) or `hold` when the budget runs out without a decision.
+    #[serde(default)]
+    pub on_inconclusive: crate::judge::OnInconclusive,
+    /// Consecutive looks without canary requests (while the primary serves) that fail it.
+    #[serde(default = "defaults::no_traffic_looks")]
+    pub no_traffic_looks: u32,
+    /// How far back the primary's history is read when an analysis opens (latency
+    /// boundaries and dispersion).
     #[serde(with = "humantime_serde")]
     pub lookback: Duration,
+    /// The history's interval: should match Flagger's `analysis.interval`, since the
+    /// dispersion measured is the per-interval noise (docs/statistics.md §5).
+    #[serde(default = "defaults::lookback_step", with = "humantime_serde")]
+    pub lookback_step: Duration,
     /// Calls closer together than this reuse the previous look instead of taking a new
     /// one, so Flagger's retries never double-count (Flagger's minimum interval is 10 s).
     #[serde(with = "humantime_serde")]
     pub min_look_gap: Duration,
+}
+
+/// Serde defaults of keys added after the first release, so older files still load.
+mod defaults {
+    use std::time::Duration;
+
+    use crate::judge::JudgeConfig;
+
+    pub fn negligible_error_rate() -> f64 {
+        JudgeConfig::recommended().negligible_error_rate
+    }
+
+    pub fn max_looks() -> u32 {
+        JudgeConfig::recommended().budget.max_looks
+    }
+
+    pub fn no_traffic_looks() -> u32 {
+        JudgeConfig::recommended().budget.no_traffic_looks
+    }
+
+    pub fn lookback_step() -> Duration {
+        Duration::from_secs(60)
+    }
 }
 
 /// The whole configuration.
@@ -357,7 +404,14 @@ impl Default for Config {
                 latency_margin: judge.latency_margin,
                 promotion_margin: judge.promotion_margin,
                 min_canary_requests: judge.min_canary_requests,
+                dispersion: judge.dispersion,
+                negligible_error_rate: judge.negligible_error_rate,
+                max_looks: judge.budget.max_looks,
+                max_duration: judge.budget.max_duration_ms.map(Duration::from_millis),
+                on_inconclusive: judge.budget.on_inconclusive,
+                no_traffic_looks: judge.budget.no_traffic_looks,
                 lookback: Duration::from_secs(3600),
+                lookback_step: defaults::lookback_step(),
                 min_look_gap: Duration::from_secs(5),
             },
             template_dir: None,
@@ -456,6 +510,13 @@ impl Config {
         if self.defaults.lookback < Duration::from_secs(60) {
             return Err(invalid("defaults.lookback", "must be at least 1m"));
         }
+        let step = self.defaults.lookback_step;
+        if step < Duration::from_secs(5) || step > self.defaults.lookback / 6 {
+            return Err(invalid(
+                "defaults.lookback_step",
+                "must be at least 5s and at most a sixth of defaults.lookback (the dispersion needs six intervals)",
+            ));
+        }
         self.grafana.validate()?;
         self.jwt.validate()?;
         if self.load.max_concurrent_runs == 0 {
@@ -492,6 +553,17 @@ impl Config {
             latency_margin: self.defaults.latency_margin,
             promotion_margin: self.defaults.promotion_margin,
             min_canary_requests: self.defaults.min_canary_requests,
+            dispersion: self.defaults.dispersion,
+            negligible_error_rate: self.defaults.negligible_error_rate,
+            budget: crate::judge::Budget {
+                max_looks: self.defaults.max_looks,
+                max_duration_ms: self
+                    .defaults
+                    .max_duration
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                on_inconclusive: self.defaults.on_inconclusive,
+                no_traffic_looks: self.defaults.no_traffic_looks,
+            },
             ..JudgeConfig::recommended()
         }
     }
@@ -505,6 +577,11 @@ fn defaults_key(field: &str) -> &'static str {
         "latency_margin" => "defaults.latency_margin",
         "promotion_margin" => "defaults.promotion_margin",
         "min_canary_requests" => "defaults.min_canary_requests",
+        "dispersion" => "defaults.dispersion",
+        "negligible_error_rate" => "defaults.negligible_error_rate",
+        "max_looks" => "defaults.max_looks",
+        "max_duration" => "defaults.max_duration",
+        "no_traffic_looks" => "defaults.no_traffic_looks",
         _ => "defaults",
     }
 }

@@ -567,15 +567,14 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
     let arm = ArmLook {
         requests: 100,
         errors: 5,
-        slow: 1,
-        slo_slow: 0,
+        slower: vec![1],
     };
     let look = NewLook {
         analysis_id: analysis.id,
         seq: 1,
         window_start: 1_000,
         window_end: 2_000,
-        canary: arm,
+        canary: arm.clone(),
         primary: arm,
         verdict: "fail".into(),
         reason: "error ratio above 1.1".into(),

@@ -145,12 +145,35 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
         assert_eq!(calls.iter().filter(|(k, _)| k == kind).count(), 2, "{kind}");
     }
 
-    // The primary's look-back uses the same template and conversion.
-    let lookback = source
-        .primary_lookback(&target("podinfo", "istio"), end, Duration::from_secs(8))
+    // The primary's history: the same template and conversion, one entry per 2 s
+    // interval of the 8 s look-back (three range queries).
+    let history = source
+        .primary_history(
+            &target("podinfo", "istio"),
+            end,
+            Duration::from_secs(8),
+            Duration::from_secs(2),
+        )
         .await
         .unwrap();
-    assert_eq!(lookback, pair.primary);
+    assert_eq!(history.len(), 4, "{history:?}");
+    for interval in &history {
+        assert_near("primary requests per 2 s", interval.requests, 160.0, 0.3);
+        let les: Vec<f64> = interval.buckets.iter().map(|b| b.le).collect();
+        let want: Vec<f64> = pair.primary.buckets.iter().map(|b| b.le).collect();
+        assert_eq!(les, want);
+    }
+    let total: f64 = history.iter().map(|h| h.requests).sum();
+    assert_near("primary requests over the history", total, 640.0, 0.2);
+    assert!(source
+        .primary_history(
+            &target("podinfo", "istio"),
+            end,
+            Duration::from_secs(8),
+            Duration::from_millis(500),
+        )
+        .await
+        .is_err());
     source.ready().await.unwrap();
 }
 

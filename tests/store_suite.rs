@@ -140,8 +140,7 @@ fn arm(base: u64) -> ArmLook {
     ArmLook {
         requests: base * 100,
         errors: base,
-        slow: base * 2,
-        slo_slow: base * 3,
+        slower: vec![base * 3, base * 2, 0],
     }
 }
 

@@ -180,7 +180,7 @@ impl Analyst {
         }
         let stored = stored_settings(&analysis)?;
         let looks = self.store.looks(analysis.id).await?;
-        let (_, assessment) = replay(&stored, &looks)?;
+        let (_, assessment) = replay(&stored, analysis.started_at, &looks)?;
         let evidence = serde_json::to_string(&assessment.evidence).ok();
         let settings = self.resolve_settings(call)?;
         let manual = stored.canary.manual_gates || self.manual_gates(call, &settings).await?;

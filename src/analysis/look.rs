@@ -3,10 +3,13 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::{last_window_end, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
+use super::{
+    elapsed_ms, last_window_end, replay, stored_settings, Analyst, Answer, HookCall, Refusal,
+    Reply,
+};
 use crate::domain::now_millis;
 use crate::grafana::Outcome;
-use crate::judge::{latency, ArmLook, Assessment, Evidence, Look, Verdict};
+use crate::judge::{latency, ArmLook, Assessment, Evidence, Look, Plan, Verdict};
 use crate::sli::{ArmCounts, ArmPair};
 use crate::store::{
     AnalysisStatus, LookInsert, LookRow, NewAnnotation, NewDecision, NewLook, StatusChange,
@@ -16,8 +19,6 @@ use crate::store::{
 #[derive(Debug, Serialize)]
 struct LookEvidence<'a> {
     judge: &'a Evidence,
-    /// b*, milliseconds.
-    boundary_ms: Option<f64>,
     /// Interpolated p95 of this look's window, milliseconds: for people, never for decisions.
     canary_p95_ms: Option<f64>,
     primary_p95_ms: Option<f64>,
@@ -32,17 +33,16 @@ fn whole(x: f64) -> u64 {
     }
 }
 
-fn arm_look(counts: &ArmCounts, boundary: Option<f64>, slo_boundary: Option<f64>) -> ArmLook {
+fn arm_look(counts: &ArmCounts, plan: &Plan) -> ArmLook {
     let requests = whole(counts.requests);
-    let above = |b: Option<f64>| {
-        b.map(|b| latency::count_above(&counts.buckets, b).min(requests))
-            .unwrap_or(0)
-    };
     ArmLook {
         requests,
         errors: whole(counts.errors).min(requests),
-        slow: above(boundary),
-        slo_slow: above(slo_boundary),
+        slower: plan
+            .slower(&counts.buckets)
+            .into_iter()
+            .map(|s| s.min(requests))
+            .collect(),
     }
 }
 
@@ -122,16 +122,16 @@ impl Analyst {
 
         let target = self.sli_target(&stored, call)?;
         let pair: ArmPair = self.sli.window(&target, start, now).await?;
+        let (mut judge, _) = replay(&stored, analysis.started_at, &looks)?;
         let look = Look {
-            canary: arm_look(&pair.canary, stored.boundary_s, stored.slo_boundary_s),
-            primary: arm_look(&pair.primary, stored.boundary_s, None),
+            canary: arm_look(&pair.canary, judge.plan()),
+            primary: arm_look(&pair.primary, judge.plan()),
+            elapsed_ms: elapsed_ms(analysis.started_at, now),
         };
-        let (mut judge, _) = replay(&stored, &looks)?;
         judge.observe(&look);
         let assessment = judge.assess();
         let evidence = serde_json::to_string(&LookEvidence {
             judge: &assessment.evidence,
-            boundary_ms: stored.boundary_s.map(|b| b * 1000.0),
             canary_p95_ms: p95_ms(&pair.canary),
             primary_p95_ms: p95_ms(&pair.primary),
         })
@@ -143,8 +143,8 @@ impl Analyst {
             seq: i64::try_from(looks.len()).unwrap_or(i64::MAX) + 1,
             window_start: start,
             window_end: now,
-            canary: look.canary,
-            primary: look.primary,
+            canary: look.canary.clone(),
+            primary: look.primary.clone(),
             verdict: verdict.to_owned(),
             reason: assessment.reason.clone(),
             evidence: evidence.clone(),
@@ -198,7 +198,7 @@ impl Analyst {
         match looks.last() {
             Some(last) => self.answer_from_look(call, last, annotations).await,
             None => {
-                let (_, assessment): (_, Assessment) = replay(stored, looks)?;
+                let (_, assessment): (_, Assessment) = replay(stored, analysis.started_at, looks)?;
                 let reason = format!(
                     "no look yet (the first one is taken at least {} after the analysis opened); {}",
                     humantime::format_duration(self.config.defaults.min_look_gap),
@@ -257,10 +257,10 @@ mod tests {
             errors: 120.0,
             buckets: vec![],
         };
-        let look = arm_look(&counts, None, None);
+        let look = arm_look(&counts, &Plan::fixed(vec![0.1], &[(0, true)], 0.1));
         assert_eq!(look.requests, 100);
         assert_eq!(look.errors, 100, "errors never exceed requests");
-        assert_eq!(look.slow, 0, "no boundary, no slow requests");
+        assert_eq!(look.slower, vec![0], "no buckets, no slow requests");
         let _ = Bucket {
             le: 1.0,
             count: 1.0,

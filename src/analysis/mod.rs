@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::domain::{now_millis, AnalysisKey, Millis};
 use crate::grafana::{self, Outcome};
-use crate::judge::{latency, Assessment, Judge};
+use crate::judge::{Assessment, HistoryInterval, Judge, Plan};
 use crate::sli::{SliError, SliSource, SliTarget};
 use crate::store::{
     Analysis, LookRow, NewAnalysis, NewAnnotation, NewDecision, StatusChange, Store, StoreError,
@@ -138,14 +138,30 @@ impl Reply {
     }
 }
 
-/// What an analysis fixed when it opened: the canary's settings and the latency boundaries.
+/// What an analysis fixed when it opened: the canary's settings and the judge's plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredSettings {
     pub canary: CanarySettings,
-    /// b*, seconds: requests above it count as slow in the comparison test.
+    /// The latency boundaries and dispersion, from the primary's history
+    /// (docs/statistics.md §3, §5).
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    /// Before plans: b*, seconds (analyses stored by an older verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundary_s: Option<f64>,
     /// The SLO latency, seconds, when the canary set `sloP95Ms`.
     pub slo_boundary_s: Option<f64>,
+}
+
+impl StoredSettings {
+    /// The plan the judge uses: the stored one, or for an analysis stored before plans
+    /// one boundary at its b* (never needed for promotion, as before) and τ 0.25.
+    pub fn plan(&self) -> Plan {
+        self.plan.clone().unwrap_or_else(|| match self.boundary_s {
+            Some(b) => Plan::fixed(vec![b], &[(0, true)], 0.25),
+            None => Plan::fixed(Vec::new(), &[], 0.25),
+        })
+    }
 }
 
 /// The analysis service.
@@ -326,29 +342,41 @@ impl Analyst {
             return Ok((existing, false));
         }
         let mut stored = StoredSettings {
+            slo_boundary_s: canary.slo_p95_s,
             canary,
+            plan: None,
             boundary_s: None,
-            slo_boundary_s: None,
         };
-        stored.slo_boundary_s = stored.canary.slo_p95_s;
         let target = self.sli_target(&stored, call)?;
         self.sli.check_template(&target)?;
         let now = now_millis();
-        let lookback = self
+        let defaults = &self.config.defaults;
+        let history: Vec<HistoryInterval> = self
             .sli
-            .primary_lookback(&target, now, self.config.defaults.lookback)
-            .await?;
-        if lookback.requests < 1.0 {
+            .primary_history(&target, now, defaults.lookback, defaults.lookback_step)
+            .await?
+            .into_iter()
+            .map(|counts| HistoryInterval {
+                requests: counts.requests,
+                errors: counts.errors,
+                buckets: counts.buckets,
+            })
+            .collect();
+        if history.iter().map(|h| h.requests).sum::<f64>() < 1.0 {
             return Err(Refusal::dependency(format!(
                 "the primary {}-primary served no requests in the last {}: nothing to compare the canary against",
                 target.target,
-                humantime::format_duration(self.config.defaults.lookback)
+                humantime::format_duration(defaults.lookback)
             )));
         }
-        stored.boundary_s = match stored.canary.latency_threshold_s {
-            Some(t) => Some(t),
-            None => latency::choose_boundary(&lookback.buckets, 0.95),
-        };
+        let plan = Plan::new(
+            &stored.canary.judge,
+            &history,
+            stored.canary.latency_threshold_s,
+            stored.canary.slo_p95_s,
+        )
+        .map_err(|e| Refusal::bad_request(format!("metadata: {e}")))?;
+        stored.plan = Some(plan);
         let new = NewAnalysis {
             key: call.key.clone(),
             settings: serde_json::to_string(&stored)
@@ -404,17 +432,27 @@ fn stored_settings(analysis: &Analysis) -> Result<StoredSettings, Refusal> {
 
 /// Rebuilds the judge from stored looks. Deterministic: the same looks give the same
 /// assessment on any replica.
-fn replay(stored: &StoredSettings, looks: &[LookRow]) -> Result<(Judge, Assessment), Refusal> {
-    let mut judge = Judge::new(stored.canary.judge.clone())
+fn replay(
+    stored: &StoredSettings,
+    started_at: Millis,
+    looks: &[LookRow],
+) -> Result<(Judge, Assessment), Refusal> {
+    let mut judge = Judge::new(stored.canary.judge.clone(), stored.plan())
         .map_err(|e| Refusal::bad_request(format!("settings: {e}")))?;
     for row in looks {
         judge.observe(&crate::judge::Look {
-            canary: row.look.canary,
-            primary: row.look.primary,
+            canary: row.look.canary.clone(),
+            primary: row.look.primary.clone(),
+            elapsed_ms: elapsed_ms(started_at, row.look.window_end),
         });
     }
     let assessment = judge.assess();
     Ok((judge, assessment))
+}
+
+/// Milliseconds from the analysis' opening to `at` (0 if `at` is earlier).
+fn elapsed_ms(started_at: Millis, at: Millis) -> u64 {
+    u64::try_from(at.saturating_sub(started_at)).unwrap_or(0)
 }
 
 /// Time since the last look's window ended (or the analysis started).

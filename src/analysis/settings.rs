@@ -27,6 +27,11 @@ pub const ANALYSIS_KEYS: &[&str] = &[
     "sloP95Ms",
     "gate",
     "token",
+    "dispersion",
+    "negligibleErrorRate",
+    "maxLooks",
+    "maxDuration",
+    "onInconclusive",
 ];
 
 /// Prefix of template variables: `var.region: eu` fills `{{ variables.region }}`.
@@ -109,6 +114,27 @@ pub fn resolve(
     if let Some(v) = get("sloErrorRate") {
         judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
     }
+    if let Some(v) = get("dispersion") {
+        judge.dispersion =
+            crate::judge::Dispersion::parse(v).map_err(|why| invalid("dispersion", why))?;
+    }
+    if let Some(v) = get("negligibleErrorRate") {
+        judge.negligible_error_rate = parse_f64("negligibleErrorRate", v)?;
+    }
+    if let Some(v) = get("maxLooks") {
+        let looks = parse_u64("maxLooks", v)?;
+        judge.budget.max_looks = u32::try_from(looks)
+            .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
+    }
+    if let Some(v) = get("maxDuration") {
+        let d = humantime::parse_duration(v)
+            .map_err(|e| invalid("maxDuration", format!("{v:?} is not a duration like 90m: {e}")))?;
+        judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Some(v) = get("onInconclusive") {
+        judge.budget.on_inconclusive =
+            crate::judge::OnInconclusive::parse(v).map_err(|why| invalid("onInconclusive", why))?;
+    }
     let slo_p95_s = get("sloP95Ms")
         .map(|v| parse_positive_ms("sloP95Ms", v))
         .transpose()?;
@@ -190,6 +216,10 @@ fn judge_key(field: &str) -> &'static str {
         "min_canary_requests" => "minCanaryRequests",
         "slo_error_rate" => "sloErrorRate",
         "slo_slow_fraction" => "sloP95Ms",
+        "dispersion" => "dispersion",
+        "negligible_error_rate" => "negligibleErrorRate",
+        "max_looks" => "maxLooks",
+        "max_duration" => "maxDuration",
         _ => "metadata",
     }
 }

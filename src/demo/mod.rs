@@ -273,6 +273,9 @@ async fn print_look(store: &dyn Store, key: &AnalysisKey) {
     let Ok(looks) = store.looks(analysis.id).await else {
         return;
     };
+    let plan = serde_json::from_str::<crate::analysis::StoredSettings>(&analysis.settings)
+        .map(|s| s.plan())
+        .ok();
     if let Some(last) = looks.last() {
         let l = &last.look;
         let pct = |e: u64, n: u64| {
@@ -282,18 +285,31 @@ async fn print_look(store: &dyn Store, key: &AnalysisKey) {
                 100.0 * e as f64 / n as f64
             }
         };
+        // Requests slower than each tested latency boundary, canary/primary.
+        let slow: Vec<String> = plan
+            .iter()
+            .flat_map(|p| p.boundaries.iter())
+            .map(|b| {
+                let at = |v: &[u64]| v.get(b.edge).copied().unwrap_or(0);
+                format!(
+                    ">{:.0}ms {}/{}",
+                    b.le_s * 1000.0,
+                    at(&l.canary.slower),
+                    at(&l.primary.slower)
+                )
+            })
+            .collect();
         println!(
-            "   {:<25} look {}: canary {} req, {} err ({:.2}%), {} slow | primary {} req, {} err ({:.2}%), {} slow",
+            "   {:<25} look {}: canary {} req, {} err ({:.2}%) | primary {} req, {} err ({:.2}%) | slow canary/primary {}",
             "",
             l.seq,
             l.canary.requests,
             l.canary.errors,
             pct(l.canary.errors, l.canary.requests),
-            l.canary.slow,
             l.primary.requests,
             l.primary.errors,
             pct(l.primary.errors, l.primary.requests),
-            l.primary.slow,
+            slow.join(", "),
         );
     }
 }

@@ -9,8 +9,8 @@ use crate::domain::now_millis;
 use crate::judge::ArmLook;
 
 const COLUMNS: &str = "id, analysis_id, seq, window_start, window_end, \
-     canary_requests, canary_errors, canary_slow, canary_slo_slow, \
-     primary_requests, primary_errors, primary_slow, primary_slo_slow, \
+     canary_requests, canary_errors, canary_slower, \
+     primary_requests, primary_errors, primary_slower, \
      verdict, reason, evidence, created_at";
 
 /// Records look `seq` with its decision and optional status change, all or nothing.
@@ -36,10 +36,10 @@ pub(super) async fn record(
 
     let sql = format!(
         "INSERT INTO look (analysis_id, seq, window_start, window_end, \
-         canary_requests, canary_errors, canary_slow, canary_slo_slow, \
-         primary_requests, primary_errors, primary_slow, primary_slo_slow, \
+         canary_requests, canary_errors, canary_slower, canary_slow, canary_slo_slow, \
+         primary_requests, primary_errors, primary_slower, primary_slow, primary_slo_slow, \
          verdict, reason, evidence, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10, 0, 0, $11, $12, $13, $14) \
          ON CONFLICT (analysis_id, seq) DO NOTHING \
          RETURNING {COLUMNS}"
     );
@@ -48,8 +48,8 @@ pub(super) async fn record(
         .bind(new.seq)
         .bind(new.window_start)
         .bind(new.window_end);
-    for count in counts.0 {
-        query = query.bind(count);
+    for (requests, errors, slower) in counts.0 {
+        query = query.bind(requests).bind(errors).bind(slower);
     }
     let inserted = query
         .bind(new.verdict.as_str())
@@ -103,22 +103,20 @@ pub(super) async fn list(store: &SqlStore, analysis_id: i64) -> Result<Vec<LookR
     rows.iter().map(from_row).collect()
 }
 
-/// The eight counts of a look in column order, checked to fit BIGINT.
-struct Counts([i64; 8]);
+/// Each arm's requests, errors (checked to fit BIGINT) and slower counts (JSON), canary first.
+struct Counts([(i64, i64, String); 2]);
 
 impl Counts {
     fn of(look: &NewLook) -> Result<Self, StoreError> {
-        let arm = |name: &str, a: &ArmLook| -> Result<[i64; 4], StoreError> {
-            Ok([
+        let arm = |name: &str, a: &ArmLook| -> Result<(i64, i64, String), StoreError> {
+            Ok((
                 to_db(name, "requests", a.requests)?,
                 to_db(name, "errors", a.errors)?,
-                to_db(name, "slow", a.slow)?,
-                to_db(name, "slo_slow", a.slo_slow)?,
-            ])
+                serde_json::to_string(&a.slower)
+                    .map_err(|e| StoreError::Query(format!("{name} slower counts: {e}")))?,
+            ))
         };
-        let c = arm("canary", &look.canary)?;
-        let p = arm("primary", &look.primary)?;
-        Ok(Self([c[0], c[1], c[2], c[3], p[0], p[1], p[2], p[3]]))
+        Ok(Self([arm("canary", &look.canary)?, arm("primary", &look.primary)?]))
     }
 }
 
@@ -137,11 +135,13 @@ fn arm_from_row(row: &AnyRow, arm: &str) -> Result<ArmLook, StoreError> {
         u64::try_from(value)
             .map_err(|_| StoreError::Query(format!("stored {name} is negative: {value}")))
     };
+    let name = format!("{arm}_slower");
+    let slower: String = col(row, &name)?;
     Ok(ArmLook {
         requests: count("requests")?,
         errors: count("errors")?,
-        slow: count("slow")?,
-        slo_slow: count("slo_slow")?,
+        slower: serde_json::from_str(&slower)
+            .map_err(|e| StoreError::Query(format!("stored {name} is not a list of counts: {e}")))?,
     })
 }
 

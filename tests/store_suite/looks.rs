@@ -26,8 +26,7 @@ pub(crate) async fn looks_are_ordered_and_round_trip(ctx: &Ctx) {
     big.canary = ArmLook {
         requests: i64::MAX as u64,
         errors: 0,
-        slow: 1 << 40,
-        slo_slow: 5,
+        slower: vec![1 << 40, 5],
     };
     for l in [
         look(a.id, 3, 30),

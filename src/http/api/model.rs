@@ -80,24 +80,22 @@ pub struct AnalysisQuery {
     pub cursor: Option<String>,
 }
 
-/// Both arms' counts over one look's window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+/// One arm's counts over one look's window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArmCounts {
     pub requests: u64,
     pub errors: u64,
-    /// Requests slower than the analysis' latency boundary.
-    pub slow: u64,
-    /// Requests slower than the SLO latency (0 without an SLO).
-    pub slo_slow: u64,
+    /// Requests slower than each of the analysis' latency edges (`latency_edges_s` of the
+    /// analysis' plan, same order).
+    pub slower: Vec<u64>,
 }
 
-impl From<ArmLook> for ArmCounts {
-    fn from(a: ArmLook) -> Self {
+impl From<&ArmLook> for ArmCounts {
+    fn from(a: &ArmLook) -> Self {
         Self {
             requests: a.requests,
             errors: a.errors,
-            slow: a.slow,
-            slo_slow: a.slo_slow,
+            slower: a.slower.clone(),
         }
     }
 }
@@ -125,8 +123,8 @@ impl From<&LookRow> for LookView {
             seq: r.look.seq,
             window_start: rfc3339(r.look.window_start),
             window_end: rfc3339(r.look.window_end),
-            canary: r.look.canary.into(),
-            primary: r.look.primary.into(),
+            canary: (&r.look.canary).into(),
+            primary: (&r.look.primary).into(),
             verdict: r.look.verdict.clone(),
             reason: r.look.reason.clone(),
             evidence: json(&r.look.evidence),

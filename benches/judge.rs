@@ -1,6 +1,9 @@
 //! One look's cost in the judge: `observe` (the e-process update) and `assess`
 //! (confidence sequences, bounds and the reason), at the reference workload's sizes.
 
+// criterion's macros generate public functions without documentation.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use verdict::judge::{ArmLook, Judge, JudgeConfig, Look};
 

@@ -3,23 +3,36 @@
 //! Flagger calls verdict's webhooks during a rollout; verdict reads both arms' SLIs,
 //! asks the [`judge`], records the decision in the [`store`] and answers pass, fail
 //! or wait with the status codes Flagger understands.
+//!
+//! The lints live in Cargo.toml's `[lints]` table; `missing_docs` is allowed below only
+//! where documentation is not ready yet or comes from elsewhere.
 
-#![forbid(unsafe_code)]
-#![warn(missing_debug_implementations, rust_2018_idioms)]
-
+#[allow(missing_docs)]
 pub mod analysis;
 pub mod auth;
+// clap turns doc comments on arguments into `--help` text: documented by their help.
+#[allow(missing_docs)]
 pub mod cli;
+#[allow(missing_docs)]
 pub mod client;
+#[allow(missing_docs)]
 pub mod config;
+#[allow(missing_docs)]
 pub mod demo;
+#[allow(missing_docs)]
 pub mod domain;
 pub mod evaluate;
+#[allow(missing_docs)]
 pub mod grafana;
+#[allow(missing_docs)]
 pub mod http;
+// Being rewritten on its own branch.
+#[allow(missing_docs)]
 pub mod judge;
 pub mod loadgen;
+#[allow(missing_docs)]
 pub mod sli;
 pub mod startup;
+#[allow(missing_docs)]
 pub mod store;
 pub mod telemetry;

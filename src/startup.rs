@@ -89,6 +89,7 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The port actually bound (tests bind port 0).
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }

@@ -51,7 +51,7 @@ fn read(p: &Path) -> String {
 fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(path(dir))
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|e| e.unwrap().path())
+        .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().and_then(|x| x.to_str()) == Some(ext))
         .collect();
     out.sort();
@@ -608,9 +608,9 @@ fn check_canary(file: &Path, canary: &Value) -> CanaryHooks {
 
     // Every analysis hook's metadata is accepted by the service, names a shipped
     // template, and is the same on every hook.
-    let templates = TemplateSet::builtin().unwrap();
+    let templates = TemplateSet::builtin().expect("shipped templates");
     let config = Config::default();
-    let canary_name = CanaryName::parse(name).unwrap();
+    let canary_name = CanaryName::parse(name).expect("canary name");
     let first = hooks
         .analysis
         .first()

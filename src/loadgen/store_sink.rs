@@ -23,6 +23,7 @@ impl std::fmt::Debug for StoreSink {
 }
 
 impl StoreSink {
+    /// Records runs in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store }
     }

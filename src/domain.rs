@@ -3,9 +3,30 @@
 //! Parse, don't validate: each newtype's only constructor checks its input, so a
 //! value of the type is safe to use in a PromQL label matcher or a store key.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
+
+/// A value refused with the key it came from: a configuration key (`jwt.key`) or a
+/// webhook metadata key (`alpha`). Each caller wraps it in its own error, which says
+/// where keys of that kind live.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {why}")]
+pub struct InvalidValue {
+    /// The key, as the user wrote it.
+    pub key: Cow<'static, str>,
+    /// What is wrong with its value, in one sentence.
+    pub why: String,
+}
+
+/// Refuses the value of `key`, saying why.
+pub fn invalid(key: impl Into<Cow<'static, str>>, why: impl Into<String>) -> InvalidValue {
+    InvalidValue {
+        key: key.into(),
+        why: why.into(),
+    }
+}
 
 /// Why an identifier was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::domain::{CanaryName, InvalidName};
+use crate::domain::{invalid, CanaryName, InvalidName, InvalidValue};
 use crate::judge::JudgeConfig;
 
 /// Metadata keys every analysis hook understands.
@@ -37,17 +37,10 @@ pub const VARIABLE_PREFIX: &str = "var.";
 pub enum SettingsError {
     #[error("unknown metadata key(s): {0} (known: {known})", known = ANALYSIS_KEYS.join(", "))]
     UnknownKeys(String),
-    #[error("metadata {key}: {why}")]
-    Invalid { key: String, why: String },
+    #[error("metadata {}: {}", .0.key, .0.why)]
+    Invalid(#[from] InvalidValue),
     #[error(transparent)]
     Name(#[from] InvalidName),
-}
-
-fn invalid(key: &str, why: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid {
-        key: key.to_owned(),
-        why: why.into(),
-    }
 }
 
 /// Everything an analysis needs to know about its canary, fixed when it opens.
@@ -141,7 +134,7 @@ pub fn resolve(
     };
     let template = match get("template") {
         Some(t) if is_template_name(t) => t.to_owned(),
-        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name"))),
+        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name")).into()),
         None => config.defaults.template.clone(),
     };
 
@@ -152,7 +145,8 @@ pub fn resolve(
             return Err(invalid(
                 "gate",
                 format!("{other:?} is neither \"manual\" nor \"auto\""),
-            ))
+            )
+            .into())
         }
     };
 
@@ -160,10 +154,12 @@ pub fn resolve(
     for (key, value) in metadata {
         if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
             if !is_variable_name(var) {
-                return Err(invalid(key, "variable names are [a-z_][a-z0-9_]*"));
+                return Err(invalid(key.clone(), "variable names are [a-z_][a-z0-9_]*").into());
             }
             if value.len() > 256 || value.chars().any(char::is_control) {
-                return Err(invalid(key, "values are at most 256 printable characters"));
+                return Err(
+                    invalid(key.clone(), "values are at most 256 printable characters").into(),
+                );
             }
             variables.insert(var.to_owned(), value.clone());
         }
@@ -194,7 +190,7 @@ fn judge_key(field: &str) -> &'static str {
     }
 }
 
-fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
+fn parse_f64(key: &'static str, value: &str) -> Result<f64, InvalidValue> {
     value
         .parse::<f64>()
         .ok()
@@ -202,13 +198,13 @@ fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
         .ok_or_else(|| invalid(key, format!("{value:?} is not a number")))
 }
 
-fn parse_u64(key: &str, value: &str) -> Result<u64, SettingsError> {
+fn parse_u64(key: &'static str, value: &str) -> Result<u64, InvalidValue> {
     value
         .parse::<u64>()
         .map_err(|_| invalid(key, format!("{value:?} is not a whole number ≥ 0")))
 }
 
-fn parse_positive_ms(key: &str, value: &str) -> Result<f64, SettingsError> {
+fn parse_positive_ms(key: &'static str, value: &str) -> Result<f64, InvalidValue> {
     let ms = parse_f64(key, value)?;
     if ms <= 0.0 || ms > 3_600_000.0 {
         return Err(invalid(key, format!("{value} ms is outside (0, 3600000]")));

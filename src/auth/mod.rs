@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 
 mod key;
 mod mint;
+mod settings;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
 pub use mint::mint;
+pub use settings::{JwtAlgorithm, JwtSettings};
 pub use verify::{bearer_token, Verifier};
 
 /// What a caller may do. Each role includes the ones before it.

@@ -568,6 +568,12 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Checks a database URL exactly as [`connect`] reads it, without connecting, so that
+/// configuration refuses at start-up what the store would refuse later.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    sql::parse_url(url).map(|_| ())
+}
+
 /// Connects to the store named by `url`, choosing the backend from its scheme:
 /// `postgres://…` / `postgresql://…`, or `sqlite://path` (the file is created when
 /// missing; WAL journal, busy timeout so concurrent writers wait instead of failing).

@@ -108,7 +108,7 @@ fn sqlite_pragmas(
 }
 
 /// Splits a database URL into its backend and the URL to hand to sqlx.
-fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
+pub(super) fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
     let bad = || StoreError::BadUrl(redact(url));
     if is_postgres_url(url) {
         let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();

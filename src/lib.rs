@@ -7,7 +7,6 @@
 //! The lints live in Cargo.toml's `[lints]` table; `missing_docs` is allowed below only
 //! where documentation is not ready yet or comes from elsewhere.
 
-#[allow(missing_docs)]
 pub mod analysis;
 pub mod auth;
 // clap turns doc comments on arguments into `--help` text: documented by their help.
@@ -19,12 +18,9 @@ pub mod client;
 pub mod config;
 #[allow(missing_docs)]
 pub mod demo;
-#[allow(missing_docs)]
 pub mod domain;
 pub mod evaluate;
-#[allow(missing_docs)]
 pub mod grafana;
-#[allow(missing_docs)]
 pub mod http;
 // Being rewritten on its own branch.
 #[allow(missing_docs)]
@@ -33,6 +29,5 @@ pub mod loadgen;
 #[allow(missing_docs)]
 pub mod sli;
 pub mod startup;
-#[allow(missing_docs)]
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,5 @@
 //! PrometheusSli against a real Prometheus scraping the Istio-style test exporter.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -12,8 +12,6 @@
 //! reports, Linkerd's outbound direction, the sidecars' egress clusters …), each with
 //! different counts, so any leak changes the numbers.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;

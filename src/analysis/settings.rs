@@ -6,11 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Config;
-use crate::domain::{invalid, CanaryName, InvalidName, InvalidValue};
-use crate::judge::JudgeConfig;
+use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue};
 
 /// Metadata keys every analysis hook understands.
 pub const ANALYSIS_KEYS: &[&str] = &[
@@ -35,34 +32,15 @@ pub const VARIABLE_PREFIX: &str = "var.";
 /// Why metadata was refused (always a 400).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SettingsError {
+    /// Keys verdict does not know (a typo must never fall back to a default).
     #[error("unknown metadata key(s): {0} (known: {known})", known = ANALYSIS_KEYS.join(", "))]
     UnknownKeys(String),
+    /// A value that does not parse or is out of range.
     #[error("metadata {}: {}", .0.key, .0.why)]
     Invalid(#[from] InvalidValue),
+    /// A name that is not a Kubernetes name.
     #[error(transparent)]
     Name(#[from] InvalidName),
-}
-
-/// Everything an analysis needs to know about its canary, fixed when it opens.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanarySettings {
-    pub template: String,
-    /// The target workload (the canary's name unless `target` says otherwise).
-    pub target: String,
-    pub judge: JudgeConfig,
-    /// User-set latency boundary b* in seconds; otherwise chosen from the primary's look-back.
-    pub latency_threshold_s: Option<f64>,
-    /// Absolute SLO on the canary's p95, in seconds.
-    pub slo_p95_s: Option<f64>,
-    /// confirm-traffic-increase holds the weight until the current step served this many
-    /// canary requests.
-    pub min_step_requests: u64,
-    pub variables: BTreeMap<String, String>,
-    /// `gate: manual`: the rollout and promotion gates are held for every new revision
-    /// until a release manager opens them. Absent in settings stored before the key
-    /// existed, which means automatic.
-    #[serde(default)]
-    pub manual_gates: bool,
 }
 
 /// Checks the keys and parses the values of a hook's metadata. The `token` key is

@@ -1,5 +1,6 @@
-//! A client that plays Flagger's side of the webhook contract (DESIGN.md §3): the same
-//! paths, the same payload, and only 200/201/202 count as success.
+//! The demo's Flagger: it plays Flagger's side of the webhook contract (README, "How it
+//! answers Flagger"): the same paths, the same payload, and only 200/201/202 count as
+//! success. The integration tests have their own (tests/support/flagger.rs).
 
 use std::collections::BTreeMap;
 

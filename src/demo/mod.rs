@@ -5,7 +5,7 @@
 //! an error regression, one with `gate: manual` that a release manager approves through
 //! the API — and prints each hook call, the evidence and the outcome.
 
-pub mod client;
+mod client;
 mod release_manager;
 
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         ),
     ] {
         println!("━━ {namespace}/{name}: {story}");
-        let outcome = rollout(&flagger, &sli, store.as_ref(), &namespace, name, approver).await?;
+        let outcome = rollout(&flagger, &sli, &store, &namespace, name, approver).await?;
         println!("   ⇒ {outcome}\n");
         outcomes.push(format!("{namespace}/{name}: {outcome}"));
     }
@@ -142,7 +142,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 async fn rollout(
     flagger: &FlaggerClient,
     sli: &SimulatedSli,
-    store: &dyn Store,
+    store: &Store,
     namespace: &Namespace,
     name: &CanaryName,
     approver: Option<&release_manager::ReleaseManager>,
@@ -266,7 +266,7 @@ async fn rollout(
 }
 
 /// Prints the counts of the newest look.
-async fn print_look(store: &dyn Store, key: &AnalysisKey) {
+async fn print_look(store: &Store, key: &AnalysisKey) {
     let Ok(Some(analysis)) = store.find_analysis(key).await else {
         return;
     };
@@ -298,7 +298,7 @@ async fn print_look(store: &dyn Store, key: &AnalysisKey) {
     }
 }
 
-async fn reply_reason(store: &dyn Store, key: &AnalysisKey) -> String {
+async fn reply_reason(store: &Store, key: &AnalysisKey) -> String {
     match store.find_analysis(key).await {
         Ok(Some(a)) => a.status_reason.unwrap_or_default(),
         _ => String::new(),

@@ -6,12 +6,9 @@ use axum::Json;
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::model::{
-    AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary, DecisionView, LoadRunView,
-    LookView,
-};
+use super::model::{AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary};
 use super::params;
-use crate::domain::now_millis;
+use crate::domain::AnalysisId;
 use crate::http::AppState;
 use crate::store::{AnalysisFilter, AnalysisStatus};
 
@@ -50,31 +47,21 @@ pub async fn list(
         })
         .transpose()?;
     let limit = params::limit(q.limit)?;
-    let namespace = q
-        .namespace
-        .as_deref()
-        .map(|n| params::namespace(n).map(|n| n.to_string()))
-        .transpose()?;
-    let name = q
-        .name
-        .as_deref()
-        .map(|n| params::name(n).map(|n| n.to_string()))
-        .transpose()?;
     let filter = AnalysisFilter {
-        namespace,
-        name,
+        namespace: q.namespace.as_deref().map(params::namespace).transpose()?,
+        name: q.name.as_deref().map(params::name).transpose()?,
         status,
         since: q
             .since
             .as_deref()
             .map(|s| params::time("since", s))
             .transpose()?,
-        before_id: params::cursor(q.cursor.as_deref())?,
+        before: params::cursor(q.cursor.as_deref())?.map(AnalysisId::new),
         // One more than asked tells whether another page follows.
         limit: limit + 1,
     };
-    let rows = state.analyst.store.list_analyses(&filter).await?;
-    let (rows, next_cursor) = params::page(rows, limit, |a| a.id);
+    let rows = state.analyst.analyses(&filter).await?;
+    let (rows, next_cursor) = params::page(rows, limit, |a| a.id.get());
     Ok(Json(AnalysisPage {
         items: rows.iter().map(AnalysisSummary::from).collect(),
         next_cursor,
@@ -105,32 +92,6 @@ pub async fn show(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<AnalysisDetail>, ApiError> {
     let Path(id) = id?;
-    let store = &state.analyst.store;
-    let analysis = store
-        .get_analysis(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no analysis {id}")))?;
-    let looks = store.looks(id).await?;
-    let decisions = store.decisions(id).await?;
-    let runs = store
-        .load_runs(analysis.key.namespace.as_str(), analysis.key.name.as_str())
-        .await?;
-    // The canary's runs that overlapped the analysis.
-    let end = analysis.finished_at.unwrap_or_else(now_millis);
-    let load_runs = runs
-        .iter()
-        .filter(|r| {
-            let run_end = r.outcome.as_ref().map_or(i64::MAX, |o| o.ended_at);
-            r.run.started_at <= end && run_end >= analysis.started_at
-        })
-        .map(LoadRunView::from)
-        .collect();
-    Ok(Json(AnalysisDetail {
-        analysis: AnalysisSummary::from(&analysis),
-        settings: serde_json::from_str(&analysis.settings)
-            .unwrap_or(serde_json::Value::String(analysis.settings.clone())),
-        looks: looks.iter().map(LookView::from).collect(),
-        decisions: decisions.iter().map(DecisionView::from).collect(),
-        load_runs,
-    }))
+    let record = state.analyst.analysis(AnalysisId::new(id)).await?;
+    Ok(Json(AnalysisDetail::from(&record)))
 }

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::analysis::ServiceError;
 use crate::auth::AuthError;
-use crate::store::StoreError;
 
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -25,7 +25,9 @@ pub struct ErrorBody {
 /// An API call that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// What the caller reads.
     pub body: ErrorBody,
 }
 
@@ -85,17 +87,18 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::warn!(error = %e, "API call failed in the store");
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::new(
+            ServiceError::NotFound(message) => Self::not_found(message),
+            ServiceError::Conflict(message) => Self::conflict(message),
+            ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "the store cannot be reached; nothing was changed, try again",
             ),
             // The database's own text stays in the server's log.
-            _ => Self::new(
+            ServiceError::Internal => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the store refused the request; nothing was changed (details in the server log)",

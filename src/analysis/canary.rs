@@ -6,10 +6,10 @@
 
 use super::{gates, Analyst, HookCall, Refusal, ServiceError};
 use crate::auth::Principal;
-use crate::domain::{now_millis, CanaryRef, Millis};
+use crate::domain::{now_millis, CanaryRef};
 use crate::store::{
-    Analysis, AnalysisStatus, GateKind, GateRow, GateState, Milestone, MilestoneKind, NewAudit,
-    RollbackRequest, StatusChange,
+    Analysis, AnalysisStatus, GateKind, GateRow, GateState, ManualAction, Milestone, MilestoneKind,
+    NewAudit, RollbackRequest, StatusChange,
 };
 use gates::GateView;
 
@@ -133,24 +133,19 @@ impl Analyst {
             reason: reason.to_owned(),
             updated_at: now,
         };
-        let audit = audit(
-            by,
-            &format!("gate.{}.{verb}", kind.as_str()),
-            canary,
-            reason,
-            now,
-        );
-        let milestone_kind = match state {
+        let milestone = match state {
             GateState::Open => MilestoneKind::GateOpened,
             GateState::Held => MilestoneKind::GateHeld,
         };
         let detail = format!("{} gate: {reason}", kind.as_str());
-        let milestone = self.action_milestone(milestone_kind, canary, by, &detail, now);
-        let stored = self
-            .store
-            .set_gate(&row, &audit, milestone.as_ref())
-            .await?;
-        tracing::info!(actor = %by.subject, action = %audit.action, target = %canary, "gate changed");
+        let action = self.action(
+            by,
+            &format!("gate.{}.{verb}", kind.as_str()),
+            reason,
+            Milestone::new(milestone, canary.clone(), &detail, now),
+        );
+        let stored = self.store.set_gate(&row, &action).await?;
+        tracing::info!(actor = %by.subject, action = %action.audit.action, target = %canary, "gate changed");
         rows.retain(|r| r.kind != kind);
         rows.push(stored);
         let (rollout, promotion) = views(&rows, mode, latest.as_ref());
@@ -177,12 +172,16 @@ impl Analyst {
             reason: format!("rollback requested by {}: {reason}", by.subject),
             at: now,
         };
-        let audit = audit(by, "rollback", canary, reason, now);
-        let milestone =
-            self.action_milestone(MilestoneKind::RollbackRequested, canary, by, reason, now);
+        let milestone = Milestone::new(
+            MilestoneKind::RollbackRequested,
+            canary.clone(),
+            reason,
+            now,
+        );
+        let action = self.action(by, "rollback", reason, milestone);
         let request = self
             .store
-            .request_rollback(latest.id, &change, &audit, milestone.as_ref())
+            .request_rollback(latest.id, &change, &action)
             .await?;
         match request {
             RollbackRequest::Recorded(analysis) => {
@@ -201,35 +200,25 @@ impl Analyst {
         }
     }
 
-    /// The milestone of a person's action on a canary, when milestones are written.
-    fn action_milestone(
+    /// What `by` did as it is recorded: the audit row of `action` on the milestone's
+    /// canary at its time, and the milestone (by `by`) when milestones are written.
+    fn action(
         &self,
-        kind: MilestoneKind,
-        canary: &CanaryRef,
         by: &Principal,
-        detail: &str,
-        time: Millis,
-    ) -> Option<Milestone> {
-        self.milestones.then(|| Milestone {
-            kind,
-            canary: canary.clone(),
-            analysis: None,
-            actor: Some(by.subject.clone()),
-            detail: detail.to_owned(),
-            time,
-            since: None,
-        })
-    }
-}
-
-/// The audit row of `by`'s `action` on `canary`.
-fn audit(by: &Principal, action: &str, canary: &CanaryRef, reason: &str, at: Millis) -> NewAudit {
-    NewAudit {
-        actor: by.subject.clone(),
-        role: by.role.as_str().to_owned(),
-        action: action.to_owned(),
-        target: canary.clone(),
-        reason: reason.to_owned(),
-        at,
+        action: &str,
+        reason: &str,
+        milestone: Milestone,
+    ) -> ManualAction {
+        ManualAction {
+            audit: NewAudit {
+                actor: by.subject.clone(),
+                role: by.role.as_str().to_owned(),
+                action: action.to_owned(),
+                target: milestone.canary.clone(),
+                reason: reason.to_owned(),
+                at: milestone.time,
+            },
+            milestone: self.milestones.then(|| milestone.by(&by.subject)),
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::gates;
 use super::judging::{self, Verdict};
 use super::{failure_reason, settings_of, Analyst, Answer, HookCall, Refusal};
 use crate::domain::now_millis;
-use crate::store::{Analysis, AnalysisStatus, GateKind, Milestone, MilestoneKind, StatusChange};
+use crate::store::{Analysis, AnalysisStatus, GateKind, MilestoneKind, StatusChange};
 
 /// The webhook types of Flagger that verdict serves, by URL path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,10 +313,7 @@ impl Analyst {
         let ended = match call.phase.as_str() {
             "Succeeded" => self
                 .milestone(MilestoneKind::Succeeded, &analysis, "", now)
-                .map(|m| Milestone {
-                    since: Some(analysis.started_at),
-                    ..m
-                }),
+                .map(|m| m.since(analysis.started_at)),
             "Failed" => {
                 let why = change
                     .as_ref()

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::domain::{AnalysisKey, AnalysisSettings, Millis};
 use crate::sli::SliSource;
-use crate::store::{Analysis, Milestone, MilestoneAnalysis, MilestoneKind, Store};
+use crate::store::{Analysis, Milestone, MilestoneKind, Store};
 use crate::telemetry::Metrics;
 
 pub use answer::{Answer, Refusal};
@@ -122,17 +122,9 @@ impl Analyst {
         detail: &str,
         time: Millis,
     ) -> Option<Milestone> {
-        self.milestones.then(|| Milestone {
-            kind,
-            canary: analysis.canary(),
-            analysis: Some(MilestoneAnalysis {
-                id: analysis.id,
-                checksum: analysis.key.checksum.clone(),
-            }),
-            actor: None,
-            detail: detail.to_owned(),
-            time,
-            since: None,
+        self.milestones.then(|| {
+            Milestone::new(kind, analysis.canary(), detail, time)
+                .of(analysis.id, analysis.key.checksum.clone())
         })
     }
 }

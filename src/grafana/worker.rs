@@ -53,21 +53,15 @@ enum DeliveryError {
 }
 
 /// Delivers the outbox to Grafana until cancelled.
+#[derive(Debug)]
 pub struct Worker {
     store: Store,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     endpoint: String,
+    /// Shown as `[REDACTED]` by `Debug`.
     token: SecretString,
     settings: GrafanaSettings,
-}
-
-impl std::fmt::Debug for Worker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why a worker could not be built.

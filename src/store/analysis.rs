@@ -2,12 +2,14 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, FromRow, Row};
+use sqlx::{FromRow, Row};
 
 use super::codec::text_column;
-use super::sql::{Conditions, Select};
-use super::{audit, outbox, Milestone, NewAudit, Store, StoreError};
-use crate::domain::{AnalysisId, AnalysisKey, AnalysisSettings, CanaryRef, Millis};
+use super::sql::{Conditions, Select, Write};
+use super::{ManualAction, Store, StoreError};
+use crate::domain::{
+    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Millis, Namespace,
+};
 
 /// Lifecycle of an analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,9 +132,9 @@ impl FromRow<'_, AnyRow> for Analysis {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AnalysisFilter {
     /// Only this namespace.
-    pub namespace: Option<crate::domain::Namespace>,
+    pub namespace: Option<Namespace>,
     /// Only canaries of this name.
-    pub name: Option<crate::domain::CanaryName>,
+    pub name: Option<CanaryName>,
     /// Only analyses in this state.
     pub status: Option<AnalysisStatus>,
     /// Only analyses started at or after this time.
@@ -158,7 +160,7 @@ pub struct StatusChange {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RollbackRequest {
     /// The analysis was running; it is now failed with the request as its reason, and
-    /// the audit row (and milestone) are written.
+    /// the person's action is recorded.
     Recorded(Analysis),
     /// The analysis was not running (here it is as it stands); nothing was written.
     NotRunning(Analysis),
@@ -200,7 +202,7 @@ impl Store {
         .bind(settings)
         .bind(AnalysisStatus::Running)
         .bind(new.started_at);
-        if let Some(created) = self.optional(&self.pool, inserted).await? {
+        if let Some(created) = self.optional(inserted).await? {
             return Ok((created, true));
         }
         match self.find_analysis(&new.key).await? {
@@ -215,12 +217,12 @@ impl Store {
 
     /// The analysis of one canary revision, if it was opened.
     pub async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError> {
-        self.optional(&self.pool, by_key(key)).await
+        self.optional(by_key(key)).await
     }
 
     /// The analysis with this id, if any.
     pub async fn get_analysis(&self, id: AnalysisId) -> Result<Option<Analysis>, StoreError> {
-        self.optional(&self.pool, by_id(id)).await
+        self.optional(by_id(id)).await
     }
 
     /// The most recently opened analysis of a canary (any revision), if any.
@@ -228,12 +230,14 @@ impl Store {
         &self,
         canary: &CanaryRef,
     ) -> Result<Option<Analysis>, StoreError> {
-        let query = sqlx::query_as(
-            "SELECT * FROM analysis WHERE namespace = $1 AND name = $2 ORDER BY id DESC LIMIT 1",
+        let latest =
+            "SELECT * FROM analysis WHERE namespace = $1 AND name = $2 ORDER BY id DESC LIMIT 1";
+        self.optional(
+            sqlx::query_as(latest)
+                .bind(&canary.namespace)
+                .bind(&canary.name),
         )
-        .bind(&canary.namespace)
-        .bind(&canary.name);
-        self.optional(&self.pool, query).await
+        .await
     }
 
     /// Analyses matching `filter` (the filters that are given, ANDed), newest first.
@@ -251,27 +255,23 @@ impl Store {
         if let Some(since) = f.since {
             w.int("started_at >=", since);
         }
-        if let Some(before) = f.before {
-            w.int("id <", before.get());
-        }
-        let listing = w.newest_first("analysis", f.limit)?;
-        self.all(&self.pool, listing.query()).await
+        let listing = w.newest_first("analysis", f.before.map(AnalysisId::get), f.limit)?;
+        self.all(listing.query()).await
     }
 
     /// In one transaction, only if analysis `id` is running: marks it failed with
-    /// `change` (the rollback hook then answers 200), writes the audit row and, when
-    /// given, the milestone. Otherwise writes nothing and says why.
+    /// `change` (the rollback hook then answers 200) and records the person's action.
+    /// Otherwise writes nothing and says why.
     ///
     /// The status test sits in the UPDATE itself, not in a read before it: a look failing
     /// the analysis, Flagger's post-rollout hook or a second request at the same moment
     /// cannot slip between the check and the write, so of two requests exactly one is
-    /// recorded. ([`apply_status`] lets any end win once, so it does not fit here.)
+    /// recorded. (`apply_status` lets any end win once, so it does not fit here.)
     pub async fn request_rollback(
         &self,
         id: AnalysisId,
         change: &StatusChange,
-        audit: &NewAudit,
-        milestone: Option<&Milestone>,
+        action: &ManualAction,
     ) -> Result<RollbackRequest, StoreError> {
         if change.status != AnalysisStatus::Failed {
             return Err(StoreError::Query(format!(
@@ -280,7 +280,7 @@ impl Store {
             )));
         }
         let mut tx = self.begin_write().await?;
-        let fail = sqlx::query_as(
+        let failed = sqlx::query_as(
             "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
              WHERE id = $4 AND status = $5 RETURNING *",
         )
@@ -289,48 +289,48 @@ impl Store {
         .bind(change.at)
         .bind(id)
         .bind(AnalysisStatus::Running);
-        let Some(failed) = self.optional(&mut *tx, fail).await? else {
+        let Some(failed) = tx.optional(failed).await? else {
             // Nothing was written; say why, then end the transaction without a write.
-            let current = self.optional(&mut *tx, by_id(id)).await?;
-            self.abandon(tx).await?;
+            let current = tx.optional(by_id(id)).await?;
+            tx.abandon().await?;
             return Ok(current.map_or(RollbackRequest::Missing, RollbackRequest::NotRunning));
         };
-        audit::insert(self, &mut tx, audit).await?;
-        outbox::insert_all(self, &mut tx, milestone).await?;
-        self.commit(tx).await?;
+        tx.record_action(action).await?;
+        tx.commit().await?;
         Ok(RollbackRequest::Recorded(failed))
     }
 }
 
-/// Applies a status change to an analysis inside the caller's transaction. An end state
-/// stamps `finished_at`; going back to running clears it.
-pub(super) async fn apply_status(
-    store: &Store,
-    conn: &mut AnyConnection,
-    id: AnalysisId,
-    change: &StatusChange,
-) -> Result<(), StoreError> {
-    let finished_at = match change.status {
-        AnalysisStatus::Running => None,
-        _ => Some(change.at),
-    };
-    // An analysis ends once: the first end (a regression, a rollback request, Flagger's
-    // outcome) wins, and a later one that raced with it leaves it as it is.
-    let done = sqlx::query(
-        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
-         WHERE id = $4 AND (status = 'running' OR $1 = 'running')",
-    )
-    .bind(change.status)
-    .bind(change.reason.as_str())
-    .bind(finished_at)
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| store.err(e))?;
-    if done.rows_affected() == 0 && store.optional(&mut *conn, by_id(id)).await?.is_none() {
-        return Err(StoreError::Query(format!(
-            "status change for analysis {id}: no such analysis"
-        )));
+impl Write<'_> {
+    /// Applies a status change to an analysis inside this transaction. An end state
+    /// stamps `finished_at`; going back to running clears it.
+    pub(super) async fn apply_status(
+        &mut self,
+        id: AnalysisId,
+        change: &StatusChange,
+    ) -> Result<(), StoreError> {
+        let finished_at = match change.status {
+            AnalysisStatus::Running => None,
+            _ => Some(change.at),
+        };
+        // An analysis ends once: the first end (a regression, a rollback request,
+        // Flagger's outcome) wins, and a later one that raced with it leaves it as it is.
+        let done = sqlx::query(
+            "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
+             WHERE id = $4 AND (status = 'running' OR $1 = 'running')",
+        )
+        .bind(change.status)
+        .bind(change.reason.as_str())
+        .bind(finished_at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.store.err(e))?;
+        if done.rows_affected() == 0 && self.optional(by_id(id)).await?.is_none() {
+            return Err(StoreError::Query(format!(
+                "status change for analysis {id}: no such analysis"
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }

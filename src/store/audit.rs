@@ -1,10 +1,10 @@
 //! The audit log: every manual action, written in the transaction of the change it
 //! records, so the log never misses a change nor shows one that did not happen.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::FromRow;
 
-use super::sql::{Conditions, Returned};
-use super::{Store, StoreError};
+use super::sql::{Conditions, Write};
+use super::{Milestone, Store, StoreError};
 use crate::domain::{AuditId, CanaryRef, Millis};
 
 /// A manual action, as the audit log keeps it.
@@ -34,6 +34,16 @@ pub struct AuditRow {
     pub audit: NewAudit,
 }
 
+/// What a person did, as it is recorded with the change it made: the audit row and,
+/// when milestones are written, its milestone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualAction {
+    /// The audit row.
+    pub audit: NewAudit,
+    /// The milestone for the outbox; `None` when nothing reads the outbox.
+    pub milestone: Option<Milestone>,
+}
+
 /// Which audit rows to list, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditFilter {
@@ -52,30 +62,29 @@ impl Store {
         if let Some(target) = &f.target {
             w.text("target =", &target.to_string());
         }
-        if let Some(before) = f.before {
-            w.int("id <", before.get());
-        }
-        let listing = w.newest_first("audit", f.limit)?;
-        self.all(&self.pool, listing.query()).await
+        let listing = w.newest_first("audit", f.before.map(AuditId::get), f.limit)?;
+        self.all(listing.query()).await
     }
 }
 
-/// Inserts one audit row on the caller's connection (inside its transaction).
-pub(super) async fn insert(
-    store: &Store,
-    conn: &mut AnyConnection,
-    a: &NewAudit,
-) -> Result<AuditId, StoreError> {
-    let insert = sqlx::query_as(
-        "INSERT INTO audit (actor, role, action, target, reason, at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(a.actor.as_str())
-    .bind(a.role.as_str())
-    .bind(a.action.as_str())
-    .bind(&a.target)
-    .bind(a.reason.as_str())
-    .bind(a.at);
-    let Returned { id } = store.one(conn, insert).await?;
-    Ok(id)
+impl Write<'_> {
+    /// Records a person's action inside this transaction: its audit row and its
+    /// milestone.
+    pub(super) async fn record_action(&mut self, action: &ManualAction) -> Result<(), StoreError> {
+        let a = &action.audit;
+        sqlx::query(
+            "INSERT INTO audit (actor, role, action, target, reason, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(a.actor.as_str())
+        .bind(a.role.as_str())
+        .bind(a.action.as_str())
+        .bind(&a.target)
+        .bind(a.reason.as_str())
+        .bind(a.at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.store.err(e))?;
+        self.insert_milestones(&action.milestone).await
+    }
 }

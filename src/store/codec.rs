@@ -102,13 +102,15 @@ impl FromRow<'_, AnyRow> for CanaryRef {
     }
 }
 
-/// A canary revision from its `namespace`, `name` and `checksum` columns.
+/// A canary revision from its canary's columns and `checksum`.
 impl FromRow<'_, AnyRow> for AnalysisKey {
     fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let CanaryRef { namespace, name } = CanaryRef::from_row(row)?;
+        let checksum = row.try_get("checksum")?;
         Ok(Self {
-            namespace: row.try_get("namespace")?,
-            name: row.try_get("name")?,
-            checksum: row.try_get("checksum")?,
+            namespace,
+            name,
+            checksum,
         })
     }
 }

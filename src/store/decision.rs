@@ -1,10 +1,9 @@
 //! Decisions: every webhook answer, with or without an analysis.
 
-use sqlx::{AnyConnection, FromRow};
+use sqlx::FromRow;
 
-use super::analysis::apply_status;
-use super::sql::Returned;
-use super::{outbox, Milestone, StatusChange, Store, StoreError};
+use super::sql::Write;
+use super::{Milestone, StatusChange, Store, StoreError};
 use crate::domain::{AnalysisId, AnalysisKey, CanaryRef, DecisionId, Millis};
 
 /// One webhook answer, as recorded.
@@ -64,11 +63,11 @@ impl Store {
             (_, id) => id,
         };
         let mut tx = self.begin_write().await?;
-        let id = insert(self, &mut tx, decision).await?;
+        let id = tx.insert_decision(decision).await?;
         if let (Some(change), Some(analysis_id)) = (status, analysis_id) {
-            apply_status(self, &mut tx, analysis_id, change).await?;
+            tx.apply_status(analysis_id, change).await?;
         }
-        self.commit(tx).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -93,25 +92,25 @@ impl Store {
         let running =
             sqlx::query("UPDATE analysis SET status = status WHERE id = $1 AND status = 'running'")
                 .bind(analysis_id)
-                .execute(&mut *tx)
+                .execute(&mut *tx.tx)
                 .await
                 .map_err(|e| self.err(e))?
                 .rows_affected()
                 == 1;
         if !running {
-            self.abandon(tx).await?;
+            tx.abandon().await?;
             return Ok(None);
         }
-        let id = insert(self, &mut tx, decision).await?;
-        self.commit(tx).await?;
+        let id = tx.insert_decision(decision).await?;
+        tx.commit().await?;
         Ok(Some(id))
     }
 
     /// Decisions of an analysis, oldest first.
     pub async fn decisions(&self, analysis_id: AnalysisId) -> Result<Vec<DecisionRow>, StoreError> {
-        let query = sqlx::query_as("SELECT * FROM decision WHERE analysis_id = $1 ORDER BY id")
-            .bind(analysis_id);
-        self.all(&self.pool, query).await
+        let of_analysis = "SELECT * FROM decision WHERE analysis_id = $1 ORDER BY id";
+        self.all(sqlx::query_as(of_analysis).bind(analysis_id))
+            .await
     }
 
     /// Decisions recorded for a canary (any revision, or none), oldest first: also the
@@ -121,30 +120,32 @@ impl Store {
     }
 }
 
-/// Inserts one decision and its milestones on the caller's connection (inside its
-/// transaction).
-pub(super) async fn insert(
-    store: &Store,
-    conn: &mut AnyConnection,
-    d: &NewDecision,
-) -> Result<DecisionId, StoreError> {
-    let insert = sqlx::query_as(
-        "INSERT INTO decision (analysis_id, namespace, name, checksum, hook, verdict, \
-         status_code, reason, evidence, request_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-    )
-    .bind(d.analysis_id)
-    .bind(&d.key.namespace)
-    .bind(&d.key.name)
-    .bind(&d.key.checksum)
-    .bind(d.hook.as_str())
-    .bind(d.verdict.as_str())
-    .bind(d.status_code)
-    .bind(d.reason.as_str())
-    .bind(d.evidence.as_deref())
-    .bind(d.request_id.as_str())
-    .bind(d.created_at);
-    let Returned { id } = store.one(&mut *conn, insert).await?;
-    outbox::insert_all(store, conn, &d.milestones).await?;
-    Ok(id)
+impl Write<'_> {
+    /// Inserts one decision and its milestones inside this transaction.
+    pub(super) async fn insert_decision(
+        &mut self,
+        d: &NewDecision,
+    ) -> Result<DecisionId, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO decision (analysis_id, namespace, name, checksum, hook, verdict, \
+             status_code, reason, evidence, request_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(d.analysis_id)
+        .bind(&d.key.namespace)
+        .bind(&d.key.name)
+        .bind(&d.key.checksum)
+        .bind(d.hook.as_str())
+        .bind(d.verdict.as_str())
+        .bind(d.status_code)
+        .bind(d.reason.as_str())
+        .bind(d.evidence.as_deref())
+        .bind(d.request_id.as_str())
+        .bind(d.created_at)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.store.err(e))?;
+        self.insert_milestones(&d.milestones).await?;
+        Ok(id)
+    }
 }

@@ -2,7 +2,6 @@
 
 use sqlx::FromRow;
 
-use super::sql::Returned;
 use super::{Store, StoreError};
 use crate::domain::{AnalysisKey, CanaryRef, EventId, Millis};
 
@@ -39,7 +38,7 @@ pub struct EventRow {
 impl Store {
     /// Stores a Flagger event; returns its id.
     pub async fn record_event(&self, e: &NewEvent) -> Result<EventId, StoreError> {
-        let insert = sqlx::query_as(
+        sqlx::query_scalar(
             "INSERT INTO event (namespace, name, checksum, phase, event_type, message, \
              event_time, metadata, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -52,9 +51,10 @@ impl Store {
         .bind(e.message.as_str())
         .bind(e.event_time)
         .bind(e.metadata.as_str())
-        .bind(e.received_at);
-        let Returned { id } = self.one(&self.pool, insert).await?;
-        Ok(id)
+        .bind(e.received_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| self.err(err))
     }
 
     /// Events of one canary in the order they were received.

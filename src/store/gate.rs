@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row};
 
 use super::codec::text_column;
-use super::{audit, outbox, Milestone, NewAudit, Store, StoreError};
+use super::{ManualAction, Store, StoreError};
 use crate::domain::{CanaryRef, Millis};
 
 /// One of a canary's two manual gates.
@@ -98,8 +98,8 @@ impl Store {
         Ok(gates)
     }
 
-    /// In one transaction: sets the gate (insert or update of its one row), writes the
-    /// audit row and, when given, puts the milestone in the outbox. Returns the gate.
+    /// In one transaction: sets the gate (insert or update of its one row) and records
+    /// the person's action (audit row and milestone). Returns the gate.
     ///
     /// The upsert is one statement on the unique key, so concurrent calls for the same
     /// gate never create a second row: on Postgres the later one waits for the earlier
@@ -107,11 +107,10 @@ impl Store {
     pub async fn set_gate(
         &self,
         gate: &GateRow,
-        audit: &NewAudit,
-        milestone: Option<&Milestone>,
+        action: &ManualAction,
     ) -> Result<GateRow, StoreError> {
         let mut tx = self.begin_write().await?;
-        let upsert = sqlx::query_as(
+        let stored = sqlx::query_as(
             "INSERT INTO gate (namespace, name, kind, state, actor, reason, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (namespace, name, kind) DO UPDATE SET \
@@ -124,11 +123,12 @@ impl Store {
         .bind(gate.state)
         .bind(gate.actor.as_str())
         .bind(gate.reason.as_str())
-        .bind(gate.updated_at);
-        let stored = self.one(&mut *tx, upsert).await?;
-        audit::insert(self, &mut tx, audit).await?;
-        outbox::insert_all(self, &mut tx, milestone).await?;
-        self.commit(tx).await?;
+        .bind(gate.updated_at)
+        .fetch_one(&mut *tx.tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.record_action(action).await?;
+        tx.commit().await?;
         Ok(stored)
     }
 

@@ -3,7 +3,6 @@
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
-use super::sql::Returned;
 use super::{Store, StoreError};
 use crate::domain::{CanaryRef, LoadRunId, Millis};
 
@@ -76,7 +75,7 @@ impl Store {
     /// Records a load run as started (status `running`); an error means the run must
     /// not start.
     pub async fn start_load_run(&self, run: &NewLoadRun) -> Result<LoadRunId, StoreError> {
-        let insert = sqlx::query_as(
+        sqlx::query_scalar(
             "INSERT INTO load_run (run_id, namespace, name, spec_checksum, spec, status, \
              started_at) VALUES ($1, $2, $3, $4, $5, 'running', $6) RETURNING id",
         )
@@ -85,9 +84,10 @@ impl Store {
         .bind(&run.canary.name)
         .bind(run.spec_checksum.as_str())
         .bind(run.spec.as_str())
-        .bind(run.started_at);
-        let Returned { id } = self.one(&self.pool, insert).await?;
-        Ok(id)
+        .bind(run.started_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     /// Records how a load run ended. A run that was never started is an error.

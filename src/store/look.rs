@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
-use super::analysis::apply_status;
-use super::{decision, NewDecision, StatusChange, Store, StoreError};
+use super::sql::Select;
+use super::{NewDecision, StatusChange, Store, StoreError};
 use crate::domain::{now_millis, AnalysisId, LookId, Millis};
 
 /// One arm's counts over a look's window, as stored: what the judge was shown.
@@ -120,9 +120,9 @@ pub enum LookInsert {
 impl Store {
     /// The looks of an analysis, ordered by `seq`.
     pub async fn looks(&self, analysis_id: AnalysisId) -> Result<Vec<LookRow>, StoreError> {
-        let query = sqlx::query_as("SELECT * FROM look WHERE analysis_id = $1 ORDER BY seq")
-            .bind(analysis_id);
-        self.all(&self.pool, query).await
+        let of_analysis = "SELECT * FROM look WHERE analysis_id = $1 ORDER BY seq";
+        self.all(sqlx::query_as(of_analysis).bind(analysis_id))
+            .await
     }
 
     /// In one transaction: insert the look unless `(analysis_id, seq)` exists, then the
@@ -147,7 +147,7 @@ impl Store {
         let canary = new.canary.columns("canary")?;
         let primary = new.primary.columns("primary")?;
         let mut tx = self.begin_write().await?;
-        let insert = sqlx::query_as(
+        let insert: Select<'_, LookRow> = sqlx::query_as(
             "INSERT INTO look (analysis_id, seq, window_start, window_end, \
              canary_requests, canary_errors, canary_slow, canary_slo_slow, \
              primary_requests, primary_errors, primary_slow, primary_slo_slow, \
@@ -167,12 +167,11 @@ impl Store {
             .bind(new.reason.as_str())
             .bind(new.evidence.as_str())
             .bind(now_millis());
-        let Some(look) = self.optional(&mut *tx, insert).await? else {
-            let existing = sqlx::query_as("SELECT * FROM look WHERE analysis_id = $1 AND seq = $2")
-                .bind(new.analysis_id)
-                .bind(new.seq);
-            let existing = self.optional(&mut *tx, existing).await?;
-            self.abandon(tx).await?;
+        let Some(look) = tx.optional(insert).await? else {
+            let existing = "SELECT * FROM look WHERE analysis_id = $1 AND seq = $2";
+            let existing = sqlx::query_as(existing).bind(new.analysis_id).bind(new.seq);
+            let existing = tx.optional(existing).await?;
+            tx.abandon().await?;
             return existing.map(LookInsert::Exists).ok_or_else(|| {
                 StoreError::Query(format!(
                     "look {} of analysis {} conflicted on insert but could not be read back",
@@ -184,11 +183,11 @@ impl Store {
             analysis_id: Some(new.analysis_id),
             ..decision.clone()
         };
-        decision::insert(self, &mut tx, &answer).await?;
+        tx.insert_decision(&answer).await?;
         if let Some(change) = status {
-            apply_status(self, &mut tx, new.analysis_id, change).await?;
+            tx.apply_status(new.analysis_id, change).await?;
         }
-        self.commit(tx).await?;
+        tx.commit().await?;
         Ok(LookInsert::Inserted(look))
     }
 }

@@ -31,7 +31,7 @@ pub use analysis::{
     Analysis, AnalysisFilter, AnalysisStatus, NewAnalysis, RollbackRequest, StatusChange,
     UnreadableSettings,
 };
-pub use audit::{AuditFilter, AuditRow, NewAudit};
+pub use audit::{AuditFilter, AuditRow, ManualAction, NewAudit};
 pub use decision::{DecisionRow, NewDecision};
 pub use event::{EventRow, NewEvent};
 pub use gate::{GateKind, GateRow, GateState};

@@ -4,10 +4,9 @@
 //! knows what an annotation looks like; nothing is written when no reader runs.
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, FromRow, Row};
+use sqlx::FromRow;
 
-use super::sql::Returned;
+use super::sql::Write;
 use super::{Store, StoreError};
 use crate::domain::{now_millis, AnalysisId, CanaryRef, Checksum, Millis, OutboxId};
 
@@ -82,6 +81,43 @@ pub struct Milestone {
 }
 
 impl Milestone {
+    /// `kind` happened to `canary` at `time`; `detail` says why or what (may be empty).
+    pub fn new(kind: MilestoneKind, canary: CanaryRef, detail: &str, time: Millis) -> Self {
+        Self {
+            kind,
+            canary,
+            analysis: None,
+            actor: None,
+            detail: detail.to_owned(),
+            time,
+            since: None,
+        }
+    }
+
+    /// It belongs to analysis `id` of revision `checksum`.
+    pub fn of(self, id: AnalysisId, checksum: Checksum) -> Self {
+        Self {
+            analysis: Some(MilestoneAnalysis { id, checksum }),
+            ..self
+        }
+    }
+
+    /// A person did it.
+    pub fn by(self, actor: &str) -> Self {
+        Self {
+            actor: Some(actor.to_owned()),
+            ..self
+        }
+    }
+
+    /// It closes a span that began at `since`.
+    pub fn since(self, since: Millis) -> Self {
+        Self {
+            since: Some(since),
+            ..self
+        }
+    }
+
     /// The key that lets a milestone into the outbox once: an analysis reaches each of
     /// its milestones once however often Flagger repeats a hook or however many replicas
     /// answer it (both "rolled back" paths share one). A person's actions may repeat.
@@ -107,12 +143,34 @@ pub enum OutboxEntry {
     },
 }
 
+/// An outbox row's `kind` and `payload` columns, as stored.
+#[derive(Debug, FromRow)]
+pub struct StoredEntry {
+    kind: String,
+    payload: String,
+}
+
+impl TryFrom<StoredEntry> for OutboxEntry {
+    type Error = serde_json::Error;
+
+    fn try_from(stored: StoredEntry) -> Result<Self, serde_json::Error> {
+        if stored.kind == MILESTONE {
+            return serde_json::from_str(&stored.payload).map(OutboxEntry::Milestone);
+        }
+        Ok(OutboxEntry::Other {
+            kind: stored.kind,
+            payload: stored.payload,
+        })
+    }
+}
+
 /// One outbox row: what it holds and its delivery state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct OutboxRow {
     /// The store's id.
     pub id: OutboxId,
     /// The milestone (or an earlier verdict's row).
+    #[sqlx(flatten, try_from = "StoredEntry")]
     pub entry: OutboxEntry,
     /// When it was written.
     pub created_at: Millis,
@@ -128,34 +186,6 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
-impl FromRow<'_, AnyRow> for OutboxRow {
-    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
-        let id: OutboxId = row.try_get("id")?;
-        let kind: String = row.try_get("kind")?;
-        let payload: String = row.try_get("payload")?;
-        let entry = if kind == MILESTONE {
-            let milestone =
-                serde_json::from_str(&payload).map_err(|e| sqlx::Error::ColumnDecode {
-                    index: "payload".into(),
-                    source: format!("outbox row {id} holds an unreadable milestone: {e}").into(),
-                })?;
-            OutboxEntry::Milestone(milestone)
-        } else {
-            OutboxEntry::Other { kind, payload }
-        };
-        Ok(Self {
-            id,
-            entry,
-            created_at: row.try_get("created_at")?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            delivered_at: row.try_get("delivered_at")?,
-            external_id: row.try_get("external_id")?,
-            last_error: row.try_get("last_error")?,
-        })
-    }
-}
-
 impl Store {
     /// Puts one milestone in the outbox on its own (for what records no decision or
     /// audit row). Returns its id, or `None` when it was already there.
@@ -164,8 +194,8 @@ impl Store {
         milestone: &Milestone,
     ) -> Result<Option<OutboxId>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let id = insert(self, &mut tx, milestone).await?;
-        self.commit(tx).await?;
+        let id = tx.insert_milestone(milestone).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -184,7 +214,8 @@ impl Store {
         lease_until: Millis,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let claim = sqlx::query_as(
+        let mut tx = self.begin_write().await?;
+        let mut claimed: Vec<OutboxRow> = sqlx::query_as(
             "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox \
                           WHERE delivered_at IS NULL AND next_attempt_at <= $2 \
@@ -195,10 +226,11 @@ impl Store {
         )
         .bind(lease_until)
         .bind(now)
-        .bind(limit);
-        let mut tx = self.begin_write().await?;
-        let mut claimed: Vec<OutboxRow> = self.all(&mut *tx, claim).await?;
-        self.commit(tx).await?;
+        .bind(limit)
+        .fetch_all(&mut *tx.tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await?;
         // RETURNING gives no order; deliver oldest first.
         claimed.sort_by_key(|r| r.id);
         Ok(claimed)
@@ -211,17 +243,14 @@ impl Store {
         external_id: Option<&str>,
         at: Millis,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.settle(
             "UPDATE outbox SET delivered_at = $1, external_id = $2, claimed_until = NULL, \
              last_error = NULL WHERE id = $3 AND delivered_at IS NULL",
+            at,
+            external_id,
+            id,
         )
-        .bind(at)
-        .bind(external_id)
-        .bind(id)
-        .execute(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Releases a claimed row after a failed attempt; it is due again at `retry_at`.
@@ -231,17 +260,34 @@ impl Store {
         error: &str,
         retry_at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.settle(
             "UPDATE outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2 \
              WHERE id = $3 AND delivered_at IS NULL",
+            retry_at,
+            Some(error),
+            id,
         )
-        .bind(retry_at)
-        .bind(error)
-        .bind(id)
-        .execute(&self.pool)
         .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
+        .map(|_| ())
+    }
+
+    /// Ends a delivery attempt of row `id` with `sql`, which sets a time (`$1`) and a
+    /// text (`$2`); false when the row was delivered already.
+    async fn settle(
+        &self,
+        sql: &'static str,
+        time: Millis,
+        text: Option<&str>,
+        id: OutboxId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql)
+            .bind(time)
+            .bind(text)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// How many rows are not yet delivered.
@@ -254,43 +300,44 @@ impl Store {
 
     /// The outbox, oldest first, at most `limit` rows (operators and tests).
     pub async fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let query = sqlx::query_as("SELECT * FROM outbox ORDER BY id LIMIT $1").bind(limit);
-        self.all(&self.pool, query).await
+        let oldest = "SELECT * FROM outbox ORDER BY id LIMIT $1";
+        self.all(sqlx::query_as(oldest).bind(limit)).await
     }
 }
 
-/// Inserts milestones on the caller's connection, inside its transaction, so that each
-/// exists exactly when the decision (or audit row) beside it does. A milestone already
-/// in the outbox (see [`Milestone::once_key`]) is skipped: `None`.
-pub(super) async fn insert(
-    store: &Store,
-    conn: &mut AnyConnection,
-    milestone: &Milestone,
-) -> Result<Option<OutboxId>, StoreError> {
-    let payload = serde_json::to_string(milestone)
-        .map_err(|e| StoreError::Query(format!("encoding a milestone: {e}")))?;
-    let now = now_millis();
-    let insert = sqlx::query_as(
-        "INSERT INTO outbox (kind, payload, created_at, next_attempt_at, dedup_key) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind(MILESTONE)
-    .bind(payload)
-    .bind(now)
-    .bind(now)
-    .bind(milestone.once_key());
-    let inserted: Option<Returned<OutboxId>> = store.optional(conn, insert).await?;
-    Ok(inserted.map(|r| r.id))
-}
-
-/// Inserts every milestone of a decision or audit row inside the caller's transaction.
-pub(super) async fn insert_all(
-    store: &Store,
-    conn: &mut AnyConnection,
-    milestones: impl IntoIterator<Item = &Milestone>,
-) -> Result<(), StoreError> {
-    for milestone in milestones {
-        insert(store, conn, milestone).await?;
+impl Write<'_> {
+    /// Inserts a milestone inside this transaction, so that it exists exactly when the
+    /// decision (or audit row) beside it does. A milestone already in the outbox (see
+    /// [`Milestone::once_key`]) is skipped: `None`.
+    async fn insert_milestone(
+        &mut self,
+        milestone: &Milestone,
+    ) -> Result<Option<OutboxId>, StoreError> {
+        let payload = serde_json::to_string(milestone)
+            .map_err(|e| StoreError::Query(format!("encoding a milestone: {e}")))?;
+        let now = now_millis();
+        sqlx::query_scalar(
+            "INSERT INTO outbox (kind, payload, created_at, next_attempt_at, dedup_key) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        )
+        .bind(MILESTONE)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .bind(milestone.once_key())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(|e| self.store.err(e))
     }
-    Ok(())
+
+    /// Inserts the milestones of a decision or of a person's action.
+    pub(super) async fn insert_milestones(
+        &mut self,
+        milestones: impl IntoIterator<Item = &Milestone>,
+    ) -> Result<(), StoreError> {
+        for milestone in milestones {
+            self.insert_milestone(milestone).await?;
+        }
+        Ok(())
+    }
 }

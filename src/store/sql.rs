@@ -100,85 +100,83 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later
     /// can fail with SQLITE_BUSY without waiting, which concurrent hooks would hit.
-    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<Write<'_>, StoreError> {
         let tx = match self.backend {
             Backend::Postgres => self.pool.begin().await,
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
         };
-        tx.map_err(|e| self.err(e))
+        Ok(Write {
+            store: self,
+            tx: tx.map_err(|e| self.err(e))?,
+        })
     }
 
-    /// Commits a write transaction.
-    pub(super) async fn commit(&self, tx: Transaction<'static, Any>) -> Result<(), StoreError> {
-        tx.commit().await.map_err(|e| self.err(e))
+    /// Every row of `query`.
+    pub(super) async fn all<T: Read>(&self, q: Select<'_, T>) -> Result<Vec<T>, StoreError> {
+        q.fetch_all(&self.pool).await.map_err(|e| self.err(e))
     }
 
-    /// Ends a write transaction without writing (it changed nothing worth keeping).
-    pub(super) async fn abandon(&self, tx: Transaction<'static, Any>) -> Result<(), StoreError> {
-        tx.rollback().await.map_err(|e| self.err(e))
-    }
-
-    /// Every row of `query`, read as `T`, on `on` (the pool or a transaction).
-    pub(super) async fn all<'c, T>(
+    /// The row of `query`, if any.
+    pub(super) async fn optional<T: Read>(
         &self,
-        on: impl Executor<'c, Database = Any>,
-        query: Select<'_, T>,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-    {
-        query.fetch_all(on).await.map_err(|e| self.err(e))
-    }
-
-    /// The row of `query`, if any, read as `T`, on `on`.
-    pub(super) async fn optional<'c, T>(
-        &self,
-        on: impl Executor<'c, Database = Any>,
-        query: Select<'_, T>,
-    ) -> Result<Option<T>, StoreError>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-    {
-        query.fetch_optional(on).await.map_err(|e| self.err(e))
-    }
-
-    /// The one row of `query`, read as `T`, on `on`.
-    pub(super) async fn one<'c, T>(
-        &self,
-        on: impl Executor<'c, Database = Any>,
-        query: Select<'_, T>,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-    {
-        query.fetch_one(on).await.map_err(|e| self.err(e))
+        q: Select<'_, T>,
+    ) -> Result<Option<T>, StoreError> {
+        q.fetch_optional(&self.pool).await.map_err(|e| self.err(e))
     }
 
     /// Every row of `table` for one canary, oldest first.
-    pub(super) async fn of_canary<T>(
+    pub(super) async fn of_canary<T: Read>(
         &self,
         table: &'static str,
         canary: &CanaryRef,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-    {
+    ) -> Result<Vec<T>, StoreError> {
         let sql = format!("SELECT * FROM {table} WHERE namespace = $1 AND name = $2 ORDER BY id");
-        let query = sqlx::query_as(&sql)
-            .bind(&canary.namespace)
-            .bind(&canary.name);
-        self.all(&self.pool, query).await
+        self.all(
+            sqlx::query_as(&sql)
+                .bind(&canary.namespace)
+                .bind(&canary.name),
+        )
+        .await
+    }
+}
+
+/// What a row is read into: a type with a `FromRow` for sqlx's Any rows.
+pub(super) trait Read: Send + Unpin + for<'r> FromRow<'r, AnyRow> {}
+
+impl<T: Send + Unpin + for<'r> FromRow<'r, AnyRow>> Read for T {}
+
+/// A write transaction of the store. The writes several entities share are its methods,
+/// each beside its own table's code (`insert_audit`, `insert_decision`,
+/// `insert_milestones`, `apply_status`), so one change and everything that records it
+/// commit together or not at all.
+pub(super) struct Write<'s> {
+    pub(super) store: &'s Store,
+    pub(super) tx: Transaction<'static, Any>,
+}
+
+impl Write<'_> {
+    /// The row of `query`, if any, as this transaction sees it.
+    pub(super) async fn optional<T: Read>(
+        &mut self,
+        q: Select<'_, T>,
+    ) -> Result<Option<T>, StoreError> {
+        let found = q.fetch_optional(&mut *self.tx).await;
+        found.map_err(|e| self.store.err(e))
+    }
+
+    /// Makes every write of the transaction visible at once.
+    pub(super) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(|e| self.store.err(e))
+    }
+
+    /// Ends the transaction without writing (it changed nothing worth keeping).
+    pub(super) async fn abandon(self) -> Result<(), StoreError> {
+        self.tx.rollback().await.map_err(|e| self.store.err(e))
     }
 }
 
 /// A query whose rows are read as `T`.
 pub(super) type Select<'q, T> = QueryAs<'q, Any, T, AnyArguments<'q>>;
-
-/// The `id` an `INSERT … RETURNING id` gives back.
-#[derive(Debug, FromRow)]
-pub(super) struct Returned<T> {
-    pub(super) id: T,
-}
 
 fn sqlite_pragmas(
     conn: &mut AnyConnection,
@@ -327,10 +325,19 @@ impl Conditions {
         }
     }
 
-    /// `SELECT * FROM <table> WHERE … ORDER BY id DESC LIMIT $n`: the newest `limit` rows
-    /// that match. A negative limit is refused: Postgres rejects it and SQLite reads it
-    /// as "no limit", so passing it through would make the backends disagree.
-    pub(super) fn newest_first(mut self, table: &str, limit: i64) -> Result<Listing, StoreError> {
+    /// `SELECT * FROM <table> WHERE … AND id < $cursor ORDER BY id DESC LIMIT $n`: a
+    /// page of the newest rows that match, below the cursor when there is one. A
+    /// negative limit is refused: Postgres rejects it and SQLite reads it as "no limit",
+    /// so passing it through would make the backends disagree.
+    pub(super) fn newest_first(
+        mut self,
+        table: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Listing, StoreError> {
+        if let Some(before) = before {
+            self.int("id <", before);
+        }
         if limit < 0 {
             return Err(StoreError::Query(format!(
                 "list limit must not be negative, got {limit}"
@@ -427,7 +434,7 @@ mod tests {
         w.text("namespace =", "x'; DROP TABLE analysis; --");
         w.int("id <", 7);
         assert_eq!(w.where_clause(), " WHERE namespace = $1 AND id < $2");
-        let listing = w.newest_first("analysis", 50).expect("valid limit");
+        let listing = w.newest_first("analysis", None, 50).expect("valid limit");
         assert_eq!(
             listing.sql,
             "SELECT * FROM analysis WHERE namespace = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
@@ -437,7 +444,7 @@ mod tests {
             "values are bound, not written"
         );
         assert!(matches!(
-            Conditions::default().newest_first("audit", -1),
+            Conditions::default().newest_first("audit", None, -1),
             Err(StoreError::Query(m)) if m.contains("-1")
         ));
     }

@@ -9,8 +9,8 @@ use tokio::task::JoinSet;
 use verdict::domain::{AnalysisId, AnalysisKey, CanaryName, Checksum, Namespace};
 use verdict::store::{
     Analysis, AnalysisFilter, AnalysisStatus, AuditFilter, AuditRow, GateKind, GateRow, GateState,
-    Milestone, MilestoneKind, NewAnalysis, NewAudit, OutboxEntry, RollbackRequest, StatusChange,
-    StoreError,
+    ManualAction, Milestone, MilestoneKind, NewAnalysis, NewAudit, OutboxEntry, RollbackRequest,
+    StatusChange, StoreError,
 };
 
 use super::{analysis, canary, decision, settings, Ctx};
@@ -52,6 +52,14 @@ fn rollback_audit(target: &str, actor: &str, at: i64) -> NewAudit {
         target: verdict::domain::CanaryRef::parse(target).expect("target"),
         reason: "customer reports of 502s".to_owned(),
         at,
+    }
+}
+
+/// A person's action as the store records it.
+fn act(audit: NewAudit, milestone: Option<&Milestone>) -> ManualAction {
+    ManualAction {
+        audit,
+        milestone: milestone.cloned(),
     }
 }
 
@@ -167,7 +175,7 @@ pub(crate) async fn gates_are_empty_until_set_then_read_back(ctx: &Ctx) {
         1_000,
     );
     let stored = s
-        .set_gate(&held, &audit_of(&held), None)
+        .set_gate(&held, &act(audit_of(&held), None))
         .await
         .expect("set");
     assert_eq!(stored, held, "the row as stored is the row given");
@@ -176,7 +184,7 @@ pub(crate) async fn gates_are_empty_until_set_then_read_back(ctx: &Ctx) {
         std::slice::from_ref(&held)
     );
     let rollout = gate("podinfo", GateKind::Rollout, GateState::Open, "bob", 2_000);
-    s.set_gate(&rollout, &audit_of(&rollout), None)
+    s.set_gate(&rollout, &act(audit_of(&rollout), None))
         .await
         .expect("set");
     assert_eq!(
@@ -201,7 +209,7 @@ pub(crate) async fn set_gate_replaces_its_one_row_and_writes_audit_and_outbox(ct
         1_000,
     );
     let note = annotation("promotion held by alice", 1_000);
-    s.set_gate(&held, &audit_of(&held), Some(&note))
+    s.set_gate(&held, &act(audit_of(&held), Some(&note)))
         .await
         .expect("hold");
     let opened = gate(
@@ -212,7 +220,7 @@ pub(crate) async fn set_gate_replaces_its_one_row_and_writes_audit_and_outbox(ct
         2_000,
     );
     let stored = s
-        .set_gate(&opened, &audit_of(&opened), None)
+        .set_gate(&opened, &act(audit_of(&opened), None))
         .await
         .expect("open");
     assert_eq!(stored, opened);
@@ -247,7 +255,7 @@ pub(crate) async fn set_gate_writes_nothing_when_its_transaction_fails(ctx: &Ctx
         "alice",
         1_000,
     );
-    s.set_gate(&held, &audit_of(&held), None)
+    s.set_gate(&held, &act(audit_of(&held), None))
         .await
         .expect("first set");
     let opened = gate(
@@ -261,13 +269,17 @@ pub(crate) async fn set_gate_writes_nothing_when_its_transaction_fails(ctx: &Ctx
 
     // The audit insert fails after the gate upsert: the upsert must not survive.
     exec(ctx, "ALTER TABLE audit RENAME TO audit_away").await;
-    let got = s.set_gate(&opened, &audit_of(&opened), Some(&note)).await;
+    let got = s
+        .set_gate(&opened, &act(audit_of(&opened), Some(&note)))
+        .await;
     exec(ctx, "ALTER TABLE audit_away RENAME TO audit").await;
     assert!(matches!(got, Err(StoreError::Query(_))), "{got:?}");
 
     // The outbox insert fails after the upsert and the audit row: neither may survive.
     exec(ctx, "ALTER TABLE outbox RENAME TO outbox_away").await;
-    let got = s.set_gate(&opened, &audit_of(&opened), Some(&note)).await;
+    let got = s
+        .set_gate(&opened, &act(audit_of(&opened), Some(&note)))
+        .await;
     exec(ctx, "ALTER TABLE outbox_away RENAME TO outbox").await;
     assert!(matches!(got, Err(StoreError::Query(_))), "{got:?}");
 
@@ -287,7 +299,7 @@ pub(crate) async fn set_gate_writes_nothing_when_its_transaction_fails(ctx: &Ctx
     assert_eq!(s.outbox(100).await.expect("outbox"), []);
 
     // The store works again once the tables are back.
-    s.set_gate(&opened, &audit_of(&opened), Some(&note))
+    s.set_gate(&opened, &act(audit_of(&opened), Some(&note)))
         .await
         .expect("set after repair");
     assert_eq!(
@@ -318,7 +330,7 @@ pub(crate) async fn concurrent_set_gate_leaves_one_row(ctx: &Ctx) {
         );
         tasks.spawn(async move {
             b.wait().await;
-            let stored = s.set_gate(&g, &audit_of(&g), None).await;
+            let stored = s.set_gate(&g, &act(audit_of(&g), None)).await;
             (g, stored)
         });
     }
@@ -387,7 +399,7 @@ pub(crate) async fn request_rollback_fails_a_running_analysis_once(ctx: &Ctx) {
     let audit = rollback_audit("test/podinfo", "alice", change.at);
     let note = annotation("rollback requested by alice", change.at);
     let got = s
-        .request_rollback(a.id, &change, &audit, Some(&note))
+        .request_rollback(a.id, &change, &act(audit.clone(), Some(&note)))
         .await
         .expect("request");
     let RollbackRequest::Recorded(failed) = got else {
@@ -419,8 +431,10 @@ pub(crate) async fn request_rollback_fails_a_running_analysis_once(ctx: &Ctx) {
         .request_rollback(
             a.id,
             &rollback_change(1_700_000_600_000),
-            &rollback_audit("test/podinfo", "bob", 1_700_000_600_000),
-            Some(&annotation("again", 1_700_000_600_000)),
+            &act(
+                rollback_audit("test/podinfo", "bob", 1_700_000_600_000),
+                Some(&annotation("again", 1_700_000_600_000)),
+            ),
         )
         .await
         .expect("again");
@@ -443,7 +457,7 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
     let audit = rollback_audit("test/podinfo", "alice", change.at);
     let note = annotation("rollback", change.at);
     let got = s
-        .request_rollback(a.id, &change, &audit, Some(&note))
+        .request_rollback(a.id, &change, &act(audit.clone(), Some(&note)))
         .await
         .expect("request");
     assert_eq!(got, RollbackRequest::NotRunning(finished.clone()));
@@ -454,7 +468,11 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
     );
 
     let got = s
-        .request_rollback(AnalysisId::new(424_242), &change, &audit, Some(&note))
+        .request_rollback(
+            AnalysisId::new(424_242),
+            &change,
+            &act(audit.clone(), Some(&note)),
+        )
         .await
         .expect("request");
     assert_eq!(got, RollbackRequest::Missing);
@@ -468,7 +486,9 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
         status: AnalysisStatus::Succeeded,
         ..change.clone()
     };
-    let got = s.request_rollback(b.id, &wrong, &audit, Some(&note)).await;
+    let got = s
+        .request_rollback(b.id, &wrong, &act(audit.clone(), Some(&note)))
+        .await;
     assert!(
         matches!(&got, Err(StoreError::Query(m)) if m.contains("succeeded")),
         "{got:?}"
@@ -481,7 +501,9 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
         .await
         .expect("open");
     exec(ctx, "ALTER TABLE audit RENAME TO audit_away").await;
-    let got = s.request_rollback(c.id, &change, &audit, Some(&note)).await;
+    let got = s
+        .request_rollback(c.id, &change, &act(audit.clone(), Some(&note)))
+        .await;
     exec(ctx, "ALTER TABLE audit_away RENAME TO audit").await;
     assert!(matches!(got, Err(StoreError::Query(_))), "{got:?}");
     assert_eq!(s.get_analysis(c.id).await.expect("get"), Some(c));
@@ -505,7 +527,7 @@ pub(crate) async fn concurrent_rollback_requests_record_once(ctx: &Ctx) {
             let at = 1_700_000_000_000 + i as i64;
             let audit = rollback_audit("test/podinfo", &format!("user-{i}"), at);
             b.wait().await;
-            s.request_rollback(a.id, &rollback_change(at), &audit, None)
+            s.request_rollback(a.id, &rollback_change(at), &act(audit.clone(), None))
                 .await
         });
     }
@@ -776,7 +798,7 @@ pub(crate) async fn audit_filters_by_target_and_pages(ctx: &Ctx) {
             &format!("u{i}"),
             i,
         );
-        s.set_gate(&g, &audit_of(&g), None).await.expect("set");
+        s.set_gate(&g, &act(audit_of(&g), None)).await.expect("set");
         written.push(audit_of(&g));
     }
     let all = all_audit(ctx).await;
@@ -871,7 +893,7 @@ pub(crate) async fn a_later_end_does_not_overwrite_a_rollback_request(ctx: &Ctx)
         .expect("open");
     let change = rollback_change(1_700_000_500_000);
     let audit = rollback_audit("test/podinfo", "alice", change.at);
-    s.request_rollback(a.id, &change, &audit, None)
+    s.request_rollback(a.id, &change, &act(audit.clone(), None))
         .await
         .expect("request");
     let succeeded = StatusChange {
@@ -927,8 +949,7 @@ pub(crate) async fn a_promotion_is_recorded_only_while_running(ctx: &Ctx) {
     s.request_rollback(
         a.id,
         &change,
-        &rollback_audit("test/podinfo", "bob", change.at),
-        None,
+        &act(rollback_audit("test/podinfo", "bob", change.at), None),
     )
     .await
     .expect("rollback");

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, NoValidToken, StoreFailed};
 use super::model::{AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary};
 use super::params;
 use crate::domain::AnalysisId;
@@ -22,11 +22,10 @@ use crate::store::{AnalysisFilter, AnalysisStatus};
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of analyses", body = AnalysisPage),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        StoreFailed,
     )
 )]
 pub async fn list(
@@ -78,12 +77,11 @@ pub async fn list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The analysis and its evidence", body = AnalysisDetail),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "No such analysis", body = ErrorBody),
         (status = 422, description = "The id is not a number", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        StoreFailed,
     )
 )]
 pub async fn show(

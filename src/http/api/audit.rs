@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, NoValidToken, StoreFailed};
 use super::model::{AuditEntry, AuditPage, AuditQuery};
 use super::params;
 use crate::domain::AuditId;
@@ -22,11 +22,10 @@ use crate::store::AuditFilter;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the audit log", body = AuditPage),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        StoreFailed,
     )
 )]
 pub async fn list(

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, NoValidToken, StoreFailed};
 use super::model::{
     AnalysisSummary, CanaryState, GateChange, GateOut, GateParam, RollbackAnswer, RollbackBody,
 };
@@ -27,12 +27,11 @@ use crate::store::GateKind;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The canary now", body = CanaryState),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "verdict has never seen this canary", body = ErrorBody),
         (status = 422, description = "Not a Kubernetes name", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        StoreFailed,
     )
 )]
 pub async fn show(
@@ -61,13 +60,12 @@ pub async fn show(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The gate as the hooks now see it", body = GateOut),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "The role may not change gates", body = ErrorBody),
         (status = 404, description = "Promotion gate of a canary without analysis", body = ErrorBody),
         (status = 409, description = "Promotion gate of a finished analysis", body = ErrorBody),
         (status = 422, description = "Invalid body or path", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        StoreFailed,
     )
 )]
 pub async fn set_gate(
@@ -106,13 +104,12 @@ pub async fn set_gate(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The analysis, now failed: the rollback hook answers 200", body = RollbackAnswer),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "The role may not request rollbacks", body = ErrorBody),
         (status = 404, description = "The canary has no analysis", body = ErrorBody),
         (status = 409, description = "The latest analysis is not running", body = ErrorBody),
         (status = 422, description = "Invalid body or path", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        StoreFailed,
     )
 )]
 pub async fn rollback(

@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::analysis::ServiceError;
 use crate::auth::AuthError;
@@ -20,6 +20,25 @@ pub struct ErrorBody {
     /// One sentence for people.
     #[schema(example = "role viewer may not change gates; release-manager or admin may")]
     pub message: String,
+}
+
+/// The 401 of every endpoint that takes a token, documented once.
+#[derive(Debug, IntoResponses)]
+pub enum NoValidToken {
+    /// No valid token
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+}
+
+/// The 500 and 503 of every endpoint that reads the store, documented once.
+#[derive(Debug, IntoResponses)]
+pub enum StoreFailed {
+    /// The store refused the request; nothing changed
+    #[response(status = 500)]
+    Refused(ErrorBody),
+    /// The API is off (no JWT key) or the store is unreachable; nothing changed
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// An API call that failed.

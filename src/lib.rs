@@ -31,3 +31,4 @@ pub mod sli;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

@@ -5,7 +5,6 @@
 //! an error regression, one with `gate: manual` that a release manager approves through
 //! the API — and prints each hook call, the evidence and the outcome.
 
-mod client;
 mod release_manager;
 
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crate::sli::simulator::{
 use crate::startup::{connect_store, Application};
 use crate::store::Store;
 use crate::telemetry::Metrics;
-use client::{FlaggerClient, Payload};
+use crate::webhook::{FlaggerClient, HookReply, Payload};
 
 /// One real second stands for this many simulated seconds.
 const TIME_SCALE: f64 = 120.0;
@@ -160,7 +159,7 @@ async fn rollout(
         checksum: checksum.to_string(),
         metadata: metadata.clone(),
     };
-    let show = |hook: &str, reply: &client::HookReply| {
+    let show = |hook: &str, reply: &HookReply| {
         let mark = if reply.passed() { "✔" } else { "✘" };
         println!("   {hook:<25} {} {mark} {}", reply.status, reply.body);
     };

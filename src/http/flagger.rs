@@ -1,7 +1,6 @@
 //! `POST /flagger/<hook>`: parse and check the call, hand it to the analysis service,
 //! answer with a status Flagger understands and a one-line reason.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
@@ -10,29 +9,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::error::HookError;
 use super::AppState;
 use crate::analysis::{Answer, Hook, HookCall};
 use crate::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
+use crate::webhook::Payload;
 
 /// Flagger's payloads are tiny; anything larger is not Flagger.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// The JSON Flagger sends to every hook (`CanaryWebhookPayload`).
-#[derive(Debug, Deserialize)]
-struct Payload {
-    name: String,
-    namespace: String,
-    #[serde(default)]
-    phase: String,
-    #[serde(default)]
-    checksum: String,
-    #[serde(default)]
-    metadata: HashMap<String, String>,
-}
 
 /// Handles one hook call and counts it.
 pub async fn hook(
@@ -165,7 +151,7 @@ fn check(
             checksum,
         },
         phase: payload.phase,
-        metadata: payload.metadata,
+        metadata: payload.metadata.into_iter().collect(),
         request_id: request_id(headers),
     })
 }

@@ -33,7 +33,7 @@ use verdict::telemetry::Metrics;
 pub use crate::db::Backend;
 use crate::db::TestDb;
 use crate::exporter::{Profile, TestExporter};
-use crate::flagger::{FlaggerClient, HookReply, Payload};
+use crate::flagger::{Flagger, HookReply, Payload};
 use crate::prometheus::TestPrometheus;
 
 /// The namespace every Prometheus-backed test canary lives in.
@@ -187,7 +187,7 @@ pub struct Replica {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Calls its hooks like Flagger does.
-    pub client: FlaggerClient,
+    pub client: Flagger,
     server: Server,
 }
 
@@ -214,7 +214,7 @@ pub struct TestApp {
     /// Where the server currently listens.
     pub addr: SocketAddr,
     /// A client that follows Flagger's contract, pointed at the current server.
-    pub client: FlaggerClient,
+    pub client: Flagger,
     /// Plain HTTP for the non-hook endpoints.
     pub http: reqwest::Client,
     /// The test's own connection to the server's database.
@@ -280,7 +280,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
 
     let mut app = TestApp {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        client: FlaggerClient::new("http://127.0.0.1:0"),
+        client: Flagger::new("http://127.0.0.1:0"),
         http: reqwest::Client::new(),
         store: db.store().await,
         db,
@@ -298,7 +298,7 @@ impl TestApp {
     async fn start_server(&mut self) {
         let (addr, server) = self.launch().await;
         self.addr = addr;
-        self.client = FlaggerClient::new(self.base_url());
+        self.client = Flagger::new(self.base_url());
         self.server = Some(server);
     }
 
@@ -340,7 +340,7 @@ impl TestApp {
         let (addr, server) = self.launch().await;
         Replica {
             addr,
-            client: FlaggerClient::new(format!("http://{addr}")),
+            client: Flagger::new(format!("http://{addr}")),
             server,
         }
     }

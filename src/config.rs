@@ -217,7 +217,10 @@ pub struct Config {
     #[serde(default, skip_serializing)]
     pub webhook_token: Option<SecretString>,
     pub log_format: LogFormat,
-    /// How long in-flight requests may take to finish after a shutdown signal.
+    /// The one shutdown deadline: after SIGTERM everything (in-flight hooks, event
+    /// storage, load runs recording their end, the Grafana worker) ends within it, and the
+    /// process exits. Must stay below the pod's `terminationGracePeriodSeconds`, with
+    /// [`crate::startup::RUNTIME_STOP`] to spare.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Grafana annotations (off unless `grafana.url` is set).

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody, NoValidToken, StoreFailed};
+use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
 use super::model::{AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary};
 use super::params;
 use crate::domain::AnalysisId;
@@ -25,7 +25,7 @@ use crate::store::{AnalysisFilter, AnalysisStatus};
         NoValidToken,
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
-        StoreFailed,
+        NothingChanged,
     )
 )]
 pub async fn list(
@@ -81,7 +81,7 @@ pub async fn list(
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "No such analysis", body = ErrorBody),
         (status = 422, description = "The id is not a number", body = ErrorBody),
-        StoreFailed,
+        NothingChanged,
     )
 )]
 pub async fn show(

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody, NoValidToken, StoreFailed};
+use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
 use super::model::{AuditEntry, AuditPage, AuditQuery};
 use super::params;
 use crate::domain::AuditId;
@@ -25,7 +25,7 @@ use crate::store::AuditFilter;
         NoValidToken,
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
-        StoreFailed,
+        NothingChanged,
     )
 )]
 pub async fn list(

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody, NoValidToken, StoreFailed};
+use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
 use super::model::{
     AnalysisSummary, CanaryState, GateChange, GateOut, GateParam, RollbackAnswer, RollbackBody,
 };
@@ -31,7 +31,7 @@ use crate::store::GateKind;
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "verdict has never seen this canary", body = ErrorBody),
         (status = 422, description = "Not a Kubernetes name", body = ErrorBody),
-        StoreFailed,
+        NothingChanged,
     )
 )]
 pub async fn show(
@@ -65,7 +65,7 @@ pub async fn show(
         (status = 404, description = "Promotion gate of a canary without analysis", body = ErrorBody),
         (status = 409, description = "Promotion gate of a finished analysis", body = ErrorBody),
         (status = 422, description = "Invalid body or path", body = ErrorBody),
-        StoreFailed,
+        NothingChanged,
     )
 )]
 pub async fn set_gate(
@@ -109,7 +109,7 @@ pub async fn set_gate(
         (status = 404, description = "The canary has no analysis", body = ErrorBody),
         (status = 409, description = "The latest analysis is not running", body = ErrorBody),
         (status = 422, description = "Invalid body or path", body = ErrorBody),
-        StoreFailed,
+        NothingChanged,
     )
 )]
 pub async fn rollback(

@@ -30,9 +30,10 @@ pub enum NoValidToken {
     Unauthenticated(ErrorBody),
 }
 
-/// The 500 and 503 of every endpoint that reads the store, documented once.
+/// The 500 and 503 of every endpoint that reads the store (nothing changed in either),
+/// documented once.
 #[derive(Debug, IntoResponses)]
-pub enum StoreFailed {
+pub enum NothingChanged {
     /// The store refused the request; nothing changed
     #[response(status = 500)]
     Refused(ErrorBody),

@@ -50,6 +50,7 @@ pub struct PrometheusSettings {
     /// Optional HTTP basic auth user (with `basic_password`).
     #[serde(default)]
     pub basic_user: Option<String>,
+    /// The basic auth password (with `basic_user`).
     #[serde(default, skip_serializing)]
     pub basic_password: Option<SecretString>,
 }
@@ -181,10 +182,15 @@ impl GrafanaSettings {
 pub struct AnalysisDefaults {
     /// SLI template used when the metadata names none.
     pub template: String,
+    /// The judge's false-rollback budget (docs/statistics.md, section 7).
     pub alpha: f64,
+    /// How much worse the canary's error rate may be before it counts as a regression.
     pub error_margin: f64,
+    /// How much worse its share of slow requests may be.
     pub latency_margin: f64,
+    /// How close to the primary the canary must be shown to be for a promotion.
     pub promotion_margin: f64,
+    /// Canary requests needed before any verdict but wait.
     pub min_canary_requests: u64,
     /// How far back the primary's latency is read to choose the boundary b*.
     #[serde(with = "humantime_serde")]
@@ -204,7 +210,9 @@ pub struct Config {
     /// `sqlite://path` (embedded default) or `postgres://…`.
     #[serde(skip_serializing)]
     pub database_url: SecretString,
+    /// How to reach Prometheus.
     pub prometheus: PrometheusSettings,
+    /// Defaults for the per-canary settings.
     pub defaults: AnalysisDefaults,
     /// Directory of extra SLI templates (`*.yaml`); the shipped ones are always available.
     #[serde(default)]
@@ -216,6 +224,7 @@ pub struct Config {
     /// password. Absent means no token is required.
     #[serde(default, skip_serializing)]
     pub webhook_token: Option<SecretString>,
+    /// JSON lines (production) or readable text.
     pub log_format: LogFormat,
     /// The one shutdown deadline: after SIGTERM everything (in-flight hooks, event
     /// storage, load runs recording their end, the Grafana worker) ends within it, and the

@@ -14,9 +14,7 @@ pub mod auth;
 pub mod cli;
 #[allow(missing_docs)]
 pub mod client;
-#[allow(missing_docs)]
 pub mod config;
-#[allow(missing_docs)]
 pub mod demo;
 pub mod domain;
 pub mod evaluate;

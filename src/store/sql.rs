@@ -146,7 +146,7 @@ pub(super) trait Read: Send + Unpin + for<'r> FromRow<'r, AnyRow> {}
 impl<T: Send + Unpin + for<'r> FromRow<'r, AnyRow>> Read for T {}
 
 /// A write transaction of the store. The writes several entities share are its methods,
-/// each beside its own table's code (`insert_audit`, `insert_decision`,
+/// each beside its own table's code (`record_action`, `insert_decision`,
 /// `insert_milestones`, `apply_status`), so one change and everything that records it
 /// commit together or not at all.
 pub(super) struct Write<'s> {

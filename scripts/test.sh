@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Style and lints first: they fail in seconds, the tests take minutes. The lints
-# themselves are in Cargo.toml ([lints]) and clippy.toml.
+# themselves are in Cargo.toml ([workspace.lints]) and clippy.toml.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi

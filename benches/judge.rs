@@ -2,6 +2,9 @@
 //! (confidence sequences, percentiles, bounds and the reason), at the reference
 //! workload's sizes with the reference plan (three latency boundaries).
 
+// criterion's macros generate public functions without documentation.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use verdict::judge::{ArmLook, Judge, JudgeConfig, Look, Plan};
 
@@ -17,7 +20,9 @@ fn plan() -> Plan {
 fn arm(requests: u64, errors: u64, i: u64) -> ArmLook {
     // 50 requests/s over 60 s at 50 % weight, 0.5 % errors, the reference latency; small
     // variation so that no two looks are identical.
-    let share = [1.0, 1.0, 0.868, 0.5, 0.124, 0.0037, 0.0001, 0.0, 0.0, 0.0, 0.0];
+    let share = [
+        1.0, 1.0, 0.868, 0.5, 0.124, 0.0037, 0.0001, 0.0, 0.0, 0.0, 0.0,
+    ];
     ArmLook {
         requests,
         errors,

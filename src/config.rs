@@ -10,22 +10,19 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::JwtSettings;
+use crate::domain::{invalid, InvalidValue};
 use crate::judge::JudgeConfig;
 
 /// Why the configuration was refused. Always names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file or the environment could not be read into a configuration.
     #[error("configuration: {0}")]
     Load(String),
-    #[error("configuration key `{key}`: {why}")]
-    Invalid { key: &'static str, why: String },
-}
-
-fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        why: why.into(),
-    }
+    /// A value was read but is not acceptable.
+    #[error("configuration key `{}`: {}", .0.key, .0.why)]
+    Invalid(#[from] InvalidValue),
 }
 
 /// Log output format.
@@ -53,6 +50,7 @@ pub struct PrometheusSettings {
     /// Optional HTTP basic auth user (with `basic_password`).
     #[serde(default)]
     pub basic_user: Option<String>,
+    /// The basic auth password (with `basic_user`).
     #[serde(default, skip_serializing)]
     pub basic_password: Option<SecretString>,
 }
@@ -112,7 +110,7 @@ impl GrafanaSettings {
         self.url.is_some()
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), InvalidValue> {
         let Some(url) = &self.url else {
             return Ok(());
         };
@@ -178,119 +176,21 @@ impl GrafanaSettings {
     }
 }
 
-/// Signature algorithm the API accepts: exactly one, so a token can never choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum JwtAlgorithm {
-    /// HMAC-SHA256 with a shared secret (at least 32 bytes).
-    #[serde(rename = "HS256", alias = "hs256")]
-    Hs256,
-    /// RSA PKCS#1 v1.5 with SHA-256, verified with the identity provider's public key.
-    #[serde(rename = "RS256", alias = "rs256")]
-    Rs256,
-}
-
-impl JwtAlgorithm {
-    /// The spelling in tokens' `alg` header and in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hs256 => "HS256",
-            Self::Rs256 => "RS256",
-        }
-    }
-
-    /// The same algorithm, as jsonwebtoken names it.
-    pub fn algorithm(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
-            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
-        }
-    }
-}
-
-/// Release-manager API tokens (docs/api.md, "Authentication"). Without `key` or
-/// `key_file` the API is off and answers 503.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JwtSettings {
-    pub algorithm: JwtAlgorithm,
-    /// The HS256 secret, or the RS256 public key in PEM.
-    #[serde(skip_serializing)]
-    pub key: Option<SecretString>,
-    /// Alternatively, a file holding the key.
-    pub key_file: Option<PathBuf>,
-    /// Required `iss`.
-    pub issuer: String,
-    /// Required `aud` (one of the token's audiences).
-    pub audience: String,
-    /// Clock skew allowed on `exp` and `nbf`.
-    #[serde(with = "humantime_serde")]
-    pub leeway: Duration,
-    /// The claim holding the role.
-    pub role_claim: String,
-}
-
-impl Default for JwtSettings {
-    fn default() -> Self {
-        Self {
-            algorithm: JwtAlgorithm::Hs256,
-            key: None,
-            key_file: None,
-            issuer: "verdict".into(),
-            audience: "verdict".into(),
-            leeway: Duration::from_secs(30),
-            role_claim: "role".into(),
-        }
-    }
-}
-
-/// Claims with a meaning of their own, which cannot also hold the role.
-const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
-
-impl JwtSettings {
-    /// Whether a key is configured (the API is on).
-    pub fn enabled(&self) -> bool {
-        self.key.is_some() || self.key_file.is_some()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.issuer.trim().is_empty() {
-            return Err(invalid("jwt.issuer", "must not be empty"));
-        }
-        if self.audience.trim().is_empty() {
-            return Err(invalid("jwt.audience", "must not be empty"));
-        }
-        let claim = self.role_claim.as_str();
-        if claim.is_empty() || claim.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                "jwt.role_claim",
-                "must be a claim name without spaces",
-            ));
-        }
-        if REGISTERED_CLAIMS.contains(&claim) {
-            return Err(invalid(
-                "jwt.role_claim",
-                format!("`{claim}` is a registered claim and cannot hold the role"),
-            ));
-        }
-        if self.leeway > Duration::from_secs(600) {
-            return Err(invalid("jwt.leeway", "must be at most 10m"));
-        }
-        // The key is read and checked exactly as the server will use it.
-        crate::auth::Verifier::from_config(self)?;
-        Ok(())
-    }
-}
-
 /// Defaults for per-canary settings; each can be overridden by a Canary's webhook metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisDefaults {
     /// SLI template used when the metadata names none.
     pub template: String,
+    /// The judge's false-rollback budget (docs/statistics.md, section 7).
     pub alpha: f64,
+    /// How much worse the canary's error rate may be before it counts as a regression.
     pub error_margin: f64,
+    /// How much worse its share of slow requests may be.
     pub latency_margin: f64,
+    /// How close to the primary the canary must be shown to be for a promotion.
     pub promotion_margin: f64,
+    /// Canary requests needed before any verdict but wait.
     pub min_canary_requests: u64,
     /// Per-look dispersion τ of each arm's rates: `auto` (measured on the primary's
     /// history when an analysis opens) or a number (docs/statistics.md §5).
@@ -357,7 +257,9 @@ pub struct Config {
     /// `sqlite://path` (embedded default) or `postgres://…`.
     #[serde(skip_serializing)]
     pub database_url: SecretString,
+    /// How to reach Prometheus.
     pub prometheus: PrometheusSettings,
+    /// Defaults for the per-canary settings.
     pub defaults: AnalysisDefaults,
     /// Directory of extra SLI templates (`*.yaml`); the shipped ones are always available.
     #[serde(default)]
@@ -369,8 +271,12 @@ pub struct Config {
     /// password. Absent means no token is required.
     #[serde(default, skip_serializing)]
     pub webhook_token: Option<SecretString>,
+    /// JSON lines (production) or readable text.
     pub log_format: LogFormat,
-    /// How long in-flight requests may take to finish after a shutdown signal.
+    /// The one shutdown deadline: after SIGTERM everything (in-flight hooks, event
+    /// storage, load runs recording their end, the Grafana worker) ends within it, and the
+    /// process exits. Must stay below the pod's `terminationGracePeriodSeconds`, with
+    /// [`crate::startup::RUNTIME_STOP`] to spare.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Grafana annotations (off unless `grafana.url` is set).
@@ -455,14 +361,15 @@ impl Config {
 
     /// Checks every value that could still be wrong after parsing.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let url = self.database_url.expose_secret();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
+        Ok(self.check()?)
+    }
+
+    fn check(&self) -> Result<(), InvalidValue> {
+        // The store's own reading of the URL, so that what passes here connects later.
+        if crate::store::check_url(self.database_url.expose_secret()).is_err() {
             return Err(invalid(
                 "database_url",
-                "expected sqlite://PATH or postgres://…",
+                "expected sqlite://PATH (a file, not :memory:) or postgres://…",
             ));
         }
         let prom = &self.prometheus.url;
@@ -500,10 +407,7 @@ impl Config {
         }
         self.judge_defaults()
             .validate()
-            .map_err(|e| ConfigError::Invalid {
-                key: defaults_key(e.field),
-                why: e.why,
-            })?;
+            .map_err(|e| invalid(defaults_key(e.field), e.why))?;
         if self.defaults.min_look_gap > Duration::from_secs(3600) {
             return Err(invalid("defaults.min_look_gap", "must be at most 1h"));
         }
@@ -608,6 +512,7 @@ impl DefaultsForFigment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::JwtAlgorithm;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()));
@@ -628,6 +533,9 @@ mod tests {
     fn invalid_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("database_url", "\"mysql://x\"", "database_url"),
+            // The store reads `sqlite:` without `//` as no URL at all.
+            ("database_url", "\"sqlite:verdict.db\"", "database_url"),
+            ("database_url", "\"sqlite://:memory:\"", "database_url"),
             ("namespace_allow", "\"(\"", "namespace_allow"),
             ("webhook_token", "\"short\"", "webhook_token"),
             ("listen", "\"not an address\"", "listen"),

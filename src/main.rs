@@ -31,10 +31,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
             verdict::telemetry::init(config.log_format);
-            runtime()?.block_on(async move {
+            let runtime = runtime()?;
+            let served = runtime.block_on(async move {
                 let app = verdict::startup::from_config(config).await?;
                 app.run_until(verdict::startup::shutdown_signal()).await
-            })
+            });
+            // run_until returns by the shutdown deadline; work blocking a thread past it
+            // (a DNS lookup, say) must not hold the process beyond the pod's grace period.
+            runtime.shutdown_timeout(verdict::startup::RUNTIME_STOP);
+            served
         }
         Command::Token(args) => {
             let config = Config::load(cli.config.as_deref())?;

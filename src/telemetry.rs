@@ -70,6 +70,7 @@ struct OutcomeLabels {
 }
 
 impl Metrics {
+    /// A registry with every metric at zero.
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("verdict");
         let hook_calls = Family::<HookLabels, Counter>::default();
@@ -121,6 +122,7 @@ impl Metrics {
         })
     }
 
+    /// Counts one hook call and observes how long its answer took.
     pub fn hook_call(&self, hook: &str, outcome: &str, elapsed: Duration) {
         self.hook_calls
             .get_or_create(&HookLabels {
@@ -135,6 +137,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Observes one Prometheus query (`query` is its kind).
     pub fn prometheus_query(&self, query: &str, elapsed: Duration, ok: bool) {
         self.prometheus_query_seconds
             .get_or_create(&QueryLabels {
@@ -144,6 +147,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Counts one failed store operation.
     pub fn store_error(&self, op: &str) {
         self.store_errors
             .get_or_create(&OpLabels { op: op.to_owned() })

@@ -1,7 +1,5 @@
 //! PrometheusSli against a real Prometheus scraping the Istio-style test exporter.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +15,8 @@ const NS: &str = "test";
 
 fn target(name: &str, template: &str) -> SliTarget {
     SliTarget {
-        namespace: Namespace::parse(NS).unwrap(),
-        target: CanaryName::parse(name).unwrap(),
+        namespace: Namespace::parse(NS).expect("namespace"),
+        target: CanaryName::parse(name).expect("canary name"),
         template: template.into(),
         variables: BTreeMap::new(),
     }
@@ -33,7 +31,7 @@ fn sli(url: &str, timeout: Duration, templates: TemplateSet) -> PrometheusSli {
         },
         templates,
     )
-    .unwrap()
+    .expect("Prometheus client")
 }
 
 fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {
@@ -178,11 +176,11 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
 }
 
 fn custom_templates(files: &[(&str, &str)]) -> (tempfile::TempDir, TemplateSet) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
     for (name, yaml) in files {
-        std::fs::write(dir.path().join(format!("{name}.yaml")), yaml).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.yaml")), yaml).expect("write a template");
     }
-    let set = TemplateSet::load_dir(dir.path()).unwrap();
+    let set = TemplateSet::load_dir(dir.path()).expect("load the templates");
     (dir, set)
 }
 

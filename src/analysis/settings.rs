@@ -6,11 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Config;
-use crate::domain::{CanaryName, InvalidName};
-use crate::judge::JudgeConfig;
+use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue};
 
 /// Metadata keys every analysis hook understands.
 pub const ANALYSIS_KEYS: &[&str] = &[
@@ -40,41 +37,15 @@ pub const VARIABLE_PREFIX: &str = "var.";
 /// Why metadata was refused (always a 400).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SettingsError {
+    /// Keys verdict does not know (a typo must never fall back to a default).
     #[error("unknown metadata key(s): {0} (known: {known})", known = ANALYSIS_KEYS.join(", "))]
     UnknownKeys(String),
-    #[error("metadata {key}: {why}")]
-    Invalid { key: String, why: String },
+    /// A value that does not parse or is out of range.
+    #[error("metadata {}: {}", .0.key, .0.why)]
+    Invalid(#[from] InvalidValue),
+    /// A name that is not a Kubernetes name.
     #[error(transparent)]
     Name(#[from] InvalidName),
-}
-
-fn invalid(key: &str, why: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid {
-        key: key.to_owned(),
-        why: why.into(),
-    }
-}
-
-/// Everything an analysis needs to know about its canary, fixed when it opens.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanarySettings {
-    pub template: String,
-    /// The target workload (the canary's name unless `target` says otherwise).
-    pub target: String,
-    pub judge: JudgeConfig,
-    /// User-set latency boundary b* in seconds; otherwise chosen from the primary's look-back.
-    pub latency_threshold_s: Option<f64>,
-    /// Absolute SLO on the canary's p95, in seconds.
-    pub slo_p95_s: Option<f64>,
-    /// confirm-traffic-increase holds the weight until the current step served this many
-    /// canary requests.
-    pub min_step_requests: u64,
-    pub variables: BTreeMap<String, String>,
-    /// `gate: manual`: the rollout and promotion gates are held for every new revision
-    /// until a release manager opens them. Absent in settings stored before the key
-    /// existed, which means automatic.
-    #[serde(default)]
-    pub manual_gates: bool,
 }
 
 /// Checks the keys and parses the values of a hook's metadata. The `token` key is
@@ -127,8 +98,12 @@ pub fn resolve(
             .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
     }
     if let Some(v) = get("maxDuration") {
-        let d = humantime::parse_duration(v)
-            .map_err(|e| invalid("maxDuration", format!("{v:?} is not a duration like 90m: {e}")))?;
+        let d = humantime::parse_duration(v).map_err(|e| {
+            invalid(
+                "maxDuration",
+                format!("{v:?} is not a duration like 90m: {e}"),
+            )
+        })?;
         judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     }
     if let Some(v) = get("onInconclusive") {
@@ -167,7 +142,7 @@ pub fn resolve(
     };
     let template = match get("template") {
         Some(t) if is_template_name(t) => t.to_owned(),
-        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name"))),
+        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name")).into()),
         None => config.defaults.template.clone(),
     };
 
@@ -178,7 +153,8 @@ pub fn resolve(
             return Err(invalid(
                 "gate",
                 format!("{other:?} is neither \"manual\" nor \"auto\""),
-            ))
+            )
+            .into())
         }
     };
 
@@ -186,10 +162,12 @@ pub fn resolve(
     for (key, value) in metadata {
         if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
             if !is_variable_name(var) {
-                return Err(invalid(key, "variable names are [a-z_][a-z0-9_]*"));
+                return Err(invalid(key.clone(), "variable names are [a-z_][a-z0-9_]*").into());
             }
             if value.len() > 256 || value.chars().any(char::is_control) {
-                return Err(invalid(key, "values are at most 256 printable characters"));
+                return Err(
+                    invalid(key.clone(), "values are at most 256 printable characters").into(),
+                );
             }
             variables.insert(var.to_owned(), value.clone());
         }
@@ -224,7 +202,7 @@ fn judge_key(field: &str) -> &'static str {
     }
 }
 
-fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
+fn parse_f64(key: &'static str, value: &str) -> Result<f64, InvalidValue> {
     value
         .parse::<f64>()
         .ok()
@@ -232,13 +210,13 @@ fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
         .ok_or_else(|| invalid(key, format!("{value:?} is not a number")))
 }
 
-fn parse_u64(key: &str, value: &str) -> Result<u64, SettingsError> {
+fn parse_u64(key: &'static str, value: &str) -> Result<u64, InvalidValue> {
     value
         .parse::<u64>()
         .map_err(|_| invalid(key, format!("{value:?} is not a whole number ≥ 0")))
 }
 
-fn parse_positive_ms(key: &str, value: &str) -> Result<f64, SettingsError> {
+fn parse_positive_ms(key: &'static str, value: &str) -> Result<f64, InvalidValue> {
     let ms = parse_f64(key, value)?;
     if ms <= 0.0 || ms > 3_600_000.0 {
         return Err(invalid(key, format!("{value} ms is outside (0, 3600000]")));

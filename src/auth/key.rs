@@ -8,7 +8,8 @@ use rsa::traits::PublicKeyParts;
 use rsa::RsaPublicKey;
 use secrecy::ExposeSecret;
 
-use crate::config::{ConfigError, JwtAlgorithm, JwtSettings};
+use super::settings::{JwtAlgorithm, JwtSettings};
+use crate::domain::{invalid, InvalidValue};
 
 /// Shortest HS256 secret: RFC 7518 §3.2 asks for a key at least as long as the hash.
 pub(super) const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -32,16 +33,9 @@ impl Key {
     }
 }
 
-fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        why: why.into(),
-    }
-}
-
 /// Reads and checks the configured key; `None` when neither `jwt.key` nor `jwt.key_file`
 /// is set. Errors name the key they come from.
-pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, ConfigError> {
+pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, InvalidValue> {
     let (name, bytes) = match (&jwt.key, &jwt.key_file) {
         (Some(_), Some(_)) => {
             return Err(invalid("jwt.key", "set jwt.key or jwt.key_file, not both"))
@@ -90,7 +84,7 @@ pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, ConfigError> {
 
 /// Parses an RSA public key in PEM, either SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
 /// (`BEGIN RSA PUBLIC KEY`).
-fn rsa_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, ConfigError> {
+fn rsa_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, InvalidValue> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid(name, "expected an RSA public key in PEM, found binary data"))?;
     if text.contains("PRIVATE KEY-----") {

@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 
 mod key;
 mod mint;
+mod settings;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
 pub use mint::mint;
+pub use settings::{JwtAlgorithm, JwtSettings};
 pub use verify::{bearer_token, Verifier};
 
 /// What a caller may do. Each role includes the ones before it.
@@ -68,6 +70,7 @@ impl std::fmt::Display for Role {
 pub struct Principal {
     /// The token's `sub`: recorded as the actor of every change.
     pub subject: String,
+    /// What the token allows.
     pub role: Role,
 }
 
@@ -94,7 +97,12 @@ pub enum AuthError {
     BadSignature,
     /// Signed with an algorithm other than the configured one.
     #[error("token signed with {got}, this server accepts {expected} only")]
-    WrongAlgorithm { got: String, expected: &'static str },
+    WrongAlgorithm {
+        /// The token's `alg`.
+        got: String,
+        /// The configured algorithm.
+        expected: &'static str,
+    },
     /// `alg: none`: an unsigned token.
     #[error("alg none refused: unsigned tokens are never accepted")]
     AlgNone,

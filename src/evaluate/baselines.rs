@@ -206,8 +206,18 @@ impl RepeatedZTest {
                 *t += s;
             }
         };
-        add(&mut self.canary, look.canary.requests, look.canary.errors, &look.canary_slower);
-        add(&mut self.primary, look.primary.requests, look.primary.errors, &look.primary_slower);
+        add(
+            &mut self.canary,
+            look.canary.requests,
+            look.canary.errors,
+            &look.canary_slower,
+        );
+        add(
+            &mut self.primary,
+            look.primary.requests,
+            look.primary.errors,
+            &look.primary_slower,
+        );
         let (nc, np) = (self.canary[0] as f64, self.primary[0] as f64);
         if nc == 0.0 || np == 0.0 {
             return Step::Continue;
@@ -219,7 +229,11 @@ impl RepeatedZTest {
                 continue;
             }
             let se = (pooled * (1.0 - pooled) * (1.0 / nc + 1.0 / np)).sqrt();
-            let z_crit = if event == 1 { self.z_errors } else { self.z_latency };
+            let z_crit = if event == 1 {
+                self.z_errors
+            } else {
+                self.z_latency
+            };
             if (xc / nc - xp / np) / se > z_crit {
                 return Step::Rollback;
             }
@@ -274,7 +288,10 @@ pub(crate) struct OracleSprt {
 impl OracleSprt {
     pub(crate) fn new(tests: Vec<OracleTest>, beta: f64, regression: bool) -> Self {
         Self {
-            tests: tests.into_iter().map(|t| (t, SprtState::Open(0.0))).collect(),
+            tests: tests
+                .into_iter()
+                .map(|t| (t, SprtState::Open(0.0)))
+                .collect(),
             beta,
             regression,
         }
@@ -365,7 +382,8 @@ pub(crate) fn oracle_for(
             .iter()
             .filter(|(e, truth, _, _)| *truth > 1.0 + margin(*e))
             .max_by(|a, b| {
-                let info = |m: &(OracleEvents, f64, f64, bool)| m.2 * share_kl(m.1, 1.0 + margin(m.0));
+                let info =
+                    |m: &(OracleEvents, f64, f64, bool)| m.2 * share_kl(m.1, 1.0 + margin(m.0));
                 info(a).total_cmp(&info(b))
             })
             .map(|(e, truth, _, _)| OracleTest {

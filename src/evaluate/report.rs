@@ -203,7 +203,12 @@ fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
             format!("errors ×1.5 at 1% promoted ≤ 3%: {}", percent(rate)),
         ));
     }
-    for id in ["lat-x1.2", "lat-p95-1.2x-below-b", "lat-median-1.3x", "tail-5%-x4"] {
+    for id in [
+        "lat-x1.2",
+        "lat-p95-1.2x-below-b",
+        "lat-median-1.3x",
+        "tail-5%-x4",
+    ] {
         if let Some(r) = find(results, id) {
             let rate = verdict(r).rollback_rate();
             lines.push(line(
@@ -229,9 +234,15 @@ fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
     let mut compared = 0;
     for r in results {
         let (ours, oracle) = if r.scenario.is_regression() {
-            (verdict(r).median_rollback_look(), r.tallies[4].median_rollback_look())
+            (
+                verdict(r).median_rollback_look(),
+                r.tallies[4].median_rollback_look(),
+            )
         } else {
-            (verdict(r).median_promotion_look(), r.tallies[4].median_promotion_look())
+            (
+                verdict(r).median_promotion_look(),
+                r.tallies[4].median_promotion_look(),
+            )
         };
         if let (Some(ours), Some(oracle)) = (ours, oracle) {
             compared += 1;
@@ -448,7 +459,10 @@ mod tests {
             out.contains("| A/A steady † | 1.0% (3) | 99.0% (10) |"),
             "{out}"
         );
-        assert!(out.contains("met: A/A steady: rollback ≤ 1.0% (α): 1.0%"), "{out}");
+        assert!(
+            out.contains("met: A/A steady: rollback ≤ 1.0% (α): 1.0%"),
+            "{out}"
+        );
         assert!(
             out.contains("met: A/A steady promoted ≥ 95% by median look ≤ 12: 99.0% at look 10"),
             "{out}"
@@ -458,7 +472,12 @@ mod tests {
             "{out}"
         );
         // A/A: 10 vs the oracle's 9; errors ×2: 4 vs 2 — both within 2×.
-        assert!(out.contains("met: median looks to a correct decision ≤ 2× the fair oracle's (2 scenarios"), "{out}");
+        assert!(
+            out.contains(
+                "met: median looks to a correct decision ≤ 2× the fair oracle's (2 scenarios"
+            ),
+            "{out}"
+        );
         assert!(out.contains("5/10/20/30/50 %"), "{out}");
         let doc: serde_json::Value = json(&ctx, &results)
             .ok()

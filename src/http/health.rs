@@ -13,14 +13,7 @@ pub async fn healthz() -> &'static str {
 
 /// `/readyz`: the store and the SLI source answer.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (store, sli) = tokio::join!(state.analyst.store.ping(), state.analyst.sli.ready());
-    let mut problems = Vec::new();
-    if let Err(e) = store {
-        problems.push(e.to_string());
-    }
-    if let Err(e) = sli {
-        problems.push(e.to_string());
-    }
+    let problems = state.analyst.unready_dependencies().await;
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())
     } else {
@@ -38,6 +31,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.analyst.metrics.encode(),
+        state.metrics.encode(),
     )
 }

@@ -184,7 +184,10 @@ impl JudgeConfig {
         ] {
             // Margins above 19 would put the null beyond the reporting lattice (≈ 21).
             if !(value.is_finite() && (0.0..=19.0).contains(&value)) {
-                return bad(field, format!("must be a finite number in [0, 19], got {value}"));
+                return bad(
+                    field,
+                    format!("must be a finite number in [0, 19], got {value}"),
+                );
             }
         }
         for (field, value) in [
@@ -199,7 +202,10 @@ impl JudgeConfig {
         }
         if let Dispersion::Fixed(t) = self.dispersion {
             if !(t.is_finite() && (0.0..=2.0).contains(&t)) {
-                return bad("dispersion", format!("must be `auto` or in [0, 2], got {t}"));
+                return bad(
+                    "dispersion",
+                    format!("must be `auto` or in [0, 2], got {t}"),
+                );
             }
         }
         if !(self.negligible_error_rate.is_finite()

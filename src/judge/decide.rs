@@ -54,7 +54,9 @@ pub(super) fn verdict_only(j: &Judge) -> Verdict {
     let pass_bar = (1.0 / cfg.alpha).ln();
     let failed = j.error.max_log_e() >= fail_bar
         || j.latency_max_log_e >= fail_bar
-        || j.slo_error.as_ref().is_some_and(|s| s.max_log_e() >= fail_bar)
+        || j.slo_error
+            .as_ref()
+            .is_some_and(|s| s.max_log_e() >= fail_bar)
         || j.slo_latency
             .as_ref()
             .is_some_and(|s| s.max_log_e() >= fail_bar);
@@ -165,11 +167,9 @@ pub(super) fn decide(e: &Evidence) -> (Verdict, String) {
         pass_reason(e)
     } else if flags.exhausted {
         let spent = match e.budget.max_duration_ms {
-            Some(d) if e.budget.elapsed_ms >= d => format!(
-                "{} ({} looks)",
-                humantime_ms(e.budget.elapsed_ms),
-                e.looks
-            ),
+            Some(d) if e.budget.elapsed_ms >= d => {
+                format!("{} ({} looks)", humantime_ms(e.budget.elapsed_ms), e.looks)
+            }
             _ => format!("{} looks", e.looks),
         };
         match e.budget.on_inconclusive {
@@ -287,7 +287,10 @@ fn pass_reason(e: &Evidence) -> String {
     let (c, p) = rates(&e.error);
     let errors = if e.error.promotion_passed && e.error.informative_looks == 0 {
         let limit = e.negligible_error.as_ref().map_or(0.0, |n| n.rate);
-        format!("error rate {c} vs {p} (below the negligible {})", pct(limit))
+        format!(
+            "error rate {c} vs {p} (below the negligible {})",
+            pct(limit)
+        )
     } else {
         format!(
             "error rate {c} vs {p} (ratio < {})",

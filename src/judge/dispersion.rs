@@ -90,9 +90,7 @@ mod tests {
     fn recovers_the_noise_it_was_given() {
         for (tau, p) in [(0.5, 0.005), (0.4, 0.12), (0.25, 0.01)] {
             let mut estimates: Vec<f64> = (0..200)
-                .map(|s| {
-                    estimate(history(s, tau, 3000, p, 60).into_iter()).unwrap_or(f64::NAN)
-                })
+                .map(|s| estimate(history(s, tau, 3000, p, 60).into_iter()).unwrap_or(f64::NAN))
                 .collect();
             estimates.sort_by(f64::total_cmp);
             let median = estimates[100];

@@ -129,7 +129,10 @@ impl ShareTest {
     /// Alternatives null × factor: evidence the ratio exceeds the null.
     fn upward(null: f64, mixture: Mixture) -> Self {
         let alternatives = mixture.factors.iter().map(|f| null * f);
-        Self::with(null, alternatives.zip(mixture.weights.iter().copied()).collect())
+        Self::with(
+            null,
+            alternatives.zip(mixture.weights.iter().copied()).collect(),
+        )
     }
 
     /// Alternatives the fixed ratios of `mixture` below the null: evidence the ratio is
@@ -381,7 +384,10 @@ impl RateProcess {
         if trials == 0 || self.terms.is_empty() {
             return;
         }
-        let (k, rest) = (events.min(trials) as f64, (trials - events.min(trials)) as f64);
+        let (k, rest) = (
+            events.min(trials) as f64,
+            (trials - events.min(trials)) as f64,
+        );
         let kappa = temper(trials as f64, self.theta0, self.dispersion);
         for ((up, down, _), ll) in self.terms.iter().zip(self.ll.iter_mut()) {
             *ll += kappa * (k * up + rest * down);

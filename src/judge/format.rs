@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(ratio(f64::INFINITY), "unbounded");
         assert_eq!(limit(1.65), "1.65");
         assert_eq!(limit(2.0), "2");
-        assert_eq!(limit(1.1000000000000001), "1.1");
+        assert_eq!(limit(0.1 + 1.0), "1.1");
         assert_eq!(num(142.3), "142");
         assert_eq!(num(2.5e7), "2.5e7");
         assert_eq!(confidence(0.01), "99%");

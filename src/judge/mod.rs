@@ -31,8 +31,8 @@ pub use config::{Budget, Dispersion, InvalidConfig, JudgeConfig, OnInconclusive}
 use eprocess::{MeanProcess, RateProcess, RatioProcess, NEGLIGIBLE_MIXTURE};
 pub use evidence::Evidence;
 use evidence::{
-    ArmTotals, BoundaryEvidence, BudgetEvidence, DispersionEvidence, FamilyEvidence,
-    Percentiles, RateEvidence, RatioEvidence,
+    ArmTotals, BoundaryEvidence, BudgetEvidence, DispersionEvidence, FamilyEvidence, Percentiles,
+    RateEvidence, RatioEvidence,
 };
 use latency::{quantile_estimate, Bucket};
 pub use plan::{HistoryInterval, Plan, PlanError};
@@ -337,7 +337,7 @@ impl Judge {
             .zip(&self.plan.boundaries)
             .map(|(process, b)| BoundaryEvidence {
                 le_s: b.le_s,
-                primary_lookback_fraction: b.primary_fraction.is_finite().then_some(b.primary_fraction),
+                primary_lookback_fraction: b.primary_fraction,
                 promotion: b.promotion,
                 ratio: self.ratio_evidence(
                     process,
@@ -379,13 +379,10 @@ impl Judge {
             alpha: cfg.alpha,
             alpha_per_test: cfg.alpha_per_test(),
             error,
-            negligible_error: self
-                .negligible
-                .as_ref()
-                .map(|n| {
-                    let e = (n.theta0(), n.log_e(), n.max_log_e());
-                    self.rate_evidence(e, self.canary.errors, cfg.alpha)
-                }),
+            negligible_error: self.negligible.as_ref().map(|n| {
+                let e = (n.theta0(), n.log_e(), n.max_log_e());
+                self.rate_evidence(e, self.canary.errors, cfg.alpha)
+            }),
             latency,
             latency_family,
             slo_error: self.slo_error.as_ref().map(|s| {

@@ -29,8 +29,9 @@ pub struct Boundary {
     pub edge: usize,
     /// The boundary in seconds (= `edges[edge]`), for people reading the plan.
     pub le_s: f64,
-    /// Share of the primary's requests above it over the look-back.
-    pub primary_fraction: f64,
+    /// Share of the primary's requests above it over the look-back (`None` in plans not
+    /// made from a history).
+    pub primary_fraction: Option<f64>,
     /// Per-arm dispersion τ of that share.
     pub dispersion: f64,
     /// Promotion needs this boundary's promotion test too. Only boundaries where the
@@ -88,8 +89,10 @@ pub struct Plan {
 /// promotion (it still fails a canary that regresses there).
 pub const PROMOTION_MIN_FRACTION: f64 = 0.01;
 
-/// The body of the distribution tested for latency: between the primary's p50 and p99.
-const BODY: std::ops::RangeInclusive<f64> = PROMOTION_MIN_FRACTION..=0.5;
+/// The body of the distribution tested for latency: between the primary's p40 and p99
+/// (an edge at the median, which a noisy look-back may put a little above or below it,
+/// belongs to the body either way).
+const BODY: std::ops::RangeInclusive<f64> = PROMOTION_MIN_FRACTION..=0.6;
 
 /// At most this many body boundaries, spread over the body (targets in slow fraction).
 const BODY_TARGETS: [f64; 4] = [0.5, 0.15, 0.04, 0.01];
@@ -98,7 +101,9 @@ const BODY_TARGETS: [f64; 4] = [0.5, 0.15, 0.04, 0.01];
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum PlanError {
     /// A configured latency lies beyond every finite bucket edge.
-    #[error("{what} {ms} ms is above every latency bucket of the primary (largest {largest_ms} ms)")]
+    #[error(
+        "{what} {ms} ms is above every latency bucket of the primary (largest {largest_ms} ms)"
+    )]
     BeyondBuckets {
         /// Which setting.
         what: &'static str,
@@ -217,8 +222,7 @@ impl Plan {
         // The tail: the first edge above the body where the primary has under 1 % slow
         // requests. A tail-only regression (a few requests much slower) shows there.
         let after = chosen.last().map_or(0, |e| e + 1);
-        if let Some(tail) = (after..edges.len()).find(|&e| fractions[e] < PROMOTION_MIN_FRACTION)
-        {
+        if let Some(tail) = (after..edges.len()).find(|&e| fractions[e] < PROMOTION_MIN_FRACTION) {
             chosen.push(tail);
         }
         if let Some(t) = threshold_s {
@@ -242,20 +246,20 @@ impl Plan {
                 )
             })
         };
-        let (error_dispersion, source, measure): (f64, DispersionSource, bool) =
-            match config.dispersion {
-                Dispersion::Fixed(t) => (t, DispersionSource::Configured, false),
-                Dispersion::Auto => {
-                    let (t, ok) =
-                        dispersion::measured(history.iter().map(|h| (h.requests, h.errors)));
-                    let source = if ok {
-                        DispersionSource::Measured { intervals }
-                    } else {
-                        DispersionSource::Unmeasured { intervals }
-                    };
-                    (t, source, true)
-                }
-            };
+        let (error_dispersion, source, measure): (f64, DispersionSource, bool) = match config
+            .dispersion
+        {
+            Dispersion::Fixed(t) => (t, DispersionSource::Configured, false),
+            Dispersion::Auto => {
+                let (t, ok) = dispersion::measured(history.iter().map(|h| (h.requests, h.errors)));
+                let source = if ok {
+                    DispersionSource::Measured { intervals }
+                } else {
+                    DispersionSource::Unmeasured { intervals }
+                };
+                (t, source, true)
+            }
+        };
         let tau_at = |e: usize| {
             if measure {
                 dispersion::measured(hist_points(e)).0
@@ -268,7 +272,7 @@ impl Plan {
             .map(|&e| Boundary {
                 edge: e,
                 le_s: edges[e],
-                primary_fraction: fractions[e],
+                primary_fraction: Some(fractions[e]),
                 dispersion: tau_at(e),
                 promotion: fractions[e] >= PROMOTION_MIN_FRACTION,
             })
@@ -316,7 +320,7 @@ impl Plan {
             .map(|&(edge, promotion)| Boundary {
                 edge,
                 le_s: edges[edge],
-                primary_fraction: f64::NAN,
+                primary_fraction: None,
                 dispersion,
                 promotion,
             })
@@ -334,14 +338,17 @@ impl Plan {
 
     /// Counts of requests above each edge, from a cumulative histogram (one look's arm).
     pub fn slower(&self, buckets: &[Bucket]) -> Vec<u64> {
-        self.edges.iter().map(|e| count_above(buckets, *e)).collect()
+        self.edges
+            .iter()
+            .map(|e| count_above(buckets, *e))
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Dispersion;
     use super::*;
-    use crate::judge::Dispersion;
 
     const DEFAULT_LES: [f64; 11] = [
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -386,10 +393,16 @@ mod tests {
             None,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let les: Vec<(f64, bool)> = plan.boundaries.iter().map(|b| (b.le_s, b.promotion)).collect();
+        let les: Vec<(f64, bool)> = plan
+            .boundaries
+            .iter()
+            .map(|b| (b.le_s, b.promotion))
+            .collect();
         // 25 ms has 86.8 % slow (outside the body), 50 ms 50 %, 100 ms 12.4 %, 250 ms 0.37 %.
         assert_eq!(les, vec![(0.05, true), (0.1, true), (0.25, false)]);
-        assert!((plan.boundaries[1].primary_fraction - 0.124).abs() < 1e-9);
+        assert!(plan.boundaries[1]
+            .primary_fraction
+            .is_some_and(|f| (f - 0.124).abs() < 1e-9));
         assert!(matches!(
             plan.dispersion_source,
             DispersionSource::Measured { intervals: 60 }
@@ -405,16 +418,30 @@ mod tests {
         // Everything between 25 ms and 100 ms, 3 % above 100 ms... and nothing in the body
         // but 100 ms: body = {100 ms}; no tail edge has < 1 % until 250 ms.
         let cdf = [0.0, 0.0, 0.0, 0.0, 0.97, 0.995, 1.0, 1.0, 1.0, 1.0, 1.0];
-        let plan = Plan::new(&JudgeConfig::recommended(), &history(cdf, 5.0, 10), None, None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::new(
+            &JudgeConfig::recommended(),
+            &history(cdf, 5.0, 10),
+            None,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let les: Vec<f64> = plan.boundaries.iter().map(|b| b.le_s).collect();
         assert_eq!(les, vec![0.1, 0.25]);
         // No edge in the body at all (0.5 % above 25 ms, 0.2 % above 50 ms): the edge
         // nearest to 5 % slow, for failing only, and the tail after it.
         let cdf = [0.0, 0.0, 0.995, 0.998, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
-        let plan = Plan::new(&JudgeConfig::recommended(), &history(cdf, 5.0, 10), None, None)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let les: Vec<(f64, bool)> = plan.boundaries.iter().map(|b| (b.le_s, b.promotion)).collect();
+        let plan = Plan::new(
+            &JudgeConfig::recommended(),
+            &history(cdf, 5.0, 10),
+            None,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let les: Vec<(f64, bool)> = plan
+            .boundaries
+            .iter()
+            .map(|b| (b.le_s, b.promotion))
+            .collect();
         assert_eq!(les, vec![(0.025, false), (0.05, false)]);
     }
 
@@ -423,10 +450,16 @@ mod tests {
         let config = JudgeConfig::recommended();
         let h = history(REFERENCE, 5.0, 10);
         let plan = Plan::new(&config, &h, Some(0.3), Some(0.2)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(plan.boundaries.iter().any(|b| b.le_s == 0.5 && !b.promotion));
+        assert!(plan
+            .boundaries
+            .iter()
+            .any(|b| b.le_s == 0.5 && !b.promotion));
         assert_eq!(plan.slo_edge.map(|e| plan.edges[e]), Some(0.25));
         let err = Plan::new(&config, &h, Some(30.0), None);
-        assert!(matches!(err, Err(PlanError::BeyondBuckets { .. })), "{err:?}");
+        assert!(
+            matches!(err, Err(PlanError::BeyondBuckets { .. })),
+            "{err:?}"
+        );
         let no_buckets = vec![
             HistoryInterval {
                 requests: 10.0,

@@ -81,7 +81,11 @@ fn fail_e_value_matches_the_formula() {
         0.3 * std::f64::consts::SQRT_2,
         &[(50.0, 100.0, 6.0, 4.0), (100.0, 100.0, 5.0, 2.0)],
     );
-    assert!(close(e.error.e_value, direct, 1e-9), "{} vs {direct}", e.error.e_value);
+    assert!(
+        close(e.error.e_value, direct, 1e-9),
+        "{} vs {direct}",
+        e.error.e_value
+    );
     // No slow requests: the latency tests saw nothing.
     assert_eq!(e.latency_family.e_value, 1.0);
     assert!(e.latency.iter().all(|b| b.ratio.informative_looks == 0));
@@ -128,13 +132,21 @@ fn the_slo_guard_bets_on_each_look_and_catches_a_breach() {
     let mut j = judge(config, plan(0.3));
     let mut looks = 0;
     while j.verdict() != Verdict::Fail && looks < 30 {
-        j.observe(&look(arm(2000, 60, [1000, 240, 8]), arm(2000, 60, [1000, 240, 8])));
+        j.observe(&look(
+            arm(2000, 60, [1000, 240, 8]),
+            arm(2000, 60, [1000, 240, 8]),
+        ));
         looks += 1;
     }
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Fail, "{}", a.reason);
     assert!(looks <= 8, "{looks} looks");
-    assert!(a.reason.starts_with("canary error rate 3% is above the SLO 1% (e-value"), "{}", a.reason);
+    assert!(
+        a.reason
+            .starts_with("canary error rate 3% is above the SLO 1% (e-value"),
+        "{}",
+        a.reason
+    );
     assert!(a.reason.ends_with("error-rate SLO breach"), "{}", a.reason);
 }
 
@@ -142,11 +154,19 @@ fn the_slo_guard_bets_on_each_look_and_catches_a_breach() {
 fn a_doubled_error_rate_fails_with_a_readable_reason() {
     let mut j = judge(fixed(0.1), plan(0.1));
     for _ in 0..12 {
-        j.observe(&look(arm(5000, 100, [2500, 600, 20]), arm(5000, 50, [2500, 600, 20])));
+        j.observe(&look(
+            arm(5000, 100, [2500, 600, 20]),
+            arm(5000, 50, [2500, 600, 20]),
+        ));
     }
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Fail);
-    assert!(a.reason.starts_with("canary error rate 2% vs primary 1% (ratio ≥ "), "{}", a.reason);
+    assert!(
+        a.reason
+            .starts_with("canary error rate 2% vs primary 1% (ratio ≥ "),
+        "{}",
+        a.reason
+    );
     assert!(a.reason.ends_with("): regression"), "{}", a.reason);
     assert_eq!(j.verdict(), Verdict::Fail);
 }
@@ -157,13 +177,21 @@ fn a_latency_regression_names_the_percentile_and_the_boundary() {
     // 100–250 ms bucket's lower part to its upper part.
     let mut j = judge(fixed(0.1), plan(0.1));
     for _ in 0..6 {
-        j.observe(&look(arm(4000, 0, [2400, 1000, 40]), arm(4000, 0, [2000, 480, 15])));
+        j.observe(&look(
+            arm(4000, 0, [2400, 1000, 40]),
+            arm(4000, 0, [2000, 480, 15]),
+        ));
     }
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Fail, "{}", a.reason);
     assert!(a.reason.starts_with("canary p95 "), "{}", a.reason);
     assert!(a.reason.contains(" vs primary "), "{}", a.reason);
-    assert!(a.reason.contains("25% vs 12% of requests slower than 100 ms"), "{}", a.reason);
+    assert!(
+        a.reason
+            .contains("25% vs 12% of requests slower than 100 ms"),
+        "{}",
+        a.reason
+    );
     assert!(a.reason.ends_with("): latency regression"), "{}", a.reason);
     let p = a.evidence.canary_latency.p95_s.unwrap_or(0.0);
     assert!((0.1..0.25).contains(&p), "{p}");
@@ -173,7 +201,10 @@ fn a_latency_regression_names_the_percentile_and_the_boundary() {
 fn identical_arms_with_enough_traffic_pass_and_say_why() {
     let mut j = judge(fixed(0.1), plan(0.1));
     for _ in 0..25 {
-        j.observe(&look(arm(5000, 25, [2500, 600, 20]), arm(5000, 25, [2500, 600, 20])));
+        j.observe(&look(
+            arm(5000, 25, [2500, 600, 20]),
+            arm(5000, 25, [2500, 600, 20]),
+        ));
     }
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Pass, "{}", a.reason);
@@ -182,7 +213,11 @@ fn identical_arms_with_enough_traffic_pass_and_say_why() {
         "{}",
         a.reason
     );
-    assert!(a.reason.contains("share slower than 100 ms ratio < 1.65"), "{}", a.reason);
+    assert!(
+        a.reason.contains("share slower than 100 ms ratio < 1.65"),
+        "{}",
+        a.reason
+    );
     assert!(a.evidence.promotion_ready);
     // The tail boundary is not needed for promotion.
     assert!(!a.evidence.latency[1].promotion);
@@ -191,7 +226,10 @@ fn identical_arms_with_enough_traffic_pass_and_say_why() {
 #[test]
 fn waiting_says_what_is_missing_and_roughly_how_much_more() {
     let mut j = judge(fixed(0.1), plan(0.1));
-    j.observe(&look(arm(1500, 8, [750, 180, 6]), arm(1500, 7, [750, 185, 5])));
+    j.observe(&look(
+        arm(1500, 8, [750, 180, 6]),
+        arm(1500, 7, [750, 185, 5]),
+    ));
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Wait);
     assert!(a.reason.starts_with("waiting for evidence after 1 500 canary requests: error-rate ratio not yet shown below 1.65 (could still be up to"), "{}", a.reason);
@@ -206,12 +244,20 @@ fn a_service_with_no_errors_is_promoted_through_the_negligible_rate() {
     let mut j = judge(fixed(0.1), plan(0.1));
     let mut looks = 0;
     while j.verdict() != Verdict::Pass && looks < 40 {
-        j.observe(&look(arm(2000, 0, [1000, 240, 8]), arm(2000, 0, [1000, 240, 8])));
+        j.observe(&look(
+            arm(2000, 0, [1000, 240, 8]),
+            arm(2000, 0, [1000, 240, 8]),
+        ));
         looks += 1;
     }
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Pass, "{}", a.reason);
-    assert!(a.reason.contains("error rate 0% vs 0% (below the negligible 0.05%)"), "{}", a.reason);
+    assert!(
+        a.reason
+            .contains("error rate 0% vs 0% (below the negligible 0.05%)"),
+        "{}",
+        a.reason
+    );
     // With the negligible rate off, it waits (and, at its budget, says what is missing).
     let off = JudgeConfig {
         negligible_error_rate: 0.0,
@@ -219,13 +265,19 @@ fn a_service_with_no_errors_is_promoted_through_the_negligible_rate() {
     };
     let mut j = judge(off, plan(0.1));
     for _ in 0..looks {
-        j.observe(&look(arm(2000, 0, [1000, 240, 8]), arm(2000, 0, [1000, 240, 8])));
+        j.observe(&look(
+            arm(2000, 0, [1000, 240, 8]),
+            arm(2000, 0, [1000, 240, 8]),
+        ));
     }
     assert_eq!(j.verdict(), Verdict::Wait);
     // A canary with a few errors where the primary has none is not promoted that way.
     let mut j = judge(fixed(0.1), plan(0.1));
     for _ in 0..looks {
-        j.observe(&look(arm(2000, 2, [1000, 240, 8]), arm(2000, 0, [1000, 240, 8])));
+        j.observe(&look(
+            arm(2000, 2, [1000, 240, 8]),
+            arm(2000, 0, [1000, 240, 8]),
+        ));
     }
     assert_ne!(j.verdict(), Verdict::Pass);
 }
@@ -238,7 +290,11 @@ fn a_canary_without_traffic_fails_after_its_looks() {
     j.observe(&look(nothing.clone(), primary.clone()));
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Wait);
-    assert!(a.reason.contains("1 of 3 looks without canary requests"), "{}", a.reason);
+    assert!(
+        a.reason.contains("1 of 3 looks without canary requests"),
+        "{}",
+        a.reason
+    );
     // A look where neither arm served anything changes nothing.
     j.observe(&look(nothing.clone(), nothing.clone()));
     j.observe(&look(nothing.clone(), primary.clone()));
@@ -278,7 +334,12 @@ fn the_budget_ends_an_undecided_analysis_by_its_setting() {
     j.observe(&small());
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Fail);
-    assert!(a.reason.starts_with("no decision after 4 looks: error-rate ratio not yet shown below 1.65"), "{}", a.reason);
+    assert!(
+        a.reason
+            .starts_with("no decision after 4 looks: error-rate ratio not yet shown below 1.65"),
+        "{}",
+        a.reason
+    );
     assert!(a.evidence.budget.exhausted);
     let hold = JudgeConfig {
         budget: Budget {
@@ -293,7 +354,12 @@ fn the_budget_ends_an_undecided_analysis_by_its_setting() {
     }
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Wait);
-    assert!(a.reason.starts_with("no decision after 4 looks; a release manager must decide"), "{}", a.reason);
+    assert!(
+        a.reason
+            .starts_with("no decision after 4 looks; a release manager must decide"),
+        "{}",
+        a.reason
+    );
     // The time budget counts from the analysis' opening.
     let timed = JudgeConfig {
         budget: Budget {
@@ -314,7 +380,11 @@ fn the_budget_ends_an_undecided_analysis_by_its_setting() {
     });
     let a = j.assess();
     assert_eq!(a.verdict, Verdict::Fail);
-    assert!(a.reason.starts_with("no decision after 11m (2 looks): "), "{}", a.reason);
+    assert!(
+        a.reason.starts_with("no decision after 11m (2 looks): "),
+        "{}",
+        a.reason
+    );
 }
 
 #[test]
@@ -325,8 +395,15 @@ fn zero_traffic_and_undefined_quantities_stay_valid_json() {
     let json = serde_json::to_string(&assessment).unwrap_or_default();
     // serde_json writes non-finite numbers as null, which would not read back into an f64.
     let back: Option<Assessment> = serde_json::from_str(&json).ok();
-    assert_eq!(back.as_ref().map(|b| b.verdict), Some(assessment.verdict), "{json}");
-    assert_eq!(back.and_then(|b| serde_json::to_string(&b).ok()), Some(json));
+    assert_eq!(
+        back.as_ref().map(|b| b.verdict),
+        Some(assessment.verdict),
+        "{json}"
+    );
+    assert_eq!(
+        back.and_then(|b| serde_json::to_string(&b).ok()),
+        Some(json)
+    );
 }
 
 #[test]
@@ -339,12 +416,27 @@ fn invalid_configs_name_the_field() {
     assert_eq!(bad(|c| c.alpha = 0.0), Some("alpha"));
     assert_eq!(bad(|c| c.error_margin = f64::NAN), Some("error_margin"));
     assert_eq!(bad(|c| c.promotion_margin = 25.0), Some("promotion_margin"));
-    assert_eq!(bad(|c| c.slo_error_rate = Some(1.0)), Some("slo_error_rate"));
-    assert_eq!(bad(|c| c.dispersion = Dispersion::Fixed(-0.1)), Some("dispersion"));
-    assert_eq!(bad(|c| c.negligible_error_rate = 0.7), Some("negligible_error_rate"));
+    assert_eq!(
+        bad(|c| c.slo_error_rate = Some(1.0)),
+        Some("slo_error_rate")
+    );
+    assert_eq!(
+        bad(|c| c.dispersion = Dispersion::Fixed(-0.1)),
+        Some("dispersion")
+    );
+    assert_eq!(
+        bad(|c| c.negligible_error_rate = 0.7),
+        Some("negligible_error_rate")
+    );
     assert_eq!(bad(|c| c.budget.max_looks = 0), Some("max_looks"));
-    assert_eq!(bad(|c| c.budget.max_duration_ms = Some(0)), Some("max_duration"));
-    assert_eq!(bad(|c| c.budget.no_traffic_looks = 0), Some("no_traffic_looks"));
+    assert_eq!(
+        bad(|c| c.budget.max_duration_ms = Some(0)),
+        Some("max_duration")
+    );
+    assert_eq!(
+        bad(|c| c.budget.no_traffic_looks = 0),
+        Some("no_traffic_looks")
+    );
     assert_eq!(bad(|_| ()), None);
 }
 
@@ -536,7 +628,8 @@ const SLOW: [f64; 3] = [0.5, 0.124, 0.0037];
 /// requests, each rate with independent per-interval log-normal noise of sd `sd`.
 fn draw(rng: &mut StdRng, requests: f64, error_rate: f64, slow_ratio: f64, sd: f64) -> ArmLook {
     let n = poisson(rng, requests);
-    let bin = |rng: &mut StdRng, p: f64| Binomial::new(n, p.clamp(0.0, 1.0)).map_or(0, |d| d.sample(rng));
+    let bin =
+        |rng: &mut StdRng, p: f64| Binomial::new(n, p.clamp(0.0, 1.0)).map_or(0, |d| d.sample(rng));
     let error_noise = noise(rng, sd);
     let errors = bin(rng, error_rate * error_noise);
     let factor = noise(rng, sd) * slow_ratio;
@@ -550,7 +643,13 @@ fn draw(rng: &mut StdRng, requests: f64, error_rate: f64, slow_ratio: f64, sd: f
 
 /// The reference schedule (5/10/20/30/50 % then held, 50 req/s, 60 s looks, 0.5 %
 /// errors) with the canary's error rate and slow shares multiplied.
-fn simulate(rng: &mut StdRng, looks: usize, error_ratio: f64, slow_ratio: f64, sd: f64) -> Vec<Look> {
+fn simulate(
+    rng: &mut StdRng,
+    looks: usize,
+    error_ratio: f64,
+    slow_ratio: f64,
+    sd: f64,
+) -> Vec<Look> {
     (0..looks)
         .map(|i| {
             let w = [0.05, 0.1, 0.2, 0.3, 0.5][i.min(4)];
@@ -597,11 +696,19 @@ fn mc_allowance(p: f64, runs: usize) -> f64 {
 
 /// Share of `runs` simulated analyses whose verdict was Fail / Pass at some look, with
 /// the plan (boundaries and dispersion) measured on a history of the same noise.
-fn outcomes(seed: u64, runs: usize, config: &JudgeConfig, error_ratio: f64, slow_ratio: f64, sd: f64) -> (f64, f64) {
+fn outcomes(
+    seed: u64,
+    runs: usize,
+    config: &JudgeConfig,
+    error_ratio: f64,
+    slow_ratio: f64,
+    sd: f64,
+) -> (f64, f64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut failed, mut passed) = (0, 0);
     for _ in 0..runs {
-        let p = Plan::new(config, &history(&mut rng, sd), None, None).unwrap_or_else(|e| panic!("{e}"));
+        let p =
+            Plan::new(config, &history(&mut rng, sd), None, None).unwrap_or_else(|e| panic!("{e}"));
         let mut j = judge(config.clone(), p);
         for l in simulate(&mut rng, 30, error_ratio, slow_ratio, sd) {
             j.observe(&l);
@@ -631,7 +738,10 @@ fn with_measured_dispersion_noisy_identical_arms_rarely_fail() {
         ..JudgeConfig::recommended()
     };
     let (failed, passed) = outcomes(3, runs, &config, 1.0, 1.0, 0.5);
-    assert!(failed <= 0.05 + mc_allowance(0.05, runs), "false-fail rate {failed}");
+    assert!(
+        failed <= 0.05 + mc_allowance(0.05, runs),
+        "false-fail rate {failed}"
+    );
     assert!(passed > 0.3, "promotion rate {passed}");
     // The same judge with τ fixed at 0 (no tempering) is not protected: the measured
     // dispersion is what keeps the rate down.
@@ -640,7 +750,10 @@ fn with_measured_dispersion_noisy_identical_arms_rarely_fail() {
         ..config
     };
     let (naive_failed, _) = outcomes(3, runs, &naive, 1.0, 1.0, 0.5);
-    assert!(naive_failed > 2.0 * failed.max(0.02), "untempered {naive_failed} vs {failed}");
+    assert!(
+        naive_failed > 2.0 * failed.max(0.02),
+        "untempered {naive_failed} vs {failed}"
+    );
 }
 
 #[test]
@@ -667,7 +780,8 @@ fn replaying_looks_gives_identical_assessments() {
             slo_error_rate: Some(0.02),
             ..JudgeConfig::recommended()
         };
-        let p = Plan::new(&config, &history(&mut rng, 0.3), None, None).unwrap_or_else(|e| panic!("{e}"));
+        let p = Plan::new(&config, &history(&mut rng, 0.3), None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
         let looks = simulate(&mut rng, 30, ratio, ratio, 0.3);
         let mut live = judge(config.clone(), p.clone());
         for (i, l) in looks.iter().enumerate() {

@@ -30,6 +30,12 @@ use super::{ArmCounts, ArmPair, SliError, SliSource, SliTarget};
 use crate::domain::Millis;
 use crate::judge::latency::Bucket;
 
+/// One sample of an instant query: the series' labels and its value.
+type Sample = (HashMap<String, String>, f64);
+
+/// One series of a range query: its labels and its samples as (Unix seconds, value).
+type Series = (HashMap<String, String>, Vec<(i64, f64)>);
+
 /// How to authenticate to Prometheus (or the proxy in front of it).
 #[derive(Clone)]
 pub enum PrometheusAuth {
@@ -208,8 +214,7 @@ impl PrometheusSli {
         result
     }
 
-    /// Runs one range query ending at `end` and returns its series as (labels, samples
-    /// as (Unix seconds, value)).
+    /// Runs one range query and returns its series with their samples.
     async fn range(
         &self,
         kind: &'static str,
@@ -217,7 +222,7 @@ impl PrometheusSli {
         start_s: i64,
         end_s: i64,
         step_s: f64,
-    ) -> Result<Vec<(HashMap<String, String>, Vec<(i64, f64)>)>, SliError> {
+    ) -> Result<Vec<Series>, SliError> {
         let started = Instant::now();
         let request = self
             .client
@@ -282,7 +287,7 @@ impl PrometheusSli {
             range(KINDS[2], &queries.latency_buckets),
         )?;
         let arm = Arm::Primary;
-        let single = |kind: &str, series: Vec<(HashMap<String, String>, Vec<(i64, f64)>)>| {
+        let single = |kind: &str, series: Vec<Series>| {
             match series.len() {
                 0 => Ok(HashMap::new()),
                 1 => series
@@ -297,7 +302,7 @@ impl PrometheusSli {
         };
         let requests = single("requests", requests)?;
         let errors = single("errors", errors)?;
-        let mut by_time: std::collections::BTreeMap<i64, Vec<(HashMap<String, String>, f64)>> =
+        let mut by_time: std::collections::BTreeMap<i64, Vec<Sample>> =
             std::collections::BTreeMap::new();
         for (labels, points) in buckets {
             for (t, v) in points {

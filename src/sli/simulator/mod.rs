@@ -279,17 +279,26 @@ impl CanaryEffect {
         }
         if let Some(q) = self.shift_pivot_quantile {
             if !(q > 0.5 && q < 1.0) {
-                return Err(invalid("shift pivot", format!("must be in (0.5, 1), got {q}")));
+                return Err(invalid(
+                    "shift pivot",
+                    format!("must be in (0.5, 1), got {q}"),
+                ));
             }
         }
         if let Some(b) = self.body {
-            if !(b.factor.is_finite() && b.factor >= 1.0 && b.up_to_s.is_finite() && b.up_to_s > 0.0)
+            if !(b.factor.is_finite()
+                && b.factor >= 1.0
+                && b.up_to_s.is_finite()
+                && b.up_to_s > 0.0)
             {
                 return Err(invalid("body shift", "factor ≥ 1 and a positive latency"));
             }
         }
         if let Some(w) = self.warmup {
-            if !(w.until_s.is_finite() && w.until_s >= 0.0 && w.slow_factor.is_finite() && w.slow_factor > 0.0)
+            if !(w.until_s.is_finite()
+                && w.until_s >= 0.0
+                && w.slow_factor.is_finite()
+                && w.slow_factor > 0.0)
             {
                 return Err(invalid("warmup", "a duration ≥ 0 and a factor > 0"));
             }
@@ -489,9 +498,12 @@ impl Simulator {
         // The primary's p80: latency noise and warm-up scale the share above it (20 %), so
         // a factor up to 5 keeps it a probability.
         let pivot = lat.median_s * (lat.sigma * PIVOT_Z).exp();
-        let primary = ArmModel::new(workload.base_error_rate, &workload.bucket_bounds, pivot, |b| {
-            lognormal_cdf(b, lat.median_s, lat.sigma)
-        });
+        let primary = ArmModel::new(
+            workload.base_error_rate,
+            &workload.bucket_bounds,
+            pivot,
+            |b| lognormal_cdf(b, lat.median_s, lat.sigma),
+        );
         let shifted = lat.median_s * effect.latency_shift;
         // "Median ×k, quantile q unchanged": σ' keeps the q-quantile where it was.
         let sigma = match effect.shift_pivot_quantile {
@@ -575,7 +587,13 @@ impl Simulator {
             noise,
             warm,
         );
-        let primary = draw_arm(&mut self.rng, &self.primary, total * (1.0 - weight), noise, 1.0);
+        let primary = draw_arm(
+            &mut self.rng,
+            &self.primary,
+            total * (1.0 - weight),
+            noise,
+            1.0,
+        );
         Interval { canary, primary }
     }
 }

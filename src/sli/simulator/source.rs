@@ -325,7 +325,8 @@ impl SliSource for SimulatedSli {
             .map_err(|e| SliError::Query(e.to_string()))?;
         let step_s = step.as_secs_f64() * self.config.time_scale;
         let intervals = (lookback.as_secs_f64() / step.as_secs_f64()).floor() as u64;
-        let end_s = (end.saturating_sub(self.config.origin)) as f64 / 1000.0 * self.config.time_scale;
+        let end_s =
+            (end.saturating_sub(self.config.origin)) as f64 / 1000.0 * self.config.time_scale;
         let bounds = &state.sim.workload().bucket_bounds;
         Ok((0..intervals)
             .map(|i| {
@@ -455,13 +456,23 @@ mod tests {
     async fn history_is_reproducible_and_unknown_services_have_no_data() {
         let (sli, target) = demo_source(6);
         let (minute, second) = (Duration::from_secs(60), Duration::from_secs(1));
-        let one = sli.primary_history(&target, 1_100_000, minute, second).await.ok();
-        let two = sli.primary_history(&target, 1_100_000, minute, second).await.ok();
+        let one = sli
+            .primary_history(&target, 1_100_000, minute, second)
+            .await
+            .ok();
+        let two = sli
+            .primary_history(&target, 1_100_000, minute, second)
+            .await
+            .ok();
         assert_eq!(one.as_ref().map(Vec::len), Some(60));
         assert_eq!(one, two);
-        assert!(one.iter().flatten().all(|c| c.requests > 0.0 && !c.buckets.is_empty()));
+        assert!(one
+            .iter()
+            .flatten()
+            .all(|c| c.requests > 0.0 && !c.buckets.is_empty()));
         assert!(matches!(
-            sli.primary_history(&target, 1_100_000, second, minute).await,
+            sli.primary_history(&target, 1_100_000, second, minute)
+                .await,
             Err(SliError::Query(_))
         ));
         let other = SliTarget {

@@ -411,14 +411,17 @@ impl Config {
         if self.defaults.min_look_gap > Duration::from_secs(3600) {
             return Err(invalid("defaults.min_look_gap", "must be at most 1h"));
         }
-        if self.defaults.lookback < Duration::from_secs(60) {
-            return Err(invalid("defaults.lookback", "must be at least 1m"));
-        }
         let step = self.defaults.lookback_step;
-        if step < Duration::from_secs(5) || step > self.defaults.lookback / 6 {
+        if step < Duration::from_secs(1) || step.subsec_nanos() != 0 {
             return Err(invalid(
                 "defaults.lookback_step",
-                "must be at least 5s and at most a sixth of defaults.lookback (the dispersion needs six intervals)",
+                "must be a whole number of seconds, at least 1s (Prometheus' range step)",
+            ));
+        }
+        if self.defaults.lookback < step * 6 {
+            return Err(invalid(
+                "defaults.lookback",
+                "must hold at least six defaults.lookback_step intervals (the dispersion needs six)",
             ));
         }
         self.grafana.validate()?;
@@ -562,6 +565,40 @@ mod tests {
             .expect_err("alpha")
             .to_string();
         assert!(err.contains("defaults.alpha"), "{err}");
+
+        for (toml, key) in [
+            ("dispersion = \"lots\"", "dispersion"),
+            ("dispersion = 5.0", "defaults.dispersion"),
+            ("max_looks = 0", "defaults.max_looks"),
+            ("on_inconclusive = \"shrug\"", "on_inconclusive"),
+            (
+                "negligible_error_rate = 0.9",
+                "defaults.negligible_error_rate",
+            ),
+            (
+                "lookback = \"1m\"\nlookback_step = \"20s\"",
+                "defaults.lookback",
+            ),
+            ("lookback_step = \"1500ms\"", "defaults.lookback_step"),
+        ] {
+            let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+                .merge(Toml::string(&format!("[defaults]\n{toml}")));
+            let err = Config::from_figment(figment).expect_err(toml).to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        let figment =
+            Figment::from(Serialized::defaults(DefaultsForFigment::new())).merge(Toml::string(
+                "[defaults]\ndispersion = 0.4\nmax_duration = \"2h\"\non_inconclusive = \"hold\"",
+            ));
+        let judge = Config::from_figment(figment)
+            .expect("valid")
+            .judge_defaults();
+        assert_eq!(judge.dispersion, crate::judge::Dispersion::Fixed(0.4));
+        assert_eq!(judge.budget.max_duration_ms, Some(7_200_000));
+        assert_eq!(
+            judge.budget.on_inconclusive,
+            crate::judge::OnInconclusive::Hold
+        );
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct AppOptions {
     pub jwt: Option<JwtSettings>,
     /// `defaults.min_look_gap`: calls closer together reuse the last look.
     pub min_look_gap: Duration,
+    /// `defaults.lookback` and `defaults.lookback_step`: the primary's history an
+    /// analysis' plan is made from (the configuration's defaults when `None`).
+    pub history: Option<(Duration, Duration)>,
     /// `webhook_token`.
     pub webhook_token: Option<String>,
     /// `namespace_allow`.
@@ -141,6 +144,7 @@ impl Default for AppOptions {
             // Prometheus scrapes every second; a 1 s gap keeps each look's window at least
             // one scrape wide while tests stay short.
             min_look_gap: Duration::from_secs(1),
+            history: None,
             webhook_token: None,
             namespace_allow: None,
             prometheus_timeout: Duration::from_secs(2),
@@ -270,6 +274,10 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     }
     config.prometheus.timeout = options.prometheus_timeout;
     config.defaults.min_look_gap = options.min_look_gap;
+    if let Some((lookback, step)) = options.history {
+        config.defaults.lookback = lookback;
+        config.defaults.lookback_step = step;
+    }
     if let Some(jwt) = options.jwt {
         config.jwt = jwt;
     }

@@ -5,6 +5,10 @@
 //! carry, and errors and latency classes are fixed fractions of the requests (no RNG), so a
 //! test can predict what Prometheus will see: `rps × seconds` requests, `error_rate` of them
 //! 5xx, and each latency class's share in its bucket.
+//!
+//! A profile may be [bursty](Profile::bursty): every period its error rate and the share of
+//! its slowest latency class are multiplied by fresh log-normal factors (mean 1), drawn
+//! from a seeded generator — the per-look overdispersion of real traffic, reproducibly.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,6 +37,19 @@ pub struct Profile {
     pub error_rate: f64,
     /// Latency classes: (milliseconds, share of requests). Shares sum to 1.
     pub latency_ms: Vec<(f64, f64)>,
+    /// Per-period noise on the error rate and the slowest class's share.
+    pub burst: Option<Burst>,
+}
+
+/// Per-period overdispersion of an arm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Burst {
+    /// Log-sd of the factors.
+    pub sd: f64,
+    /// How long one draw lasts.
+    pub period: Duration,
+    /// Seeds the factors (give each arm its own).
+    pub seed: u64,
 }
 
 impl Profile {
@@ -52,6 +69,42 @@ impl Profile {
             rps,
             error_rate,
             latency_ms: latency_ms.to_vec(),
+            burst: None,
+        }
+    }
+
+    /// The same profile with per-period noise of log-sd `sd` on its error rate and on its
+    /// slowest latency class's share.
+    pub fn bursty(self, sd: f64, period: Duration, seed: u64) -> Self {
+        assert!(sd >= 0.0 && sd.is_finite(), "sd must be >= 0");
+        assert!(!period.is_zero(), "period must be positive");
+        Self {
+            burst: Some(Burst { sd, period, seed }),
+            ..self
+        }
+    }
+
+    /// What the arm does during one period with noise factors `(errors, slow)`.
+    fn scaled(&self, (errors, slow): (f64, f64)) -> Self {
+        let mut latency_ms = self.latency_ms.clone();
+        if let Some(last) = latency_ms.len().checked_sub(1).filter(|&l| l > 0) {
+            let share = (latency_ms[last].1 * slow).min(1.0);
+            let rest: f64 = latency_ms[..last].iter().map(|(_, s)| s).sum();
+            let keep = if rest > 0.0 {
+                (1.0 - share) / rest
+            } else {
+                0.0
+            };
+            for class in &mut latency_ms[..last] {
+                class.1 *= keep;
+            }
+            latency_ms[last].1 = share;
+        }
+        Self {
+            rps: self.rps,
+            error_rate: (self.error_rate * errors).min(1.0),
+            latency_ms,
+            burst: None,
         }
     }
 
@@ -97,6 +150,10 @@ impl Totals {
 #[derive(Debug)]
 struct ArmState {
     profile: Profile,
+    /// What the arm does now: the profile, scaled by the current burst's factors.
+    current: Profile,
+    /// The burst's generator and when its factors are drawn next.
+    burst: Option<(Rng, Instant)>,
     /// Counts accumulated under earlier profiles.
     base: Totals,
     /// Real-valued requests under the current profile (the fractional carry).
@@ -110,15 +167,49 @@ impl ArmState {
     /// Totals now: base plus the current profile's share of its whole requests. Each
     /// quantity is a floor of a fixed fraction of the segment's requests, so it never
     /// decreases as requests grow and the classes always add up to the requests.
+    fn new(profile: Profile) -> Self {
+        let burst = profile.burst.map(|b| {
+            (
+                Rng(b.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+                Instant::now(),
+            )
+        });
+        let mut arm = Self {
+            visible: profile.rps > 0.0,
+            current: profile.clone(),
+            profile,
+            burst,
+            base: Totals::empty(),
+            segment: 0.0,
+        };
+        arm.redraw(Instant::now());
+        arm
+    }
+
+    /// At the start of a burst period: keep what was counted, draw new factors.
+    fn redraw(&mut self, now: Instant) {
+        let (Some(b), Some((rng, next))) = (self.profile.burst, self.burst.as_mut()) else {
+            return;
+        };
+        if now < *next {
+            return;
+        }
+        *next = now + b.period;
+        let factors = (rng.log_normal(b.sd), rng.log_normal(b.sd));
+        self.base = self.totals();
+        self.segment = 0.0;
+        self.current = self.profile.scaled(factors);
+    }
+
     fn totals(&self) -> Totals {
         let n = self.segment.floor() as u64;
         let mut t = self.base.clone();
         t.requests += n;
-        t.errors += (n as f64 * self.profile.error_rate + 1e-9).floor() as u64;
+        t.errors += (n as f64 * self.current.error_rate + 1e-9).floor() as u64;
         let mut cumulative_share = 0.0;
         let mut assigned = 0_u64;
-        let last = self.profile.latency_ms.len() - 1;
-        for (i, (ms, share)) in self.profile.latency_ms.iter().enumerate() {
+        let last = self.current.latency_ms.len() - 1;
+        for (i, (ms, share)) in self.current.latency_ms.iter().enumerate() {
             cumulative_share += share;
             let upto = if i == last {
                 n
@@ -135,6 +226,28 @@ impl ArmState {
             t.sum_ms += ms * count as f64;
         }
         t
+    }
+}
+
+/// A small seeded generator (SplitMix64) for burst factors: the exporter needs no more.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// A log-normal factor with mean 1 and log-sd `sd` (Box–Muller).
+    fn log_normal(&mut self, sd: f64) -> f64 {
+        let (u, v) = (self.next_unit(), self.next_unit());
+        let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+        (sd * z - sd * sd / 2.0).exp()
     }
 }
 
@@ -197,7 +310,8 @@ impl TestExporter {
                     let dt = now.duration_since(last).as_secs_f64();
                     last = now;
                     for arm in lock(&arms).values_mut() {
-                        arm.segment += arm.profile.rps * dt;
+                        arm.segment += arm.current.rps * dt;
+                        arm.redraw(now);
                     }
                 }
             }
@@ -220,24 +334,15 @@ impl TestExporter {
     pub fn set_profile(&self, namespace: &str, workload: &str, profile: Profile) {
         let mut arms = lock(&self.arms);
         let key = (namespace.to_owned(), workload.to_owned());
-        let visible_now = profile.rps > 0.0;
         match arms.get_mut(&key) {
             Some(arm) => {
-                arm.base = arm.totals();
-                arm.segment = 0.0;
-                arm.visible |= visible_now;
-                arm.profile = profile;
+                let mut next = ArmState::new(profile);
+                next.base = arm.totals();
+                next.visible |= arm.visible;
+                *arm = next;
             }
             None => {
-                arms.insert(
-                    key,
-                    ArmState {
-                        profile,
-                        base: Totals::empty(),
-                        segment: 0.0,
-                        visible: visible_now,
-                    },
-                );
+                arms.insert(key, ArmState::new(profile));
             }
         }
     }

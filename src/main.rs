@@ -29,15 +29,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => runtime()?.block_on(verdict::loadgen::cli::run(args)),
         Command::Demo(args) => runtime()?.block_on(verdict::demo::run(args)),
         Command::Serve => {
-            let config = Config::load(cli.config.as_deref())?;
-            verdict::telemetry::init(config.log_format);
+            let config = load_config(&cli)?;
             runtime()?.block_on(async move {
                 let app = verdict::startup::from_config(config).await?;
                 app.run_until(verdict::startup::shutdown_signal()).await
             })
         }
         Command::Token(args) => {
-            let config = Config::load(cli.config.as_deref())?;
+            let config = load_config(&cli)?;
             let token = verdict::auth::mint(&config.jwt, args.role, &args.sub, args.ttl)?;
             println!("{token}");
             Ok(())
@@ -45,8 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // No configuration: the client only needs --server and --token.
         Command::Client(command) => Ok(runtime()?.block_on(verdict::client::run(command))?),
         Command::Migrate => {
-            let config = Config::load(cli.config.as_deref())?;
-            verdict::telemetry::init(config.log_format);
+            let config = load_config(&cli)?;
             runtime()?.block_on(async move {
                 verdict::startup::connect_store(&config).await?;
                 println!("migrations applied");
@@ -54,6 +52,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// Loads the configuration, starts logging, and says once which `VERDICT_*` variables were
+/// left out because they name no configuration key.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let (config, ignored) = Config::load_reporting(cli.config.as_deref())?;
+    verdict::telemetry::init(config.log_format);
+    if !ignored.is_empty() {
+        tracing::warn!(
+            variables = %ignored.join(", "),
+            "ignoring environment variables that are no verdict configuration key (Kubernetes sets VERDICT_PORT, VERDICT_SERVICE_HOST, … for a Service named verdict)"
+        );
+    }
+    Ok(config)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -882,3 +882,24 @@ fn rust_version_is_the_highest_a_locked_package_needs() {
         shown(&needed)
     );
 }
+
+#[test]
+fn every_documented_variable_is_a_configuration_key() {
+    // verdict leaves out `VERDICT_*` variables that name no configuration key (Kubernetes
+    // injects some); the documented ones must never be among them.
+    let names = readme_env_names();
+    assert!(names.len() > 20, "{names:?}");
+    let keys = names.iter().map(|n| {
+        let key = n
+            .strip_prefix("VERDICT_")
+            .unwrap_or(n)
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        (key, "x".to_owned())
+    });
+    let unknown = verdict::config::unknown_keys(keys);
+    assert!(
+        unknown.is_empty(),
+        "README documents variables the configuration does not have: {unknown:?}"
+    );
+}

@@ -62,6 +62,7 @@ pub struct Metrics {
     store_errors: Family<OpLabels, Counter>,
     outbox_backlog: Gauge,
     annotation_deliveries: Family<OutcomeLabels, Counter>,
+    sli_up: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,6 +111,12 @@ impl Metrics {
             "Grafana annotation delivery attempts by outcome (delivered, failed)",
             annotation_deliveries.clone(),
         );
+        let sli_up = Gauge::default();
+        registry.register(
+            "prometheus_up",
+            "1 when Prometheus answered the last check (made at each scrape of /metrics), 0 otherwise; hooks that need SLIs answer 424 while it is 0",
+            sli_up.clone(),
+        );
         Arc::new(Self {
             registry,
             hook_calls,
@@ -118,6 +125,7 @@ impl Metrics {
             store_errors,
             outbox_backlog,
             annotation_deliveries,
+            sli_up,
         })
     }
 
@@ -162,6 +170,11 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Records whether the SLI source (Prometheus) answered its last check.
+    pub fn set_sli_up(&self, up: bool) {
+        self.sli_up.set(i64::from(up));
     }
 
     /// The registry in Prometheus' text exposition format.

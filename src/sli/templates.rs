@@ -43,7 +43,7 @@ use crate::domain::{CanaryName, Namespace};
 
 mod promql;
 
-pub use promql::{escape_regex, escape_string, is_variable_key};
+pub use promql::{escape_string, is_variable_key};
 use promql::{render_pieces, scan, validate_query, Values};
 
 /// Which side of the comparison a query is for.

@@ -495,9 +495,9 @@ impl Config {
         if self.load.max_duration.is_zero() {
             return Err(invalid("load.max_duration", "must be above 0"));
         }
-        if self.load.allow_hosts.iter().any(|h| h.trim().is_empty()) {
-            return Err(invalid("load.allow_hosts", "patterns must not be empty"));
-        }
+        self.load
+            .validate_patterns()
+            .map_err(|why| invalid("load.allow_hosts", why))?;
         if let Some(dir) = &self.template_dir {
             if !dir.is_dir() {
                 return Err(invalid(
@@ -845,6 +845,31 @@ mod tests {
             ])),
             ["prometheus.urll"]
         );
+    }
+
+    #[test]
+    fn the_documented_allow_list_variable_parses_as_a_list() {
+        // The value docs and webhooks/README.md show for VERDICT_LOAD__ALLOW_HOSTS, read the
+        // way the environment provider reads it.
+        let value: figment::value::Value =
+            r#"["*.{namespace}.svc", "*.{namespace}.svc.cluster.local", "gateway-proxy.gloo-system"]"#
+                .parse()
+                .unwrap_or_else(|never| match never {});
+        let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(("load.allow_hosts", value));
+        let config = Config::from_figment(figment).expect("valid");
+        assert_eq!(
+            config.load.allow_hosts,
+            [
+                "*.{namespace}.svc",
+                "*.{namespace}.svc.cluster.local",
+                "gateway-proxy.gloo-system"
+            ]
+        );
+        let bad = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(("load.allow_hosts", vec!["*"]));
+        let err = Config::from_figment(bad).expect_err("bare *").to_string();
+        assert!(err.contains("load.allow_hosts"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,48 @@
 //! A Flagger user's first day, as README.md and docs/deployment.md describe it: the
-//! binary starts in a pod whose namespace has a Service named `verdict`.
+//! binary starts in a pod whose namespace has a Service named `verdict`; Canaries moved
+//! over from flagger-loadtester keep their load-test commands.
+
+mod support;
 
 use std::process::Output;
+
+use support::app::{payload, spawn_app, AppOptions};
+use verdict::domain::Namespace;
+use verdict::loadgen::{parse_hey_cmd, LoadPolicy};
+
+/// The `hey` commands of Flagger's tutorials (fluxcd/flagger docs/gitbook/tutorials/*.md)
+/// whose target is a Service of the canary's namespace, `test` there.
+const FLAGGER_OWN_NAMESPACE: &[&str] = &[
+    // istio-progressive-delivery.md, kubernetes-blue-green.md
+    "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/",
+    // kuma-progressive-delivery.md, linkerd-progressive-delivery.md
+    "hey -z 2m -q 10 -c 2 http://podinfo-canary.test:9898/",
+    // istio-progressive-delivery.md (A/B section)
+    "hey -z 1m -q 10 -c 2 http://podinfo.test:9898/",
+    // istio-ab-testing.md
+    "hey -z 1m -q 10 -c 2 -H 'Cookie: type=insider' http://podinfo.test:9898/",
+    // prometheus-operator.md
+    "hey -z 1m -q 10 -c 2 http://podinfo-canary.test/",
+    // keda-scaledobject.md
+    "hey -z 2m -q 20 -c 2 http://podinfo-svc-canary.test/",
+    // knative-progressive-delivery.md
+    "hey -z 1m -q 5 -c 2 http://podinfo.test",
+];
+
+/// Flagger's tutorial commands that aim at a gateway in another namespace or outside the
+/// cluster: the default allow-list refuses them (load.allow_hosts names them).
+const FLAGGER_ELSEWHERE: &[&str] = &[
+    // contour-progressive-delivery.md
+    "hey -z 1m -q 10 -c 2 -host app.example.com http://envoy.projectcontour",
+    // gloo-progressive-delivery.md
+    "hey -z 2m -q 5 -c 2 -host app.example.com http://gateway-proxy.gloo-system",
+    // traefik-progressive-delivery.md
+    "hey -z 10m -q 10 -c 2 -host app.example.com http://traefik.traefik",
+    // gatewayapi-progressive-delivery.md
+    "hey -z 2m -q 10 -c 2 -host www.example.com http://gateway-istio.istio-ingress/",
+    // nginx-progressive-delivery.md
+    "hey -z 1m -q 10 -c 2 http://app.example.com/",
+];
 
 /// Runs the `verdict` binary with exactly these environment variables.
 fn verdict(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -87,4 +128,83 @@ fn variables_kubernetes_injects_do_not_stop_start_up() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn flaggers_own_load_test_commands_pass_the_default_allow_list() {
+    let policy = LoadPolicy::default();
+    let test = Namespace::parse("test").expect("namespace");
+    for cmd in FLAGGER_OWN_NAMESPACE {
+        let spec = parse_hey_cmd(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let checked = policy
+            .check(&test, spec)
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        // Sent inside the canary's namespace whatever namespace verdict runs in.
+        assert!(
+            checked.url.contains(".test.svc"),
+            "{cmd}: sent to {}",
+            checked.url
+        );
+    }
+    for cmd in FLAGGER_ELSEWHERE {
+        let spec = parse_hey_cmd(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let err = policy.check(&test, spec).expect_err(cmd).to_string();
+        assert!(
+            err.contains("not in the load-test allow-list"),
+            "{cmd}: {err}"
+        );
+    }
+    // The same commands from a Canary in another namespace aim at someone else's Service.
+    let prod = Namespace::parse("prod").expect("namespace");
+    for cmd in FLAGGER_OWN_NAMESPACE {
+        let spec = parse_hey_cmd(cmd).expect("parses");
+        let err = policy.check(&prod, spec).expect_err(cmd).to_string();
+        assert!(
+            err.contains("not in the load-test allow-list"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_load_test_hook_takes_flaggers_commands_and_refuses_other_namespaces() {
+    // A rate cap below every command's rate: the hook answers 409 for a command that
+    // passed the allow-list, so no load is ever sent (the names do not resolve here).
+    let load = LoadPolicy {
+        max_total_rps: 1.0,
+        ..LoadPolicy::default()
+    };
+    let app = spawn_app(AppOptions {
+        load: Some(load),
+        ..AppOptions::default()
+    })
+    .await;
+    for cmd in FLAGGER_OWN_NAMESPACE {
+        let r = app
+            .call(
+                "load-test",
+                &payload("podinfo", "85d557f47b", &[("cmd", cmd)]),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{cmd}: «{}»", r.body);
+        assert!(r.body.contains("would exceed"), "{cmd}: «{}»", r.body);
+    }
+    for cmd in FLAGGER_ELSEWHERE.iter().chain(&[
+        "hey -z 1m -q 10 -c 2 http://podinfo-canary.prod:9898/",
+        "hey -z 1m -q 10 -c 2 http://verdict.verdict-system/",
+    ]) {
+        let r = app
+            .call(
+                "load-test",
+                &payload("podinfo", "85d557f47b", &[("cmd", cmd)]),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{cmd}: «{}»", r.body);
+        assert!(
+            r.body.contains("not in the load-test allow-list") && r.body.contains("*.test.svc"),
+            "{cmd}: «{}»",
+            r.body
+        );
+    }
+    app.shutdown().await;
 }

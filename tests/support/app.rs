@@ -46,6 +46,8 @@ pub struct AppOptions {
     pub prometheus_timeout: Duration,
     /// `jwt.*`: the release-manager API (off when `None`).
     pub jwt: Option<JwtSettings>,
+    /// `load.*`: the load-test hook's allow-list and caps (the defaults when `None`).
+    pub load: Option<verdict::loadgen::LoadPolicy>,
 }
 
 impl AppOptions {
@@ -93,6 +95,7 @@ impl Default for AppOptions {
             namespace_allow: None,
             prometheus_timeout: Duration::from_secs(2),
             jwt: None,
+            load: None,
         }
     }
 }
@@ -175,6 +178,9 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     config.defaults.min_look_gap = options.min_look_gap;
     if let Some(jwt) = options.jwt {
         config.jwt = jwt;
+    }
+    if let Some(load) = options.load {
+        config.load = load;
     }
     config.validate().expect("the test configuration is valid");
 

@@ -23,7 +23,7 @@ use support::prometheus::TestPrometheus;
 use support::static_exporter::StaticExporter;
 use verdict::domain::{now_millis, CanaryName, Namespace};
 use verdict::sli::prometheus::{PrometheusConfig, PrometheusSli};
-use verdict::sli::templates::{LatencyUnit, TemplateSet};
+use verdict::sli::templates::{LatencyUnit, TemplateSet, TemplateVariables};
 use verdict::sli::{ArmCounts, SliSource, SliTarget};
 
 const TARGET: &str = "podinfo";
@@ -142,6 +142,8 @@ fn expected(parts: &[Part]) -> Expected {
 struct ArmId {
     namespace: String,
     target: String,
+    /// Flagger's apex service (`spec.service.name`, by default the target's name).
+    apex: String,
     primary: bool,
 }
 
@@ -155,12 +157,12 @@ impl ArmId {
         }
     }
 
-    /// Flagger's service for the arm: `<target>-canary` or `<target>-primary`.
+    /// Flagger's service for the arm: `<apex>-canary` or `<apex>-primary`.
     fn service(&self) -> String {
         if self.primary {
-            format!("{}-primary", self.target)
+            format!("{}-primary", self.apex)
         } else {
-            format!("{}-canary", self.target)
+            format!("{}-canary", self.apex)
         }
     }
 
@@ -326,10 +328,10 @@ fn linkerd(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
 }
 
 fn nginx(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
-    // The canary ingress sends to <target>-canary and names its upstream in `canary`;
-    // the main ingress sends to the apex service <target> with `canary` empty.
+    // The canary ingress sends to <apex>-canary and names its upstream in `canary`;
+    // the main ingress sends to the apex service with `canary` empty.
     let (service, canary) = if a.primary {
-        (a.target.clone(), String::new())
+        (a.apex.clone(), String::new())
     } else {
         (a.service(), format!("{}-{}-9898", a.namespace, a.service()))
     };
@@ -522,6 +524,15 @@ fn namespace_of(provider: &str) -> String {
     format!("t-{provider}")
 }
 
+/// Where the same provider's canary has a Service named apart from its target
+/// (`spec.service.name: frontend`, the `service` metadata key).
+fn renamed_namespace_of(provider: &str) -> String {
+    format!("r-{provider}")
+}
+
+/// The apex service of the renamed canaries.
+const APEX: &str = "frontend";
+
 /// All providers' series at `phase` (0 or 1): real arms hold `(phase + 1) × delta`, so
 /// every counter starts well above zero and Prometheus' zero-point clamp never applies.
 fn exposition(phase: u64) -> String {
@@ -529,17 +540,54 @@ fn exposition(phase: u64) -> String {
     let k = phase + 1;
     for (provider, emit, _) in PROVIDERS {
         let ns = namespace_of(provider);
-        // (namespace, target, multiplier): the real canary, then decoys with other counts.
+        let renamed = renamed_namespace_of(provider);
+        // (namespace, target, apex service, multiplier, arms swapped): the real canary, then
+        // decoys with other counts; then a canary whose Service is named apart from its
+        // Deployment, beside a decoy whose Services are named after the target (what
+        // `{{ target }}-canary` would find), with the arms' error rates swapped so that
+        // even a ratio read from it is wrong.
         let arms = [
-            (ns.clone(), TARGET.to_string(), 1),
-            (ns.clone(), format!("{TARGET}-extra"), 5),
-            (format!("{ns}-other"), TARGET.to_string(), 7),
+            (ns.clone(), TARGET.to_string(), TARGET.to_string(), 1, false),
+            (
+                ns.clone(),
+                format!("{TARGET}-extra"),
+                format!("{TARGET}-extra"),
+                5,
+                false,
+            ),
+            (
+                format!("{ns}-other"),
+                TARGET.to_string(),
+                TARGET.to_string(),
+                7,
+                false,
+            ),
+            (
+                renamed.clone(),
+                TARGET.to_string(),
+                APEX.to_string(),
+                1,
+                false,
+            ),
+            (
+                renamed.clone(),
+                format!("{TARGET}-x"),
+                TARGET.to_string(),
+                3,
+                true,
+            ),
         ];
-        for (namespace, target, m) in arms {
-            for (primary, delta) in [(false, canary_delta()), (true, primary_delta())] {
+        for (namespace, target, apex, m, swapped) in arms {
+            let deltas = if swapped {
+                [(false, primary_delta()), (true, canary_delta())]
+            } else {
+                [(false, canary_delta()), (true, primary_delta())]
+            };
+            for (primary, delta) in deltas {
                 let id = ArmId {
                     namespace: namespace.clone(),
                     target: target.clone(),
+                    apex: apex.clone(),
                     primary,
                 };
                 let cumulative: Vec<Part> = delta.iter().map(|p| p.scaled(k * m)).collect();
@@ -625,8 +673,14 @@ fn check_arm(what: &str, got: &ArmCounts, want: &Expected) -> Result<f64, String
     Ok(factor)
 }
 
-/// Replaces Flagger's `{{ namespace }}`, `{{ target }}`, `{{ interval }}` (any spacing).
-fn render_flagger(query: &str, namespace: &str, interval: &str) -> Result<String, String> {
+/// Replaces Flagger's `{{ namespace }}`, `{{ target }}`, `{{ service }}` (the apex
+/// service, `spec.service.name` or the target's name) and `{{ interval }}` (any spacing).
+fn render_flagger(
+    query: &str,
+    namespace: &str,
+    service: &str,
+    interval: &str,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = query;
     while let Some(open) = rest.find("{{") {
@@ -638,6 +692,7 @@ fn render_flagger(query: &str, namespace: &str, interval: &str) -> Result<String
         out.push_str(match name {
             "namespace" => namespace,
             "target" => TARGET,
+            "service" => service,
             "interval" => interval,
             other => return Err(format!("unexpected Flagger variable {other:?} in {query}")),
         });
@@ -792,24 +847,38 @@ async fn every_template_counts_its_providers_series_exactly() {
             ));
             continue;
         }
-        let target = SliTarget {
-            namespace: Namespace::parse(&namespace_of(provider)).unwrap(),
-            target: CanaryName::parse(TARGET).unwrap(),
-            template: provider.to_owned(),
-            variables: BTreeMap::new(),
-        };
-        match source.window(&target, start, end).await {
-            Err(e) => failures.push(format!("{provider}: {e}")),
-            Ok(pair) => {
-                let canary = check_arm(&format!("{provider} canary"), &pair.canary, &want_canary);
-                let primary =
-                    check_arm(&format!("{provider} primary"), &pair.primary, &want_primary);
-                match (canary, primary) {
-                    (Ok(c), Ok(p)) if (c - p).abs() > 1e-6 => failures.push(format!(
-                        "{provider}: the arms extrapolated differently ({c} vs {p}): a selector matched series of another scrape"
-                    )),
-                    (Ok(_), Ok(_)) => {}
-                    (c, p) => failures.extend(c.err().into_iter().chain(p.err())),
+        // Each provider twice: the Service named after the target, and named apart from
+        // it with the `service` metadata key.
+        for (namespace, service) in [
+            (namespace_of(provider), None),
+            (
+                renamed_namespace_of(provider),
+                Some(CanaryName::parse(APEX).unwrap()),
+            ),
+        ] {
+            let what = format!("{provider} in {namespace}");
+            let target = SliTarget {
+                namespace: Namespace::parse(&namespace).unwrap(),
+                target: CanaryName::parse(TARGET).unwrap(),
+                template: provider.to_owned(),
+                variables: TemplateVariables {
+                    service,
+                    ..TemplateVariables::default()
+                },
+            };
+            match source.window(&target, start, end).await {
+                Err(e) => failures.push(format!("{what}: {e}")),
+                Ok(pair) => {
+                    let canary = check_arm(&format!("{what}: canary"), &pair.canary, &want_canary);
+                    let primary =
+                        check_arm(&format!("{what}: primary"), &pair.primary, &want_primary);
+                    match (canary, primary) {
+                        (Ok(c), Ok(p)) if (c - p).abs() > 1e-6 => failures.push(format!(
+                            "{what}: the arms extrapolated differently ({c} vs {p}): a selector matched series of another scrape"
+                        )),
+                        (Ok(_), Ok(_)) => {}
+                        (c, p) => failures.extend(c.err().into_iter().chain(p.err())),
+                    }
                 }
             }
         }
@@ -833,14 +902,19 @@ async fn every_template_counts_its_providers_series_exactly() {
             "{}",
             path.display()
         );
-        for (name, kind, query) in docs {
+        for ((name, kind, query), (namespace, service)) in docs.iter().flat_map(|d| {
+            [
+                (d, (namespace_of(provider), TARGET)),
+                (d, (renamed_namespace_of(provider), APEX)),
+            ]
+        }) {
             assert_eq!(kind, "prometheus", "{name}");
-            let rendered = render_flagger(&query, &namespace_of(provider), "9s").unwrap();
+            let rendered = render_flagger(query, &namespace, service, "9s").unwrap();
             queried += 1;
             let value = match instant(&prometheus.url(), &rendered, end).await {
                 Ok(Some(v)) => v,
                 other => {
-                    failures.push(format!("{name}: {other:?} for {rendered}"));
+                    failures.push(format!("{name} in {namespace}: {other:?} for {rendered}"));
                     continue;
                 }
             };
@@ -854,11 +928,11 @@ async fn every_template_counts_its_providers_series_exactly() {
                 (100.0 + 400.0 * share, 1e-6)
             };
             if (value - want).abs() > tolerance * want {
-                failures.push(format!("{name}: {value}, expected {want}"));
+                failures.push(format!("{name} in {namespace}: {value}, expected {want}"));
             }
         }
     }
-    assert_eq!(queried, 2 * PROVIDERS.len());
+    assert_eq!(queried, 4 * PROVIDERS.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -892,7 +966,7 @@ async fn a_template_that_leaks_into_decoys_is_caught() {
         namespace: Namespace::parse(&namespace_of("istio")).unwrap(),
         target: CanaryName::parse(TARGET).unwrap(),
         template: "istio".into(),
-        variables: BTreeMap::new(),
+        variables: TemplateVariables::default(),
     };
     let pair = source.window(&target, end - 5_000, end).await.unwrap();
     let err = check_arm(

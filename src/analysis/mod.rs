@@ -313,7 +313,16 @@ impl Analyst {
             target: crate::domain::CanaryName::parse(&stored.canary.target)
                 .map_err(|e| Refusal::bad_request(e.to_string()))?,
             template: stored.canary.template.clone(),
-            variables: stored.canary.variables.clone(),
+            variables: crate::sli::templates::TemplateVariables {
+                service: stored
+                    .canary
+                    .service
+                    .as_deref()
+                    .map(crate::domain::CanaryName::parse)
+                    .transpose()
+                    .map_err(|e| Refusal::bad_request(e.to_string()))?,
+                custom: stored.canary.variables.clone(),
+            },
         })
     }
 

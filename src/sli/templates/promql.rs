@@ -32,6 +32,7 @@ pub(super) enum Var {
     Target,
     Workload,
     Service,
+    Arm,
     Interval,
     Variable(String),
 }
@@ -55,6 +56,7 @@ pub(super) struct Values<'a> {
     pub(super) target: &'a str,
     pub(super) workload: &'a str,
     pub(super) service: &'a str,
+    pub(super) arm: &'a str,
     pub(super) interval: String,
     /// `None` while validating: any `variables.x` renders as a sample.
     pub(super) variables: Option<&'a BTreeMap<String, String>>,
@@ -65,7 +67,8 @@ pub(super) fn sample_values() -> Values<'static> {
         namespace: "sample-ns",
         target: "sample",
         workload: "sample-primary",
-        service: "sample-primary",
+        service: "sample",
+        arm: "primary",
         interval: "60000ms".into(),
         variables: None,
     }
@@ -182,12 +185,13 @@ fn parse_var(inner: &str) -> Result<Var, String> {
         "target" => Var::Target,
         "workload" => Var::Workload,
         "service" => Var::Service,
+        "arm" => Var::Arm,
         "interval" => Var::Interval,
         other => match other.strip_prefix("variables.") {
             Some(key) if is_variable_key(key) => Var::Variable(key.to_owned()),
             _ => {
                 return Err(format!(
-                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, interval, variables.<key>"
+                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, arm, interval, variables.<key>"
                 ))
             }
         },
@@ -215,6 +219,7 @@ pub(super) fn render_pieces(pieces: &[Piece], values: &Values<'_>) -> Result<Str
                     Var::Target => values.target,
                     Var::Workload => values.workload,
                     Var::Service => values.service,
+                    Var::Arm => values.arm,
                     Var::Interval => &values.interval,
                     Var::Variable(key) => match values.variables {
                         None => "sample",

@@ -388,14 +388,40 @@ fn contour(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
 }
 
 fn gloo(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
-    let cluster = format!("{}-{}-9898_gloo-system", a.namespace, a.service());
+    // Flagger ≥ 1.9 creates its own Upstreams in the canary's namespace (pkg/router/gloo.go);
+    // with Gloo's discovery on, the discovered Upstream of the same Service exists too (a
+    // decoy: Flagger's route table does not send to it), here with other traffic and no
+    // errors, so that even a ratio read from it is wrong.
+    let arm = if a.primary { "primary" } else { "canary" };
     envoy_cluster(
         e,
         vec![
-            ("envoy_cluster_name", cluster),
+            (
+                "envoy_cluster_name",
+                format!(
+                    "{}-{}-{arm}upstream-9898_{}",
+                    a.namespace, a.apex, a.namespace
+                ),
+            ),
             ("pod", format!("gateway-proxy-{r}")),
         ],
         parts,
+    );
+    let discovered: Vec<Part> = parts
+        .iter()
+        .filter(|p| !p.is_error())
+        .map(|p| p.scaled(3))
+        .collect();
+    envoy_cluster(
+        e,
+        vec![
+            (
+                "envoy_cluster_name",
+                format!("{}-{}-9898_gloo-system", a.namespace, a.service()),
+            ),
+            ("pod", format!("gateway-proxy-{r}")),
+        ],
+        &discovered,
     );
 }
 

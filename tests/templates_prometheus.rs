@@ -496,7 +496,7 @@ fn traefik(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
     }
 }
 
-fn gateway_api(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+fn opentelemetry(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
     for p in parts {
         let labels: Labels = vec![
             ("k8s_namespace_name", a.namespace.clone()),
@@ -515,25 +515,57 @@ fn gateway_api(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
     }
 }
 
-fn app_metrics(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
-    let pod = vec![("namespace", a.namespace.clone()), ("pod", a.pod(r))];
+/// The application's own latency histogram with a status label, as podinfo exports it and
+/// Flagger's HTTP observer reads it, scraped with the given namespace and pod labels.
+fn app_histogram(
+    e: &mut Exposition,
+    a: &ArmId,
+    r: usize,
+    parts: &[Part],
+    (namespace_label, pod_label): (&'static str, &'static str),
+) {
     for p in parts {
-        let mut labels = pod.clone();
-        labels.push(("status", p.code.to_string()));
-        e.counter("http_requests_total", &labels, p.requests);
+        let labels: Labels = vec![
+            (namespace_label, a.namespace.clone()),
+            (pod_label, a.pod(r)),
+            ("method", "GET".into()),
+            ("path", "root".into()),
+            ("status", p.code.to_string()),
+        ];
+        e.histogram(
+            "http_request_duration_seconds",
+            &labels,
+            Unit::S,
+            p.requests,
+            p.fast,
+        );
     }
-    let (requests, fast) = total(parts);
-    e.histogram(
-        "http_request_duration_seconds",
-        &pod,
-        Unit::S,
-        requests,
-        fast,
+}
+
+/// Flagger's bundled Prometheus (charts/flagger templates/prometheus.yaml, job
+/// kubernetes-pods) relabels the namespace and pod to these.
+fn app_metrics(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    app_histogram(
+        e,
+        a,
+        r,
+        parts,
+        ("kubernetes_namespace", "kubernetes_pod_name"),
     );
 }
 
+/// Flagger maps provider gatewayapi to the same HTTP observer as kubernetes.
+fn gateway_api(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    app_metrics(e, a, r, parts);
+}
+
+/// The Prometheus Operator's PodMonitor / ServiceMonitor target labels.
+fn app_metrics_operator(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    app_histogram(e, a, r, parts, ("namespace", "pod"));
+}
+
 /// Every provider the tests know: template name, series shape, unit of its histogram.
-const PROVIDERS: [(&str, Emit, Unit); 10] = [
+const PROVIDERS: [(&str, Emit, Unit); 12] = [
     ("istio", istio, Unit::Ms),
     ("linkerd", linkerd, Unit::Ms),
     ("nginx", nginx, Unit::S),
@@ -544,6 +576,8 @@ const PROVIDERS: [(&str, Emit, Unit); 10] = [
     ("traefik", traefik, Unit::S),
     ("gateway-api", gateway_api, Unit::S),
     ("app-metrics", app_metrics, Unit::S),
+    ("app-metrics-operator", app_metrics_operator, Unit::S),
+    ("opentelemetry", opentelemetry, Unit::S),
 ];
 
 fn namespace_of(provider: &str) -> String {

@@ -438,6 +438,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "gateway-api",
         include_str!("../../metric-templates/gateway-api.yaml"),
     ),
+    (
+        "app-metrics-operator",
+        include_str!("../../metric-templates/app-metrics-operator.yaml"),
+    ),
+    (
+        "opentelemetry",
+        include_str!("../../metric-templates/opentelemetry.yaml"),
+    ),
 ];
 
 /// All templates known to the service, by name.
@@ -576,6 +584,7 @@ mod tests {
             all,
             [
                 "app-metrics",
+                "app-metrics-operator",
                 "appmesh",
                 "contour",
                 "gateway-api",
@@ -584,6 +593,7 @@ mod tests {
                 "kuma",
                 "linkerd",
                 "nginx",
+                "opentelemetry",
                 "traefik"
             ],
             "shipped templates"

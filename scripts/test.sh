@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs verdict's whole test suite on a fresh machine: installs and starts what the
-# tests need (Prometheus from Debian, PostgreSQL, an OpenAPI validator from PyPI), then
-# runs cargo's tests.
+# tests need (Prometheus, PostgreSQL and envsubst from Debian, an OpenAPI validator from
+# PyPI), then runs cargo's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+# tests/first_day.rs runs README's `envsubst … < webhooks/canary.yaml` line.
+command -v envsubst >/dev/null 2>&1 || missing+=(gettext-base)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq

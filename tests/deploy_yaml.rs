@@ -37,7 +37,11 @@ const LOAD_TEST_KEYS: &[&str] = &[
     "timeout",
     "type",
     "logCmdOutput",
+    "token",
 ];
+/// What the examples hold where the chart's webhook token goes; `envsubst` fills it in
+/// (README, "Deploying with Helm").
+const TOKEN_PLACEHOLDER: &str = "${VERDICT_WEBHOOK_TOKEN}";
 const LOAD_TEST_PATH: &str = "load-test";
 
 fn path(rel: &str) -> PathBuf {
@@ -599,6 +603,13 @@ fn check_canary(file: &Path, canary: &Value) -> CanaryHooks {
             "{shown}: {hook_name} type vs path {path}"
         );
         let metadata = string_map(at(hook, &["metadata"]), &shown);
+        // The README's Helm install sets a webhook token, and then verdict refuses every
+        // call without it: each hook carries it, whatever its type.
+        assert!(
+            metadata.get("token").map(String::as_str) == Some(TOKEN_PLACEHOLDER)
+                || url.contains(&format!("{TOKEN_PLACEHOLDER}@")),
+            "{shown}: {hook_name} carries no webhook token (metadata token: \"{TOKEN_PLACEHOLDER}\")"
+        );
         if path == LOAD_TEST_PATH {
             hooks.load_tests.push(metadata);
         } else if path != "event" {
@@ -709,12 +720,39 @@ fn canary_examples_wire_verdicts_hooks() {
 }
 
 #[test]
+fn the_readme_install_sets_the_token_the_examples_carry() {
+    // The chart requires no token by default; the documented install sets one from the
+    // same variable the examples' placeholder names, and fills the placeholder in.
+    let readme = read(&path("README.md"));
+    let section = readme
+        .split("## Deploying with Helm")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Deploying with Helm section");
+    assert!(
+        section.contains("--set secrets.webhookToken=\"$VERDICT_WEBHOOK_TOKEN\""),
+        "{section}"
+    );
+    assert!(
+        section.contains("envsubst '$VERDICT_WEBHOOK_TOKEN' < webhooks/canary.yaml"),
+        "{section}"
+    );
+    let values = documents(
+        &read(&path("deploy/helm/verdict/values.yaml")),
+        "values.yaml",
+    )
+    .unwrap();
+    assert_eq!(str_at(&values[0], &["secrets", "webhookToken"]), Some(""));
+}
+
+#[test]
 fn webhooks_readme_explains_every_metadata_key() {
     let readme = read(&path("webhooks/README.md"));
     let documented = |key: &str| readme.contains(&format!("| `{key}` |"));
     for key in ANALYSIS_KEYS.iter().chain(LOAD_TEST_KEYS.iter()) {
-        // type and logCmdOutput are mentioned in prose, as compatibility keys.
-        if matches!(*key, "type" | "logCmdOutput") {
+        // type and logCmdOutput are mentioned in prose, as compatibility keys; token is
+        // the analysis hooks' key, explained there.
+        if matches!(*key, "type" | "logCmdOutput" | "token") {
             assert!(readme.contains(&format!("`{key}`")), "{key}");
             continue;
         }

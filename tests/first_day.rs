@@ -6,9 +6,15 @@ mod support;
 
 use std::process::Output;
 
-use support::app::{payload, spawn_app, AppOptions};
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use support::app::{payload, spawn_app, AppOptions, TestApp};
+use verdict::demo::client::Payload;
 use verdict::domain::Namespace;
 use verdict::loadgen::{parse_hey_cmd, LoadPolicy};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The `hey` commands of Flagger's tutorials (fluxcd/flagger docs/gitbook/tutorials/*.md)
 /// whose target is a Service of the canary's namespace, `test` there.
@@ -206,5 +212,132 @@ async fn the_load_test_hook_takes_flaggers_commands_and_refuses_other_namespaces
             r.body
         );
     }
+    app.shutdown().await;
+}
+
+/// The `envsubst … | kubectl apply -f -` line of README's "Deploying with Helm", for
+/// `example` and without kubectl: what the user pipes into kubectl.
+fn readme_apply_command(example: &str) -> String {
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).expect("README");
+    let section = readme
+        .split("## Deploying with Helm")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Deploying with Helm section");
+    let line = section
+        .lines()
+        .find(|l| l.starts_with("envsubst ") && l.contains("webhooks/canary.yaml"))
+        .expect("README applies webhooks/canary.yaml with envsubst");
+    line.replace("webhooks/canary.yaml", &format!("webhooks/{example}.yaml"))
+        .replace("| kubectl apply -f -", "")
+}
+
+/// Every webhook of a Canary as Flagger would call it: (path under /flagger/, payload).
+fn flagger_calls(canary: &serde_yaml_ng::Value) -> Vec<(String, Payload)> {
+    let name = canary["metadata"]["name"].as_str().expect("name");
+    let namespace = canary["metadata"]["namespace"].as_str().expect("namespace");
+    let hooks = canary["spec"]["analysis"]["webhooks"]
+        .as_sequence()
+        .expect("webhooks");
+    hooks
+        .iter()
+        .map(|hook| {
+            let url = hook["url"].as_str().expect("url");
+            let path = url.split_once("/flagger/").expect("a verdict hook").1;
+            let mut metadata: BTreeMap<String, String> = hook["metadata"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().expect("key").to_owned(),
+                        v.as_str().expect("string value").to_owned(),
+                    )
+                })
+                .collect();
+            if hook["type"] == "event" {
+                // Flagger's event payload: its own keys, then the hook's metadata.
+                for (k, v) in [
+                    ("eventMessage", "New revision detected"),
+                    ("eventType", "Normal"),
+                    ("timestamp", "1700000000000"),
+                ] {
+                    metadata.insert(k.into(), v.into());
+                }
+            }
+            let payload = Payload {
+                name: name.into(),
+                namespace: namespace.into(),
+                phase: "Progressing".into(),
+                checksum: "85d557f47b".into(),
+                metadata,
+            };
+            (path.to_owned(), payload)
+        })
+        .collect()
+}
+
+async fn answers(app: &TestApp, canary: &serde_yaml_ng::Value) -> Vec<(String, u16, String)> {
+    let mut out = Vec::new();
+    for (path, payload) in flagger_calls(canary) {
+        let r = app.call(&path, &payload).await;
+        out.push((path, r.status, r.body));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_examples_applied_as_the_readme_says_pass_the_charts_token_check() {
+    const TOKEN: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    // Configured as the README's Helm install configures it: a webhook token. The load
+    // test's rate cap keeps it from sending load (409 after the token and allow-list).
+    let app = spawn_app(AppOptions {
+        webhook_token: Some(TOKEN.into()),
+        load: Some(LoadPolicy {
+            max_total_rps: 1.0,
+            ..LoadPolicy::default()
+        }),
+        ..AppOptions::default()
+    })
+    .await;
+    for example in ["canary", "blue-green", "ab-testing"] {
+        let command = readme_apply_command(example);
+        let out = std::process::Command::new("bash")
+            .args(["-c", &command])
+            .current_dir(ROOT)
+            .env("VERDICT_WEBHOOK_TOKEN", TOKEN)
+            .output()
+            .expect("run the README's command");
+        assert!(out.status.success(), "{command}: {}", text(&out.stderr));
+        let applied: serde_yaml_ng::Value =
+            serde_yaml_ng::from_slice(&out.stdout).expect("the command prints the Canary");
+        let calls = answers(&app, &applied).await;
+        assert!(calls.len() >= 7, "{example}: {calls:?}");
+        for (path, status, body) in &calls {
+            assert!(
+                *status != 403 && !body.contains("token"),
+                "{example}: {path} refused: {status} «{body}»"
+            );
+        }
+        // Applied as is, without the token filled in, every hook is refused.
+        let raw: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(format!("{ROOT}/webhooks/{example}.yaml")).expect("example"),
+        )
+        .expect("YAML");
+        for (path, status, body) in answers(&app, &raw).await {
+            assert_eq!(status, 403, "{example}: {path} without the token: «{body}»");
+        }
+    }
+    // Basic credentials in the URL work too, whatever the scheme's case (RFC 7617).
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("flagger:{TOKEN}"));
+    let response = app
+        .http
+        .post(format!("{}/flagger/confirm-rollout", app.base_url()))
+        .header("authorization", format!("basic {basic}"))
+        .json(&payload("podinfo", "85d557f47b", &[]))
+        .send()
+        .await
+        .expect("server reachable");
+    assert_eq!(response.status().as_u16(), 200);
     app.shutdown().await;
 }

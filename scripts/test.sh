@@ -25,6 +25,12 @@ if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
 fi
 
+# The chart's values.schema.json is checked with a real JSON Schema validator.
+if ! python3 -c "import jsonschema" >/dev/null 2>&1; then
+  echo "installing: jsonschema (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "jsonschema==4.26.0"
+fi
+
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "starting PostgreSQL"
   version=$(ls /etc/postgresql | sort -n | tail -1)

@@ -187,6 +187,9 @@ pub enum JwtAlgorithm {
     /// RSA PKCS#1 v1.5 with SHA-256, verified with the identity provider's public key.
     #[serde(rename = "RS256", alias = "rs256")]
     Rs256,
+    /// ECDSA on P-256 with SHA-256, verified with the identity provider's public key.
+    #[serde(rename = "ES256", alias = "es256")]
+    Es256,
 }
 
 impl JwtAlgorithm {
@@ -195,6 +198,7 @@ impl JwtAlgorithm {
         match self {
             Self::Hs256 => "HS256",
             Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
         }
     }
 
@@ -203,21 +207,33 @@ impl JwtAlgorithm {
         match self {
             Self::Hs256 => jsonwebtoken::Algorithm::HS256,
             Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Self::Es256 => jsonwebtoken::Algorithm::ES256,
         }
     }
 }
 
-/// Release-manager API tokens (docs/api.md, "Authentication"). Without `key` or
-/// `key_file` the API is off and answers 503.
+/// Release-manager API tokens (docs/api.md, "Authentication"). Without `key`, `key_file`
+/// or `jwks_url` the API is off and answers 503.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtSettings {
     pub algorithm: JwtAlgorithm,
-    /// The HS256 secret, or the RS256 public key in PEM.
+    /// The HS256 secret, or the RS256 / ES256 public key in PEM.
     #[serde(skip_serializing)]
     pub key: Option<SecretString>,
     /// Alternatively, a file holding the key.
     pub key_file: Option<PathBuf>,
+    /// Alternatively, the identity provider's JSON Web Key Set (RS256 or ES256 keys,
+    /// chosen by the token's `kid`), e.g. `https://idp.example.com/.well-known/jwks.json`.
+    pub jwks_url: Option<String>,
+    /// How old the fetched key set may get before it is fetched again (in the background,
+    /// while the known keys keep verifying).
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// The least time between two fetches: a token with an unknown `kid` fetches the set
+    /// again at most this often, so made-up key ids cannot flood the identity provider.
+    #[serde(with = "humantime_serde")]
+    pub jwks_min_refresh: Duration,
     /// Required `iss`.
     pub issuer: String,
     /// Required `aud` (one of the token's audiences).
@@ -235,6 +251,9 @@ impl Default for JwtSettings {
             algorithm: JwtAlgorithm::Hs256,
             key: None,
             key_file: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(15 * 60),
+            jwks_min_refresh: Duration::from_secs(30),
             issuer: "verdict".into(),
             audience: "verdict".into(),
             leeway: Duration::from_secs(30),
@@ -249,7 +268,7 @@ const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "
 impl JwtSettings {
     /// Whether a key is configured (the API is on).
     pub fn enabled(&self) -> bool {
-        self.key.is_some() || self.key_file.is_some()
+        self.key.is_some() || self.key_file.is_some() || self.jwks_url.is_some()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -274,6 +293,15 @@ impl JwtSettings {
         }
         if self.leeway > Duration::from_secs(600) {
             return Err(invalid("jwt.leeway", "must be at most 10m"));
+        }
+        if self.jwks_min_refresh < Duration::from_secs(1) {
+            return Err(invalid("jwt.jwks_min_refresh", "must be at least 1s"));
+        }
+        if self.jwks_refresh < self.jwks_min_refresh {
+            return Err(invalid(
+                "jwt.jwks_refresh",
+                "must be at least jwt.jwks_min_refresh",
+            ));
         }
         // The key is read and checked exactly as the server will use it.
         crate::auth::Verifier::from_config(self)?;
@@ -731,8 +759,8 @@ mod tests {
             .is_some());
     }
 
-    #[test]
-    fn a_secret_file_may_end_in_a_newline() {
+    #[tokio::test]
+    async fn a_secret_file_may_end_in_a_newline() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("secret");
         std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").expect("write");
@@ -749,7 +777,10 @@ mod tests {
         let verifier = crate::auth::Verifier::from_config(&inline.jwt)
             .expect("valid")
             .expect("configured");
-        assert_eq!(verifier.verify(&token).expect("valid").subject, "alice");
+        assert_eq!(
+            verifier.verify(&token).await.expect("valid").subject,
+            "alice"
+        );
     }
 
     #[test]

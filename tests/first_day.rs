@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use support::app::{payload, spawn_app, AppOptions, TestApp};
+use verdict::config::{JwtAlgorithm, JwtSettings};
 use verdict::demo::client::Payload;
 use verdict::domain::Namespace;
 use verdict::loadgen::{parse_hey_cmd, LoadPolicy};
@@ -339,5 +340,82 @@ async fn the_examples_applied_as_the_readme_says_pass_the_charts_token_check() {
         .await
         .expect("server reachable");
     assert_eq!(response.status().as_u16(), 200);
+    app.shutdown().await;
+}
+
+/// A local identity provider's key set: the test RSA key under kid `idp-2026`.
+async fn serve_jwks() -> String {
+    let pem = std::fs::read(format!("{ROOT}/tests/fixtures/jwt/rsa-private.pem")).expect("key");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("RSA key");
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256)
+        .expect("JWK");
+    jwk.common.key_id = Some("idp-2026".into());
+    let set = serde_json::json!({ "keys": [jwk] });
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let set = set.clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/.well-known/jwks.json")
+}
+
+fn idp_token(kid: &str, role: &str) -> String {
+    let pem = std::fs::read(format!("{ROOT}/tests/fixtures/jwt/rsa-private.pem")).expect("key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &header,
+        &support::api::claims(role, "alice"),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("RSA key"),
+    )
+    .expect("sign")
+}
+
+#[tokio::test]
+async fn the_api_takes_tokens_from_an_identity_providers_key_set() {
+    let url = serve_jwks().await;
+    let app = spawn_app(AppOptions {
+        jwt: Some(JwtSettings {
+            algorithm: JwtAlgorithm::Rs256,
+            jwks_url: Some(url),
+            issuer: support::api::ISSUER.into(),
+            audience: support::api::AUDIENCE.into(),
+            ..JwtSettings::default()
+        }),
+        ..AppOptions::default()
+    })
+    .await;
+    let get = |token: String| {
+        let http = app.http.clone();
+        let base = app.base_url();
+        async move {
+            support::api::call(
+                &http,
+                &base,
+                reqwest::Method::GET,
+                "/api/v1/analyses",
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    let ok = get(idp_token("idp-2026", "viewer")).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let unknown = get(idp_token("someone-elses", "admin")).await;
+    assert_eq!(unknown.status, 401, "{}", unknown.text);
+    assert!(unknown.message().contains("kid"), "{}", unknown.text);
+    let unsigned = get(support::api::alg_none(&support::api::claims(
+        "admin", "mallory",
+    )))
+    .await;
+    assert_eq!(unsigned.status, 401, "{}", unsigned.text);
     app.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Verifying bearer tokens: one key, one pinned algorithm, issuer and audience checked.
+//! Verifying bearer tokens: one key (or the identity provider's key set, by `kid`), one
+//! pinned algorithm, issuer and audience checked.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
+use super::jwks::Jwks;
 use super::{check_subject, key, AuthError, Principal, Role};
 use crate::config::{ConfigError, JwtSettings};
 
@@ -22,10 +24,18 @@ pub struct Verifier {
 }
 
 struct Inner {
-    key: DecodingKey,
+    key: KeySource,
     algorithm_name: &'static str,
     validation: Validation,
     role_claim: String,
+}
+
+/// Where the verifying key comes from.
+enum KeySource {
+    /// `jwt.key` or `jwt.key_file`.
+    Configured(DecodingKey),
+    /// `jwt.jwks_url`: the key the token's `kid` names.
+    Jwks(Arc<Jwks>),
 }
 
 impl fmt::Debug for Verifier {
@@ -48,6 +58,11 @@ impl Verifier {
         let Some(key) = key::load(jwt)? else {
             return Ok(None);
         };
+        let key = match key {
+            key::Key::Hmac(secret) => KeySource::Configured(DecodingKey::from_secret(&secret)),
+            key::Key::Public(key) => KeySource::Configured(key),
+            key::Key::Jwks(set) => KeySource::Jwks(set),
+        };
         let mut validation = Validation::new(jwt.algorithm.algorithm());
         validation.set_issuer(&[&jwt.issuer]);
         validation.set_audience(&[&jwt.audience]);
@@ -58,7 +73,7 @@ impl Verifier {
         validation.leeway = jwt.leeway.as_secs();
         Ok(Some(Verifier {
             inner: Arc::new(Inner {
-                key: key.decoding_key(),
+                key,
                 algorithm_name: jwt.algorithm.as_str(),
                 validation,
                 role_claim: jwt.role_claim.clone(),
@@ -66,8 +81,9 @@ impl Verifier {
         }))
     }
 
-    /// Verifies the token (the text after `Bearer `) and names its caller.
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Verifies the token (the text after `Bearer `) and names its caller. With a key set,
+    /// this may fetch it (see [`Jwks`]); nothing unverified ever passes.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
         let token = token.trim();
         if token.is_empty() {
@@ -78,8 +94,22 @@ impl Verifier {
                 "it is longer than {MAX_TOKEN_BYTES} bytes"
             )));
         }
-        check_header(token, inner.algorithm_name)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &inner.key, &inner.validation)
+        let header = check_header(token, inner.algorithm_name)?;
+        let fetched;
+        let key = match &inner.key {
+            KeySource::Configured(key) => key,
+            KeySource::Jwks(set) => {
+                let kid = header.kid.as_deref().ok_or_else(|| {
+                    AuthError::Malformed(
+                        "the token names no key id (kid), which the identity provider's key set needs"
+                            .into(),
+                    )
+                })?;
+                fetched = set.key(kid).await?;
+                &fetched
+            }
+        };
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &inner.validation)
             .map_err(|e| refusal(e.kind(), inner.algorithm_name))?;
         let claims = data.claims;
 
@@ -131,7 +161,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 
 /// Reads the header before any cryptography, to say precisely why a token signed the
 /// wrong way is refused.
-fn check_header(token: &str, expected: &'static str) -> Result<(), AuthError> {
+fn check_header(token: &str, expected: &'static str) -> Result<jsonwebtoken::Header, AuthError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
         // jsonwebtoken's Algorithm has no `none`, so an unsigned token fails to decode as
         // an unknown variant: name it, since it is the attack an operator wants to see.
@@ -166,7 +196,7 @@ fn check_header(token: &str, expected: &'static str) -> Result<(), AuthError> {
                 .into(),
         ));
     }
-    Ok(())
+    Ok(header)
 }
 
 /// Maps jsonwebtoken's refusal to ours.

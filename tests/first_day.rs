@@ -9,7 +9,8 @@ use std::process::Output;
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use support::app::{payload, spawn_app, AppOptions, TestApp};
+use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS};
+use support::exporter::Profile;
 use verdict::config::{JwtAlgorithm, JwtSettings};
 use verdict::demo::client::Payload;
 use verdict::domain::Namespace;
@@ -417,5 +418,175 @@ async fn the_api_takes_tokens_from_an_identity_providers_key_set() {
     )))
     .await;
     assert_eq!(unsigned.status, 401, "{}", unsigned.text);
+    app.shutdown().await;
+}
+
+/// Runs the `verdict` client against `app` with `token` (without blocking the server's
+/// runtime); `None` leaves the token out.
+async fn cli(app: &TestApp, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"));
+    command
+        .args(args)
+        .env_clear()
+        .env("VERDICT_SERVER", app.base_url());
+    if let Some(token) = token {
+        command.env("VERDICT_TOKEN", token);
+    }
+    command.output().await.expect("run verdict")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+#[tokio::test]
+async fn the_cli_speaks_kubectl_and_wait_follows_an_analysis_to_its_end() {
+    let app = spawn_app(AppOptions::with_api()).await;
+    let arm = Profile::fixed(200.0, 0.01, FAST_MS);
+    app.traffic("podinfo", arm.clone(), arm);
+    warm_up().await;
+    let viewer = support::api::token("viewer", "vera");
+    let alice = support::api::token("release-manager", "alice");
+    let first = payload("podinfo", "aaa111", &[("minCanaryRequests", "100000")]);
+    assert_eq!(app.call("pre-rollout", &first).await.status, 200);
+
+    // -n NAMESPACE NAME, -o yaml, and the documented exit codes.
+    let o = cli(
+        &app,
+        Some(&viewer),
+        &["canary", "-n", "test", "podinfo", "-o", "yaml"],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&o.stdout).expect("-o yaml");
+    assert_eq!(yaml["latest_analysis"]["status"], "running");
+    let o = cli(
+        &app,
+        Some(&viewer),
+        &["analyses", "list", "-n", "test", "-o", "wide"],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("aaa111"), "{}", text(&o.stdout));
+    for (args, token, want) in [
+        (vec!["canary", "podinfo"], Some(viewer.as_str()), 2),
+        (
+            vec!["canary", "test/podinfo", "-o", "xml"],
+            Some(&viewer),
+            2,
+        ),
+        (vec!["canary", "-n", "test", "nothere"], Some(&viewer), 3),
+        (vec!["analyses", "show", "999"], Some(&viewer), 3),
+        (vec!["canary", "test/podinfo"], Some("not.a.token"), 4),
+        (vec!["canary", "test/podinfo"], None, 4),
+        (
+            vec!["rollback", "-n", "test", "podinfo", "--reason", "x"],
+            Some(&viewer),
+            4,
+        ),
+    ] {
+        let o = cli(&app, token, &args).await;
+        assert_eq!(
+            code(&o),
+            want,
+            "{args:?}: {}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        assert!(!text(&o.stderr).trim().is_empty(), "{args:?}: no message");
+    }
+
+    // wait gives up after --timeout while the analysis runs.
+    let o = cli(
+        &app,
+        Some(&viewer),
+        &[
+            "wait",
+            "test/podinfo",
+            "--interval",
+            "1s",
+            "--timeout",
+            "2s",
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 11, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("following analysis"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // wait prints each new look and exits 10 once the analysis failed (rollback).
+    let waiting = {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"));
+        command
+            .args([
+                "wait",
+                "-n",
+                "test",
+                "podinfo",
+                "--interval",
+                "1s",
+                "--timeout",
+                "2m",
+            ])
+            .env_clear()
+            .env("VERDICT_SERVER", app.base_url())
+            .env("VERDICT_TOKEN", &viewer);
+        command.output()
+    };
+    let waiting = tokio::spawn(waiting);
+    next_look().await;
+    assert_eq!(app.call("rollout", &first).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let o = cli(
+        &app,
+        Some(&alice),
+        &["rollback", "test/podinfo", "--reason", "502s in eu-west"],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let o = waiting.await.expect("task").expect("wait ran");
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 10, "{out}{}", text(&o.stderr));
+    assert!(out.contains("look 1 at "), "{out}");
+    assert!(
+        out.contains("analysis 1 failed: rollback requested by alice: 502s in eu-west"),
+        "{out}"
+    );
+    assert_eq!(out.matches("following analysis").count(), 1, "{out}");
+
+    // The next revision: wait skips the failed analysis, follows the new one, exits 0
+    // when Flagger reports the rollout succeeded.
+    let waiting = {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"));
+        command
+            .args([
+                "wait",
+                "test/podinfo",
+                "--interval",
+                "1s",
+                "--timeout",
+                "2m",
+            ])
+            .env_clear()
+            .env("VERDICT_SERVER", app.base_url())
+            .env("VERDICT_TOKEN", &viewer);
+        command.output()
+    };
+    let waiting = tokio::spawn(waiting);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = payload("podinfo", "bbb222", &[("minCanaryRequests", "100000")]);
+    assert_eq!(app.call("pre-rollout", &second).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut done = second.clone();
+    done.phase = "Succeeded".into();
+    let r = app.call("post-rollout", &done).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let o = waiting.await.expect("task").expect("wait ran");
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", text(&o.stderr));
+    assert!(out.contains("bbb222") && out.contains("succeeded"), "{out}");
     app.shutdown().await;
 }

@@ -52,6 +52,14 @@ struct OpLabels {
     op: String,
 }
 
+/// One arm of one canary (`name` is the canary's, `arm` canary or primary).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ArmLabels {
+    namespace: String,
+    name: String,
+    arm: String,
+}
+
 /// The service's metrics, served at `/metrics`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -63,6 +71,9 @@ pub struct Metrics {
     outbox_backlog: Gauge,
     annotation_deliveries: Family<OutcomeLabels, Counter>,
     sli_up: Gauge,
+    look_requests: Family<ArmLabels, Counter>,
+    look_errors: Family<ArmLabels, Counter>,
+    look_slow: Family<ArmLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -117,6 +128,26 @@ impl Metrics {
             "1 when Prometheus answered the last check (made at each scrape of /metrics), 0 otherwise; hooks that need SLIs answer 424 while it is 0",
             sli_up.clone(),
         );
+        // What each look counted, per arm: the same numbers the judge saw, from whichever
+        // provider's template, so one dashboard serves every mesh (docs/grafana.md).
+        let look_requests = Family::<ArmLabels, Counter>::default();
+        registry.register(
+            "look_requests",
+            "Requests counted by the looks this replica took, per canary and arm (canary, primary)",
+            look_requests.clone(),
+        );
+        let look_errors = Family::<ArmLabels, Counter>::default();
+        registry.register(
+            "look_errors",
+            "Failed requests counted by the looks this replica took, per canary and arm",
+            look_errors.clone(),
+        );
+        let look_slow = Family::<ArmLabels, Counter>::default();
+        registry.register(
+            "look_slow",
+            "Requests slower than the analysis' latency boundary, counted by the looks this replica took, per canary and arm",
+            look_slow.clone(),
+        );
         Arc::new(Self {
             registry,
             hook_calls,
@@ -126,6 +157,9 @@ impl Metrics {
             outbox_backlog,
             annotation_deliveries,
             sli_up,
+            look_requests,
+            look_errors,
+            look_slow,
         })
     }
 
@@ -170,6 +204,27 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Adds one recorded look's counts of one arm (`canary` or `primary`). Counters, so
+    /// that replicas add up and restarts do not matter to `rate()`.
+    pub fn look_recorded(
+        &self,
+        namespace: &str,
+        name: &str,
+        arm: &str,
+        requests: u64,
+        errors: u64,
+        slow: u64,
+    ) {
+        let labels = ArmLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            arm: arm.to_owned(),
+        };
+        self.look_requests.get_or_create(&labels).inc_by(requests);
+        self.look_errors.get_or_create(&labels).inc_by(errors);
+        self.look_slow.get_or_create(&labels).inc_by(slow);
     }
 
     /// Records whether the SLI source (Prometheus) answered its last check.

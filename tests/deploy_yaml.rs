@@ -574,8 +574,12 @@ fn chart_templates_are_yaml_with_the_fields_each_kind_needs() {
         }
     }
 
-    // The ConfigMap is the one the Deployment mounts.
-    let config_map = one(&objects, "ConfigMap");
+    // The SLI templates' ConfigMap is the one the Deployment mounts.
+    let config_maps = objects.get("ConfigMap").map(Vec::as_slice).unwrap_or(&[]);
+    let (_, config_map) = config_maps
+        .iter()
+        .find(|(file, _)| file.ends_with("configmap.yaml"))
+        .expect("the SLI templates' ConfigMap");
     let config_map_name = str_at(config_map, &["metadata", "name"]).unwrap_or("");
     assert!(
         seq(pod, &["volumes"])
@@ -638,6 +642,75 @@ fn chart_templates_are_yaml_with_the_fields_each_kind_needs() {
         map_keys(pdb, &["spec", "selector", "matchLabels"]),
         selector,
         "PodDisruptionBudget selector"
+    );
+}
+
+#[test]
+fn the_chart_ships_the_dashboards_for_grafanas_sidecar() {
+    // The chart can only read its own files: it holds copies of dashboards/, which must
+    // not drift from what docs/grafana.md tells people to import.
+    let shipped: BTreeMap<String, String> = files("deploy/helm/verdict/dashboards", "json")
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(p),
+            )
+        })
+        .collect();
+    let source: BTreeMap<String, String> = files("dashboards", "json")
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(p),
+            )
+        })
+        .collect();
+    assert!(!source.is_empty());
+    assert_eq!(
+        shipped.keys().collect::<Vec<_>>(),
+        source.keys().collect::<Vec<_>>(),
+        "deploy/helm/verdict/dashboards/ holds dashboards/*.json"
+    );
+    for (name, text) in &source {
+        assert!(
+            shipped.get(name) == Some(text),
+            "deploy/helm/verdict/dashboards/{name} differs from dashboards/{name}: cp dashboards/*.json deploy/helm/verdict/dashboards/"
+        );
+    }
+    let objects = chart_objects();
+    let (file, dashboards) = objects
+        .get("ConfigMap")
+        .into_iter()
+        .flatten()
+        .find(|(file, _)| file.ends_with("dashboards.yaml"))
+        .expect("a dashboards ConfigMap");
+    // The sidecar's label, from values (grafana_dashboard: "1" by default).
+    assert!(
+        map_keys(dashboards, &["metadata", "labels"]).contains(PLACEHOLDER),
+        "{file}: the sidecar label"
+    );
+    let template = read(Path::new(file));
+    assert!(
+        template.contains(
+            "{{ .Values.dashboards.label }}: {{ .Values.dashboards.labelValue | quote }}"
+        ) && template.contains(".Files.Glob \"dashboards/*.json\""),
+        "{file}"
+    );
+    let values = documents(
+        &read(&path("deploy/helm/verdict/values.yaml")),
+        "values.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        str_at(&values[0], &["dashboards", "label"]),
+        Some("grafana_dashboard")
+    );
+    assert_eq!(str_at(&values[0], &["dashboards", "labelValue"]), Some("1"));
+    assert_eq!(
+        at(&values[0], &["dashboards", "enabled"]).as_bool(),
+        Some(true)
     );
 }
 

@@ -539,6 +539,23 @@ async fn the_cli_speaks_kubectl_and_wait_follows_an_analysis_to_its_end() {
     let waiting = tokio::spawn(waiting);
     next_look().await;
     assert_eq!(app.call("rollout", &first).await.status, 200);
+    // The look's counts are on /metrics per arm, for the provider-neutral dashboard panels.
+    let look = app
+        .looks(app.analysis(&first).await.expect("analysis").id)
+        .await;
+    let (_, metrics) = app.get("/metrics").await;
+    for (arm, requests) in [
+        ("canary", look[0].look.canary.requests),
+        ("primary", look[0].look.primary.requests),
+    ] {
+        let line = format!(
+            "verdict_look_requests_total{{namespace=\"test\",name=\"podinfo\",arm=\"{arm}\"}} {requests}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let o = cli(
         &app,

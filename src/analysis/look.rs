@@ -176,11 +176,23 @@ impl Analyst {
             .await
             .inspect_err(|_| self.metrics.store_error("record_look"))?;
         match inserted {
-            LookInsert::Inserted(_) => Ok(Answer {
-                status,
-                verdict,
-                reason: assessment.reason,
-            }),
+            LookInsert::Inserted(_) => {
+                for (arm, counts) in [("canary", &look.canary), ("primary", &look.primary)] {
+                    self.metrics.look_recorded(
+                        call.key.namespace.as_str(),
+                        call.key.name.as_str(),
+                        arm,
+                        counts.requests,
+                        counts.errors,
+                        counts.slow,
+                    );
+                }
+                Ok(Answer {
+                    status,
+                    verdict,
+                    reason: assessment.reason,
+                })
+            }
             // Another replica or a concurrent duplicate took this look first: answer as it did.
             LookInsert::Exists(winner) => self.answer_from_look(call, &winner, started).await,
         }

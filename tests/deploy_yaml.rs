@@ -936,6 +936,20 @@ fn canary_examples_wire_verdicts_hooks() {
 }
 
 #[test]
+fn the_readme_canary_is_wired_like_the_examples() {
+    let readme = read(&path("README.md"));
+    let block = readme
+        .split("## A Flagger Canary wired to verdict")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README shows a Canary");
+    let docs = documents(block, "README.md").unwrap();
+    let hooks = check_canary(Path::new("README.md"), &docs[0]);
+    assert!(hooks.analysis.len() >= 5, "README's Canary wires the hooks");
+}
+
+#[test]
 fn the_readme_install_sets_the_token_the_examples_carry() {
     // The chart requires no token by default; the documented install sets one from the
     // same variable the examples' placeholder names, and fills the placeholder in.

@@ -817,7 +817,16 @@ mod tests {
                 format!("key_file = \"{}\"", fixture("rsa-public.pem")),
                 "jwt.key_file",
             ),
-            ("algorithm = \"ES256\"".into(), "algorithm"),
+            ("algorithm = \"PS256\"".into(), "algorithm"),
+            ("jwks_min_refresh = \"0s\"".into(), "jwt.jwks_min_refresh"),
+            (
+                "jwks_refresh = \"10s\"\njwks_min_refresh = \"1m\"".into(),
+                "jwt.jwks_refresh",
+            ),
+            (
+                "jwks_url = \"https://idp.example/jwks.json\"".into(),
+                "jwt.algorithm",
+            ),
             ("issuer = \"\"".into(), "jwt.issuer"),
             ("audience = \" \"".into(), "jwt.audience"),
             ("role_claim = \"sub\"".into(), "jwt.role_claim"),

@@ -3,6 +3,9 @@
 //! Each analysis simulates the reference workload for 30 looks (or until every judge
 //! has decided) and runs verdict's judge and the four comparison judges on it.
 
+// criterion's macros generate public functions without documentation.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use verdict::evaluate::{evaluate_scenario, scenarios, Setup};
 use verdict::judge::JudgeConfig;

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Runs verdict's whole test suite on a fresh machine: installs and starts what the
-# tests need (Prometheus, PostgreSQL and envsubst from Debian, an OpenAPI validator from
-# PyPI), then runs cargo's tests.
+# Runs verdict's whole test suite on a fresh machine: checks formatting and lints,
+# installs and starts what the tests need (Prometheus, PostgreSQL and envsubst from
+# Debian, an OpenAPI validator from PyPI), then runs cargo's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Style and lints first: they fail in seconds, the tests take minutes. The lints
+# themselves are in Cargo.toml ([workspace.lints]) and clippy.toml.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -10,22 +10,19 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::JwtSettings;
+use crate::domain::{invalid, InvalidValue};
 use crate::judge::JudgeConfig;
 
 /// Why the configuration was refused. Always names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file or the environment could not be read into a configuration.
     #[error("configuration: {0}")]
     Load(String),
-    #[error("configuration key `{key}`: {why}")]
-    Invalid { key: &'static str, why: String },
-}
-
-fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        why: why.into(),
-    }
+    /// A value was read but is not acceptable.
+    #[error("configuration key `{}`: {}", .0.key, .0.why)]
+    Invalid(#[from] InvalidValue),
 }
 
 /// Log output format.
@@ -53,6 +50,7 @@ pub struct PrometheusSettings {
     /// Optional HTTP basic auth user (with `basic_password`).
     #[serde(default)]
     pub basic_user: Option<String>,
+    /// The basic auth password (with `basic_user`).
     #[serde(default, skip_serializing)]
     pub basic_password: Option<SecretString>,
 }
@@ -112,7 +110,7 @@ impl GrafanaSettings {
         self.url.is_some()
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), InvalidValue> {
         let Some(url) = &self.url else {
             return Ok(());
         };
@@ -178,155 +176,76 @@ impl GrafanaSettings {
     }
 }
 
-/// Signature algorithm the API accepts: exactly one, so a token can never choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum JwtAlgorithm {
-    /// HMAC-SHA256 with a shared secret (at least 32 bytes).
-    #[serde(rename = "HS256", alias = "hs256")]
-    Hs256,
-    /// RSA PKCS#1 v1.5 with SHA-256, verified with the identity provider's public key.
-    #[serde(rename = "RS256", alias = "rs256")]
-    Rs256,
-    /// ECDSA on P-256 with SHA-256, verified with the identity provider's public key.
-    #[serde(rename = "ES256", alias = "es256")]
-    Es256,
-}
-
-impl JwtAlgorithm {
-    /// The spelling in tokens' `alg` header and in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hs256 => "HS256",
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-        }
-    }
-
-    /// The same algorithm, as jsonwebtoken names it.
-    pub fn algorithm(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
-            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Self::Es256 => jsonwebtoken::Algorithm::ES256,
-        }
-    }
-}
-
-/// Release-manager API tokens (docs/api.md, "Authentication"). Without `key`, `key_file`
-/// or `jwks_url` the API is off and answers 503.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JwtSettings {
-    pub algorithm: JwtAlgorithm,
-    /// The HS256 secret, or the RS256 / ES256 public key in PEM.
-    #[serde(skip_serializing)]
-    pub key: Option<SecretString>,
-    /// Alternatively, a file holding the key.
-    pub key_file: Option<PathBuf>,
-    /// Alternatively, the identity provider's JSON Web Key Set (RS256 or ES256 keys,
-    /// chosen by the token's `kid`), e.g. `https://idp.example.com/.well-known/jwks.json`.
-    pub jwks_url: Option<String>,
-    /// How old the fetched key set may get before it is fetched again (in the background,
-    /// while the known keys keep verifying).
-    #[serde(with = "humantime_serde")]
-    pub jwks_refresh: Duration,
-    /// The least time between two fetches: a token with an unknown `kid` fetches the set
-    /// again at most this often, so made-up key ids cannot flood the identity provider.
-    #[serde(with = "humantime_serde")]
-    pub jwks_min_refresh: Duration,
-    /// Required `iss`.
-    pub issuer: String,
-    /// Required `aud` (one of the token's audiences).
-    pub audience: String,
-    /// Clock skew allowed on `exp` and `nbf`.
-    #[serde(with = "humantime_serde")]
-    pub leeway: Duration,
-    /// The claim holding the role.
-    pub role_claim: String,
-}
-
-impl Default for JwtSettings {
-    fn default() -> Self {
-        Self {
-            algorithm: JwtAlgorithm::Hs256,
-            key: None,
-            key_file: None,
-            jwks_url: None,
-            jwks_refresh: Duration::from_secs(15 * 60),
-            jwks_min_refresh: Duration::from_secs(30),
-            issuer: "verdict".into(),
-            audience: "verdict".into(),
-            leeway: Duration::from_secs(30),
-            role_claim: "role".into(),
-        }
-    }
-}
-
-/// Claims with a meaning of their own, which cannot also hold the role.
-const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
-
-impl JwtSettings {
-    /// Whether a key is configured (the API is on).
-    pub fn enabled(&self) -> bool {
-        self.key.is_some() || self.key_file.is_some() || self.jwks_url.is_some()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.issuer.trim().is_empty() {
-            return Err(invalid("jwt.issuer", "must not be empty"));
-        }
-        if self.audience.trim().is_empty() {
-            return Err(invalid("jwt.audience", "must not be empty"));
-        }
-        let claim = self.role_claim.as_str();
-        if claim.is_empty() || claim.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                "jwt.role_claim",
-                "must be a claim name without spaces",
-            ));
-        }
-        if REGISTERED_CLAIMS.contains(&claim) {
-            return Err(invalid(
-                "jwt.role_claim",
-                format!("`{claim}` is a registered claim and cannot hold the role"),
-            ));
-        }
-        if self.leeway > Duration::from_secs(600) {
-            return Err(invalid("jwt.leeway", "must be at most 10m"));
-        }
-        if self.jwks_min_refresh < Duration::from_secs(1) {
-            return Err(invalid("jwt.jwks_min_refresh", "must be at least 1s"));
-        }
-        if self.jwks_refresh < self.jwks_min_refresh {
-            return Err(invalid(
-                "jwt.jwks_refresh",
-                "must be at least jwt.jwks_min_refresh",
-            ));
-        }
-        // The key is read and checked exactly as the server will use it.
-        crate::auth::Verifier::from_config(self)?;
-        Ok(())
-    }
-}
-
 /// Defaults for per-canary settings; each can be overridden by a Canary's webhook metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisDefaults {
     /// SLI template used when the metadata names none.
     pub template: String,
+    /// The judge's false-rollback budget (docs/statistics.md, section 7).
     pub alpha: f64,
+    /// How much worse the canary's error rate may be before it counts as a regression.
     pub error_margin: f64,
+    /// How much worse its share of slow requests may be.
     pub latency_margin: f64,
+    /// How close to the primary the canary must be shown to be for a promotion.
     pub promotion_margin: f64,
+    /// Canary requests needed before any verdict but wait.
     pub min_canary_requests: u64,
-    /// How far back the primary's latency is read to choose the boundary b*.
+    /// Per-look dispersion τ of each arm's rates: `auto` (measured on the primary's
+    /// history when an analysis opens) or a number (docs/statistics.md §5).
+    #[serde(default)]
+    pub dispersion: crate::judge::Dispersion,
+    /// An error rate the canary provably stays below never holds promotion (0 = off).
+    #[serde(default = "defaults::negligible_error_rate")]
+    pub negligible_error_rate: f64,
+    /// Looks after which an undecided analysis ends by `on_inconclusive`.
+    #[serde(default = "defaults::max_looks")]
+    pub max_looks: u32,
+    /// Time after which an undecided analysis ends likewise (absent: no time limit).
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_duration: Option<Duration>,
+    /// `rollback` (default) or `hold` when the budget runs out without a decision.
+    #[serde(default)]
+    pub on_inconclusive: crate::judge::OnInconclusive,
+    /// Consecutive looks without canary requests (while the primary serves) that fail it.
+    #[serde(default = "defaults::no_traffic_looks")]
+    pub no_traffic_looks: u32,
+    /// How far back the primary's history is read when an analysis opens (latency
+    /// boundaries and dispersion).
     #[serde(with = "humantime_serde")]
     pub lookback: Duration,
+    /// The history's interval: should match Flagger's `analysis.interval`, since the
+    /// dispersion measured is the per-interval noise (docs/statistics.md §5).
+    #[serde(default = "defaults::lookback_step", with = "humantime_serde")]
+    pub lookback_step: Duration,
     /// Calls closer together than this reuse the previous look instead of taking a new
     /// one, so Flagger's retries never double-count (Flagger's minimum interval is 10 s).
     #[serde(with = "humantime_serde")]
     pub min_look_gap: Duration,
+}
+
+/// Serde defaults of keys added after the first release, so older files still load.
+mod defaults {
+    use std::time::Duration;
+
+    use crate::judge::JudgeConfig;
+
+    pub fn negligible_error_rate() -> f64 {
+        JudgeConfig::recommended().negligible_error_rate
+    }
+
+    pub fn max_looks() -> u32 {
+        JudgeConfig::recommended().budget.max_looks
+    }
+
+    pub fn no_traffic_looks() -> u32 {
+        JudgeConfig::recommended().budget.no_traffic_looks
+    }
+
+    pub fn lookback_step() -> Duration {
+        Duration::from_secs(60)
+    }
 }
 
 /// The whole configuration.
@@ -338,7 +257,9 @@ pub struct Config {
     /// `sqlite://path` (embedded default) or `postgres://…`.
     #[serde(skip_serializing)]
     pub database_url: SecretString,
+    /// How to reach Prometheus.
     pub prometheus: PrometheusSettings,
+    /// Defaults for the per-canary settings.
     pub defaults: AnalysisDefaults,
     /// Directory of extra SLI templates (`*.yaml`); the shipped ones are always available.
     #[serde(default)]
@@ -350,8 +271,12 @@ pub struct Config {
     /// password. Absent means no token is required.
     #[serde(default, skip_serializing)]
     pub webhook_token: Option<SecretString>,
+    /// JSON lines (production) or readable text.
     pub log_format: LogFormat,
-    /// How long in-flight requests may take to finish after a shutdown signal.
+    /// The one shutdown deadline: after SIGTERM everything (in-flight hooks, event
+    /// storage, load runs recording their end, the Grafana worker) ends within it, and the
+    /// process exits. Must stay below the pod's `terminationGracePeriodSeconds`, with
+    /// [`crate::startup::RUNTIME_STOP`] to spare.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Grafana annotations (off unless `grafana.url` is set).
@@ -385,7 +310,14 @@ impl Default for Config {
                 latency_margin: judge.latency_margin,
                 promotion_margin: judge.promotion_margin,
                 min_canary_requests: judge.min_canary_requests,
+                dispersion: judge.dispersion,
+                negligible_error_rate: judge.negligible_error_rate,
+                max_looks: judge.budget.max_looks,
+                max_duration: judge.budget.max_duration_ms.map(Duration::from_millis),
+                on_inconclusive: judge.budget.on_inconclusive,
+                no_traffic_looks: judge.budget.no_traffic_looks,
                 lookback: Duration::from_secs(3600),
+                lookback_step: defaults::lookback_step(),
                 min_look_gap: Duration::from_secs(5),
             },
             template_dir: None,
@@ -454,14 +386,15 @@ impl Config {
 
     /// Checks every value that could still be wrong after parsing.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let url = self.database_url.expose_secret();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
+        Ok(self.check()?)
+    }
+
+    fn check(&self) -> Result<(), InvalidValue> {
+        // The store's own reading of the URL, so that what passes here connects later.
+        if crate::store::check_url(self.database_url.expose_secret()).is_err() {
             return Err(invalid(
                 "database_url",
-                "expected sqlite://PATH or postgres://…",
+                "expected sqlite://PATH (a file, not :memory:) or postgres://…",
             ));
         }
         let prom = &self.prometheus.url;
@@ -499,15 +432,19 @@ impl Config {
         }
         self.judge_defaults()
             .validate()
-            .map_err(|e| ConfigError::Invalid {
-                key: defaults_key(e.field),
-                why: e.why,
-            })?;
+            .map_err(|e| invalid(defaults_key(e.field), e.why))?;
         if self.defaults.min_look_gap > Duration::from_secs(3600) {
             return Err(invalid("defaults.min_look_gap", "must be at most 1h"));
         }
         if self.defaults.lookback < Duration::from_secs(60) {
             return Err(invalid("defaults.lookback", "must be at least 1m"));
+        }
+        let step = self.defaults.lookback_step;
+        if step < Duration::from_secs(5) || step > self.defaults.lookback / 6 {
+            return Err(invalid(
+                "defaults.lookback_step",
+                "must be at least 5s and at most a sixth of defaults.lookback (the dispersion needs six intervals)",
+            ));
         }
         self.grafana.validate()?;
         self.jwt.validate()?;
@@ -545,6 +482,17 @@ impl Config {
             latency_margin: self.defaults.latency_margin,
             promotion_margin: self.defaults.promotion_margin,
             min_canary_requests: self.defaults.min_canary_requests,
+            dispersion: self.defaults.dispersion,
+            negligible_error_rate: self.defaults.negligible_error_rate,
+            budget: crate::judge::Budget {
+                max_looks: self.defaults.max_looks,
+                max_duration_ms: self
+                    .defaults
+                    .max_duration
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                on_inconclusive: self.defaults.on_inconclusive,
+                no_traffic_looks: self.defaults.no_traffic_looks,
+            },
             ..JudgeConfig::recommended()
         }
     }
@@ -592,6 +540,11 @@ fn defaults_key(field: &str) -> &'static str {
         "latency_margin" => "defaults.latency_margin",
         "promotion_margin" => "defaults.promotion_margin",
         "min_canary_requests" => "defaults.min_canary_requests",
+        "dispersion" => "defaults.dispersion",
+        "negligible_error_rate" => "defaults.negligible_error_rate",
+        "max_looks" => "defaults.max_looks",
+        "max_duration" => "defaults.max_duration",
+        "no_traffic_looks" => "defaults.no_traffic_looks",
         _ => "defaults",
     }
 }
@@ -618,6 +571,7 @@ impl DefaultsForFigment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::JwtAlgorithm;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()));
@@ -638,6 +592,9 @@ mod tests {
     fn invalid_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("database_url", "\"mysql://x\"", "database_url"),
+            // The store reads `sqlite:` without `//` as no URL at all.
+            ("database_url", "\"sqlite:verdict.db\"", "database_url"),
+            ("database_url", "\"sqlite://:memory:\"", "database_url"),
             ("namespace_allow", "\"(\"", "namespace_allow"),
             ("webhook_token", "\"short\"", "webhook_token"),
             ("listen", "\"not an address\"", "listen"),

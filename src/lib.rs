@@ -3,13 +3,16 @@
 //! Flagger calls verdict's webhooks during a rollout; verdict reads both arms' SLIs,
 //! asks the [`judge`], records the decision in the [`store`] and answers pass, fail
 //! or wait with the status codes Flagger understands.
-
-#![forbid(unsafe_code)]
-#![warn(missing_debug_implementations, rust_2018_idioms)]
+//!
+//! The lints live in Cargo.toml's `[lints]` table; `missing_docs` is allowed below only
+//! where documentation is not ready yet or comes from elsewhere.
 
 pub mod analysis;
 pub mod auth;
+// clap turns doc comments on arguments into `--help` text: documented by their help.
+#[allow(missing_docs)]
 pub mod cli;
+#[allow(missing_docs)]
 pub mod client;
 pub mod config;
 pub mod demo;
@@ -17,13 +20,13 @@ pub mod domain;
 pub mod evaluate;
 pub mod grafana;
 pub mod http;
-// rust-version 1.89 (the highest a locked dependency needs) turns on clippy's
-// `manual_is_multiple_of`, which src/judge/format.rs trips; scoped here until that line
-// uses `is_multiple_of`.
-#[allow(clippy::manual_is_multiple_of)]
+// Being rewritten on its own branch.
+#[allow(missing_docs)]
 pub mod judge;
 pub mod loadgen;
+#[allow(missing_docs)]
 pub mod sli;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

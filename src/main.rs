@@ -29,10 +29,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => runtime()?.block_on(verdict::demo::run(args)),
         Command::Serve => {
             let config = load_config(&cli)?;
-            runtime()?.block_on(async move {
+            let runtime = runtime()?;
+            let served = runtime.block_on(async move {
                 let app = verdict::startup::from_config(config).await?;
                 app.run_until(verdict::startup::shutdown_signal()).await
-            })
+            });
+            // run_until returns by the shutdown deadline; work blocking a thread past it
+            // (a DNS lookup, say) must not hold the process beyond the pod's grace period.
+            runtime.shutdown_timeout(verdict::startup::RUNTIME_STOP);
+            served
         }
         Command::Token(args) => {
             let config = load_config(&cli)?;

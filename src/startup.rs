@@ -1,4 +1,11 @@
 //! Build the application, bind, serve, shut down gracefully.
+//!
+//! Shutdown has one deadline: `shutdown_grace` after the signal. Draining in-flight
+//! requests, storing the last events, recording how the load runs ended and the Grafana
+//! worker's last delivery all end by it, whatever each is waiting for, and then the
+//! process exits. `shutdown_grace` must therefore stay below the pod's
+//! `terminationGracePeriodSeconds` (docs/operations.md), or Kubernetes kills verdict
+//! before it has recorded what it was doing.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,14 +14,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_util::task::TaskTracker;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::analysis::Analyst;
 use crate::config::Config;
+use crate::grafana::Worker;
 use crate::http::{self, AppState};
+use crate::loadgen::store_sink::StoreSink;
+use crate::loadgen::LoadManager;
 use crate::sli::SliSource;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+
+/// How long the binary waits, after [`Application::run_until`] returned at the latest
+/// at the shutdown deadline, for work that blocks a thread (a DNS lookup, a file read)
+/// before it exits regardless. Part of the margin between `shutdown_grace` and the pod's
+/// `terminationGracePeriodSeconds`.
+pub const RUNTIME_STOP: Duration = Duration::from_millis(250);
 
 /// A bound, ready-to-serve verdict. Binding happens in [`Application::build`], so tests
 /// can ask for port 0 and read the real port before serving.
@@ -24,7 +42,7 @@ pub struct Application {
     state: AppState,
     grace: Duration,
     /// The Grafana annotation worker, when `grafana.url` is set.
-    annotations: Option<crate::grafana::Worker>,
+    annotations: Option<Worker>,
 }
 
 impl Application {
@@ -32,7 +50,7 @@ impl Application {
     /// already be migrated.
     pub async fn build(
         config: Config,
-        store: Arc<dyn Store>,
+        store: Store,
         sli: Arc<dyn SliSource>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
@@ -49,29 +67,27 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let grace = config.shutdown_grace;
-        let loads = Arc::new(crate::loadgen::LoadManager::new(
+        let loads = Arc::new(LoadManager::new(
             config.load.clone(),
-            Arc::new(crate::loadgen::store_sink::StoreSink::new(store.clone())),
+            Arc::new(StoreSink::new(store.clone())),
         ));
         let annotations = if config.grafana.enabled() {
             Some(
-                crate::grafana::Worker::new(&config.grafana, store.clone(), metrics.clone())
+                Worker::new(&config.grafana, store.clone(), metrics.clone())
                     .context("configuration key `grafana`")?,
             )
         } else {
             None
         };
+        // Milestones are written only while the worker that delivers them runs.
+        let milestones = annotations.is_some();
+        let analyst = Analyst::new(store, sli, Arc::new(config), metrics.clone(), milestones);
         let state = AppState {
-            analyst: Analyst {
-                store,
-                sli,
-                config: Arc::new(config),
-                metrics,
-            },
-            tasks: TaskTracker::new(),
+            analyst,
+            loads,
+            metrics,
             namespace_allow,
             webhook_token,
-            loads,
             verifier,
         };
         Ok(Self {
@@ -89,64 +105,86 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The port actually bound (tests bind port 0).
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests and background
-    /// event storage finish (bounded by `shutdown_grace`). The Grafana worker, if any,
-    /// runs beside the server and is stopped after it, so annotations of the last
-    /// answers still get their chance; rows it cannot send wait in the outbox.
+    /// Serves until `shutdown` completes, then stops everything by one deadline,
+    /// `shutdown_grace` after the signal: in-flight requests finish and the last events
+    /// are stored, while the load runs stop and record how far they got; then the
+    /// Grafana worker, which ran beside the server so that the last answers' annotations
+    /// get their chance, finishes the request in flight (rows it cannot send wait in the
+    /// outbox). Whatever is still running at the deadline is dropped.
     pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let tasks = self.state.tasks.clone();
-        let loads = self.state.loads.clone();
-        let stop_annotations = tokio_util::sync::CancellationToken::new();
-        let annotations = self
-            .annotations
-            .map(|worker| tokio::spawn(worker.run(stop_annotations.clone())));
-        let router = http::router(self.state);
-        let addr = self.listener.local_addr().ok();
-        tracing::info!(?addr, "verdict serving");
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let addr = self.local_addr();
+        let Self {
+            listener,
+            state,
+            grace,
+            annotations,
+        } = self;
+        let (analyst, loads) = (state.analyst.clone(), state.loads.clone());
+        let stop_annotations = CancellationToken::new();
+        let annotations =
+            annotations.map(|worker| tokio::spawn(worker.run(stop_annotations.clone())));
+        tracing::info!(%addr, "verdict serving");
+        let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<Instant>();
         let signal = async move {
             shutdown.await;
-            let _ = stopping_tx.send(());
+            let _ = deadline_tx.send(Instant::now() + grace);
         };
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(signal);
-        let grace = self.grace;
-        let serve = tokio::spawn(async move { serve.await });
-        // Once the signal fired, in-flight requests get `grace` to finish.
-        let result = tokio::select! {
-            r = serve => r.context("server task")?.context("serving"),
-            _ = async {
-                let _ = stopping_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "shutdown grace exceeded; dropping remaining connections");
-                Ok(())
+        let serve = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+        let mut serve = tokio::spawn(async move { serve.await });
+        // The server stopping on its own (an error) drops the sender: clean up all the same.
+        let deadline = deadline_rx.await.unwrap_or_else(|_| Instant::now() + grace);
+
+        let drain = async {
+            let served = finish_by(deadline, &mut serve, "in-flight requests").await;
+            if timeout_at(deadline, analyst.finish_background())
+                .await
+                .is_err()
+            {
+                tracing::warn!("event storage still running at the shutdown deadline");
+            }
+            stop_annotations.cancel();
+            if let Some(mut worker) = annotations {
+                finish_by(deadline, &mut worker, "the grafana worker").await;
+            }
+            served
+        };
+        let stop_loads = async {
+            if timeout_at(deadline, loads.shutdown()).await.is_err() {
+                tracing::warn!("load runs still recording at the shutdown deadline");
             }
         };
-        tasks.close();
-        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
-            tracing::warn!("background tasks still running at shutdown");
-        }
-        // Load runs stop now and record how far they got.
-        if tokio::time::timeout(grace, loads.shutdown()).await.is_err() {
-            tracing::warn!("load runs still recording at shutdown");
-        }
-        stop_annotations.cancel();
-        if let Some(worker) = annotations {
-            // The worker finishes the request in flight (bounded by grafana.timeout)
-            // and releases the rest of its batch.
-            if tokio::time::timeout(grace, worker).await.is_err() {
-                tracing::warn!("grafana annotation worker still running at shutdown");
-            }
-        }
+        let (served, ()) = tokio::join!(drain, stop_loads);
         tracing::info!("verdict stopped");
-        result
+        match served {
+            Some(Ok(result)) => result.context("serving"),
+            Some(Err(join)) => Err(join).context("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Waits for `task` until `deadline`; past it, aborts the task and says so. `None` when
+/// it was aborted.
+async fn finish_by<T>(
+    deadline: Instant,
+    task: &mut JoinHandle<T>,
+    what: &str,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    match timeout_at(deadline, &mut *task).await {
+        Ok(done) => Some(done),
+        Err(_) => {
+            tracing::warn!("{what} still running at the shutdown deadline; dropped");
+            task.abort();
+            None
+        }
     }
 }
 
@@ -188,7 +226,7 @@ pub async fn from_config(config: Config) -> anyhow::Result<Application> {
 }
 
 /// Connects to and migrates the configured store.
-pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     use secrecy::ExposeSecret;
     let store = crate::store::connect(config.database_url.expose_secret())
         .await

@@ -60,6 +60,30 @@ struct ArmLabels {
     arm: String,
 }
 
+/// One arm of one canary and one latency boundary (`le`, seconds, as Prometheus spells
+/// histogram bounds).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlowerLabels {
+    namespace: String,
+    name: String,
+    arm: String,
+    le: String,
+}
+
+/// One arm's counts in one recorded look, as [`Metrics::look_recorded`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct LookCounts<'a> {
+    /// `canary` or `primary`.
+    pub arm: &'a str,
+    /// Requests served.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Of which slower than each latency boundary the analysis tests: (boundary in
+    /// seconds, count).
+    pub slower: &'a [(f64, u64)],
+}
+
 /// The service's metrics, served at `/metrics`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -73,7 +97,7 @@ pub struct Metrics {
     sli_up: Gauge,
     look_requests: Family<ArmLabels, Counter>,
     look_errors: Family<ArmLabels, Counter>,
-    look_slow: Family<ArmLabels, Counter>,
+    look_slower: Family<SlowerLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +106,7 @@ struct OutcomeLabels {
 }
 
 impl Metrics {
+    /// A registry with every metric at zero.
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("verdict");
         let hook_calls = Family::<HookLabels, Counter>::default();
@@ -142,11 +167,14 @@ impl Metrics {
             "Failed requests counted by the looks this replica took, per canary and arm",
             look_errors.clone(),
         );
-        let look_slow = Family::<ArmLabels, Counter>::default();
+        // Judge v2 tests several latency boundaries per analysis (docs/statistics.md §3):
+        // one series per boundary, `le` in seconds, so a panel shows the share above each
+        // boundary exactly as the judge compared it.
+        let look_slower = Family::<SlowerLabels, Counter>::default();
         registry.register(
-            "look_slow",
-            "Requests slower than the analysis' latency boundary, counted by the looks this replica took, per canary and arm",
-            look_slow.clone(),
+            "look_slower",
+            "Requests slower than each latency boundary the analysis tests (le, seconds), counted by the looks this replica took, per canary and arm",
+            look_slower.clone(),
         );
         Arc::new(Self {
             registry,
@@ -159,10 +187,11 @@ impl Metrics {
             sli_up,
             look_requests,
             look_errors,
-            look_slow,
+            look_slower,
         })
     }
 
+    /// Counts one hook call and observes how long its answer took.
     pub fn hook_call(&self, hook: &str, outcome: &str, elapsed: Duration) {
         self.hook_calls
             .get_or_create(&HookLabels {
@@ -177,6 +206,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Observes one Prometheus query (`query` is its kind).
     pub fn prometheus_query(&self, query: &str, elapsed: Duration, ok: bool) {
         self.prometheus_query_seconds
             .get_or_create(&QueryLabels {
@@ -186,6 +216,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Counts one failed store operation.
     pub fn store_error(&self, op: &str) {
         self.store_errors
             .get_or_create(&OpLabels { op: op.to_owned() })
@@ -206,25 +237,30 @@ impl Metrics {
             .inc();
     }
 
-    /// Adds one recorded look's counts of one arm (`canary` or `primary`). Counters, so
-    /// that replicas add up and restarts do not matter to `rate()`.
-    pub fn look_recorded(
-        &self,
-        namespace: &str,
-        name: &str,
-        arm: &str,
-        requests: u64,
-        errors: u64,
-        slow: u64,
-    ) {
+    /// Adds one recorded look's counts of one arm. Counters, so that replicas add up and
+    /// restarts do not matter to `rate()`.
+    pub fn look_recorded(&self, namespace: &str, name: &str, counts: LookCounts<'_>) {
         let labels = ArmLabels {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            arm: arm.to_owned(),
+            arm: counts.arm.to_owned(),
         };
-        self.look_requests.get_or_create(&labels).inc_by(requests);
-        self.look_errors.get_or_create(&labels).inc_by(errors);
-        self.look_slow.get_or_create(&labels).inc_by(slow);
+        self.look_requests
+            .get_or_create(&labels)
+            .inc_by(counts.requests);
+        self.look_errors
+            .get_or_create(&labels)
+            .inc_by(counts.errors);
+        for &(le_s, slower) in counts.slower {
+            self.look_slower
+                .get_or_create(&SlowerLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    arm: counts.arm.to_owned(),
+                    le: le_s.to_string(),
+                })
+                .inc_by(slower);
+        }
     }
 
     /// Records whether the SLI source (Prometheus) answered its last check.

@@ -2,15 +2,16 @@
 //! endpoint for every role, bad tokens, durable gates, the hold/approve/rollback flow and
 //! its audit trail, bad input that changes nothing, and the OpenAPI document.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::api::{self, alg_none, call, claims, hs256, rs256, token, Reply};
-use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS};
+use support::app::{
+    canary, next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS,
+};
 use support::exporter::Profile;
+use verdict::domain::AnalysisId;
 
 /// Settings that make promotion reachable within seconds of test traffic.
 const QUICK: &[(&str, &str)] = &[
@@ -80,7 +81,7 @@ async fn open(app: &TestApp, name: &str, checksum: &str, meta: &[(&str, &str)]) 
     let p = payload(name, checksum, meta);
     let r = app.call("pre-rollout", &p).await;
     assert_eq!(r.status, 200, "pre-rollout {name}: «{}»", r.body);
-    app.analysis(&p).await.expect("analysis opened").id
+    app.analysis(&p).await.expect("analysis opened").id.get()
 }
 
 #[tokio::test]
@@ -200,12 +201,16 @@ async fn every_endpoint_for_every_role() {
         "a refused call wrote an audit row"
     );
     assert_eq!(
-        app.store.gates(NS, "podinfo").await.expect("gates").len(),
+        app.store
+            .gates(&canary(NS, "podinfo"))
+            .await
+            .expect("gates")
+            .len(),
         0
     );
     assert_eq!(
         app.store
-            .get_analysis(id)
+            .get_analysis(AnalysisId::new(id))
             .await
             .expect("get")
             .expect("row")
@@ -887,13 +892,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
     );
     assert!(app
         .store
-        .gates(NS, "podinfo")
+        .gates(&canary(NS, "podinfo"))
         .await
         .expect("gates")
         .is_empty());
     assert!(app
         .store
-        .gates(NS, "nobody")
+        .gates(&canary(NS, "nobody"))
         .await
         .expect("gates")
         .is_empty());

@@ -2,15 +2,13 @@
 //! Prometheus: tables for people, `--json` for scripts, the server's refusals as one-line
 //! errors with a non-zero exit, and bad command lines refused before any request.
 
-mod support;
-
 use std::process::Output;
 
 use tokio::process::Command;
 
 use serde_json::Value;
 use support::api::token;
-use support::app::{payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS};
+use support::app::{canary, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS};
 use support::exporter::Profile;
 
 /// Runs `verdict ARGS` against `app` with `token` in the environment (without blocking
@@ -76,7 +74,7 @@ async fn the_cli_reads_and_acts_through_the_api() {
         "analyses list --json",
     ))
     .expect("--json prints JSON");
-    assert_eq!(json["items"][0]["id"], Value::from(id));
+    assert_eq!(json["items"][0]["id"], Value::from(id.get()));
     let shown = ok(
         &verdict(&app, &viewer, &["analyses", "show", &id.to_string()]).await,
         "analyses show",
@@ -109,7 +107,7 @@ async fn the_cli_reads_and_acts_through_the_api() {
     );
     assert!(app
         .store
-        .gates("test", "podinfo")
+        .gates(&canary("test", "podinfo"))
         .await
         .expect("gates")
         .is_empty());

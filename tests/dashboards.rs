@@ -3,29 +3,18 @@
 //! SQL query run against the migrated Postgres schema holding data verdict itself wrote
 //! (real hooks through the real server, so the evidence JSON paths are the real ones).
 
-#[path = "support/postgres.rs"]
-#[allow(dead_code)]
-mod pg;
-#[path = "support/prometheus.rs"]
-#[allow(dead_code)]
-mod prometheus;
-
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::{Column, Connection, Executor, PgConnection, Row, ValueRef};
-
-use verdict::config::{Config, LogFormat};
-use verdict::demo::client::{FlaggerClient, Payload};
-use verdict::domain::{now_millis, CanaryName, Namespace};
-use verdict::grafana::{manual_action, Outcome};
-use verdict::sli::simulator::{
-    CanaryEffect, ServiceProfile, SimulatedSli, SimulatedSliConfig, Workload,
-};
-use verdict::startup::Application;
-use verdict::telemetry::Metrics;
+use support::app::{spawn_app, AppOptions, TestApp};
+use support::flagger::Payload;
+use support::prometheus::TestPrometheus;
+use verdict::domain::{now_millis, CanaryName, CanaryRef, Namespace};
+use verdict::sli::simulator::{CanaryEffect, ServiceProfile, Workload};
+use verdict::store::{Milestone, MilestoneKind};
+use verdict::telemetry::{LookCounts, Metrics};
 
 const PROMETHEUS_DS: &str = "${DS_PROMETHEUS}";
 const POSTGRES_DS: &str = "${DS_POSTGRES}";
@@ -291,7 +280,16 @@ fn the_canary_dashboard_has_namespace_and_canary_variables() {
 #[test]
 fn dashboards_name_metrics_that_exist() {
     let metrics = Metrics::new();
-    metrics.look_recorded("shop", "checkout", "canary", 100, 2, 5);
+    metrics.look_recorded(
+        "shop",
+        "checkout",
+        LookCounts {
+            arm: "canary",
+            requests: 100,
+            errors: 2,
+            slower: &[(0.1, 20), (0.25, 5)],
+        },
+    );
     metrics.set_sli_up(true);
     metrics.hook_call("rollout", "pass", Duration::from_millis(3));
     metrics.prometheus_query("requests", Duration::from_millis(3), false);
@@ -365,7 +363,7 @@ fn fill_promql(q: &Query) -> String {
 
 #[tokio::test]
 async fn every_promql_expression_is_accepted_by_prometheus() {
-    let prom = prometheus::TestPrometheus::start(&[]).await;
+    let prom = TestPrometheus::start(&[]).await;
     let http = reqwest::Client::new();
     let mut checked = 0;
     for path in dashboard_files() {
@@ -448,25 +446,15 @@ fn fill_sql(q: &Query) -> String {
 /// Writes what the dashboards read, through verdict itself: an analysis opened by
 /// pre-rollout, looks taken by rollout calls (with the real evidence JSON), their
 /// decisions; plus an outbox row and a load run.
-async fn seed(url: &str) {
-    let mut config = Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        log_format: LogFormat::Pretty,
-        ..Config::default()
-    };
-    config.database_url = url.to_owned().into();
-    config.defaults.min_look_gap = Duration::from_millis(100);
-    config.validate().expect("config");
-    let time_scale = 120.0;
-    let sli = Arc::new(
-        SimulatedSli::new(SimulatedSliConfig {
-            time_scale,
-            ..SimulatedSliConfig::demo(now_millis() - 3_600_000 / time_scale as i64, 3)
-        })
-        .expect("simulator"),
-    );
+async fn seed() -> TestApp {
+    let mut app = spawn_app(AppOptions {
+        min_look_gap: Duration::from_millis(100),
+        ..AppOptions::simulated(3)
+    })
+    .await;
     let ns = Namespace::parse(NAMESPACE).expect("namespace");
     let name = CanaryName::parse(CANARY).expect("name");
+    let sli = app.simulator();
     sli.add_service(
         &ns,
         &name,
@@ -482,17 +470,6 @@ async fn seed(url: &str) {
         },
     )
     .expect("service");
-    let store = verdict::store::connect(url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    let app = Application::build(config, store.clone(), sli.clone(), Metrics::new())
-        .await
-        .expect("app");
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-    let flagger = FlaggerClient::new(&base);
     let payload = Payload {
         name: CANARY.into(),
         namespace: NAMESPACE.into(),
@@ -500,47 +477,41 @@ async fn seed(url: &str) {
         checksum: "5eed0001".into(),
         metadata: Default::default(),
     };
-    let reply = flagger
-        .call("pre-rollout", &payload)
-        .await
-        .expect("pre-rollout");
+    let reply = app.call("pre-rollout", &payload).await;
     assert!(reply.passed(), "{reply:?}");
     sli.set_weight(&ns, &name, 0.2).expect("weight");
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let reply = flagger.call("rollout", &payload).await.expect("rollout");
+        let reply = app.call("rollout", &payload).await;
         assert!(matches!(reply.status, 200 | 422), "{reply:?}");
     }
-    let reply = flagger.call("rollback", &payload).await.expect("rollback");
+    let reply = app.call("rollback", &payload).await;
     assert!(matches!(reply.status, 200 | 409), "{reply:?}");
     let post = Payload {
         phase: "Succeeded".into(),
         ..payload.clone()
     };
-    assert!(flagger
-        .call("post-rollout", &post)
-        .await
-        .expect("post")
-        .passed());
-    assert!(
-        store.looks(1).await.expect("looks").len() >= 2,
-        "looks were taken"
-    );
-    store
-        .enqueue_annotation(&manual_action(
-            Outcome::GateHeld,
-            NAMESPACE,
-            CANARY,
-            "alice",
-            "freeze",
-            now_millis(),
-        ))
+    assert!(app.call("post-rollout", &post).await.passed());
+    let analysis = app.analysis(&payload).await.expect("the analysis");
+    assert!(app.looks(analysis.id).await.len() >= 2, "looks were taken");
+    app.store
+        .enqueue_milestone(&Milestone {
+            kind: MilestoneKind::GateHeld,
+            canary: CanaryRef {
+                namespace: ns,
+                name,
+            },
+            analysis: None,
+            actor: Some("alice".into()),
+            detail: "freeze".into(),
+            time: now_millis(),
+            since: None,
+        })
         .await
         .expect("outbox row");
-    let _ = stop.send(());
-    server.await.expect("server").expect("server stopped");
+    app.stop_server().await;
 
-    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let mut conn = PgConnection::connect(&app.db.url).await.expect("connect");
     let now = now_millis();
     sqlx::query(
         "INSERT INTO load_run (namespace, name, spec_checksum, spec, status, started_at, ended_at, requests) \
@@ -554,13 +525,13 @@ async fn seed(url: &str) {
     .await
     .expect("load run");
     let _ = conn.close().await;
+    app
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sql_query_runs_against_the_migrated_schema() {
-    let url = pg::fresh_database().await;
-    seed(&url).await;
-    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let app = seed().await;
+    let mut conn = PgConnection::connect(&app.db.url).await.expect("connect");
     let mut checked = 0;
     for path in dashboard_files() {
         let file = path.display().to_string();
@@ -599,5 +570,5 @@ async fn every_sql_query_runs_against_the_migrated_schema() {
     }
     assert!(checked >= 10, "only {checked} SQL queries checked");
     let _ = conn.close().await;
-    pg::drop_database(&url).await;
+    app.shutdown().await;
 }

@@ -2,6 +2,7 @@
 //! completion and leave the outcomes it prints in its store.
 
 use verdict::cli::DemoArgs;
+use verdict::domain::CanaryRef;
 use verdict::store::{AnalysisFilter, AnalysisStatus, AuditFilter};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,9 +38,10 @@ async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
     assert_eq!(status("search"), Some(AnalysisStatus::Succeeded));
 
     // The manual canary waited at both gates until alice opened them through the API.
+    let shop_search = CanaryRef::parse("shop/search").expect("canary");
     let audit = store
         .audit(&AuditFilter {
-            target: Some("shop/search".into()),
+            target: Some(shop_search.clone()),
             limit: 10,
             ..AuditFilter::default()
         })
@@ -56,10 +58,7 @@ async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
             ("alice", "gate.rollout.open")
         ]
     );
-    let decisions = store
-        .decisions_for("shop", "search")
-        .await
-        .expect("decisions");
+    let decisions = store.decisions_for(&shop_search).await.expect("decisions");
     let first = |hook: &str| {
         decisions
             .iter()

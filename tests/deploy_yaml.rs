@@ -21,7 +21,7 @@ use verdict::sli::templates::TemplateSet;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// What every `{{ … }}` becomes before parsing.
 const PLACEHOLDER: &str = "__helm__";
-/// Keys of the load-test hook's metadata (DESIGN.md §8), plus flagger-loadtester's
+/// Keys of the load-test hook's metadata (webhooks/README.md), plus flagger-loadtester's
 /// `type` and `logCmdOutput`, accepted for compatibility.
 const LOAD_TEST_KEYS: &[&str] = &[
     "cmd",
@@ -55,7 +55,7 @@ fn read(p: &Path) -> String {
 fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(path(dir))
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|e| e.unwrap().path())
+        .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().and_then(|x| x.to_str()) == Some(ext))
         .collect();
     out.sort();
@@ -277,6 +277,52 @@ fn chart_and_values_parse() {
             "values config.defaults.{key} is not a configuration key (known: {known:?})"
         );
     }
+}
+
+/// verdict's shutdown deadline fits in the pod's grace period: after SIGTERM, verdict
+/// ends everything by `shutdown_grace` and exits within `startup::RUNTIME_STOP`; a
+/// further second covers the signal's delivery and the process' own exit. Kubernetes
+/// kills the pod `terminationGracePeriodSeconds` after SIGTERM, so a chart whose
+/// grace period is shorter would cut verdict off before it recorded what it was doing.
+#[test]
+fn the_shutdown_deadline_fits_in_the_pods_grace_period() {
+    let values = documents(
+        &read(&path("deploy/helm/verdict/values.yaml")),
+        "values.yaml",
+    )
+    .expect("values.yaml parses");
+    let values = &values[0];
+    let grace = str_at(values, &["config", "shutdownGrace"]).expect("config.shutdownGrace");
+    let grace = humantime::parse_duration(grace).expect("shutdownGrace is a duration");
+    let pod = at(values, &["terminationGracePeriodSeconds"])
+        .as_u64()
+        .map(std::time::Duration::from_secs)
+        .expect("terminationGracePeriodSeconds");
+    let needed = grace + verdict::startup::RUNTIME_STOP + std::time::Duration::from_secs(1);
+    assert!(
+        needed <= pod,
+        "shutdownGrace {grace:?} plus exit needs {needed:?}, but the pod is killed after {pod:?}"
+    );
+    // verdict without the chart has the chart's deadline.
+    assert_eq!(Config::default().shutdown_grace, grace);
+
+    // The Deployment takes both from these values.
+    let deployment = read(&path("deploy/helm/verdict/templates/deployment.yaml"));
+    assert!(
+        deployment
+            .contains("terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}"),
+        "the pod's grace period is not values.terminationGracePeriodSeconds"
+    );
+    let env = deployment
+        .split("- name: VERDICT_SHUTDOWN_GRACE")
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(1))
+        .expect("the Deployment sets VERDICT_SHUTDOWN_GRACE");
+    assert_eq!(
+        env.trim(),
+        "value: {{ .Values.config.shutdownGrace | quote }}",
+        "VERDICT_SHUTDOWN_GRACE does not come from values.config.shutdownGrace"
+    );
 }
 
 #[test]
@@ -835,9 +881,9 @@ fn check_canary(file: &Path, canary: &Value) -> CanaryHooks {
 
     // Every analysis hook's metadata is accepted by the service, names a shipped
     // template, and is the same on every hook.
-    let templates = TemplateSet::builtin().unwrap();
+    let templates = TemplateSet::builtin().expect("shipped templates");
     let config = Config::default();
-    let canary_name = CanaryName::parse(name).unwrap();
+    let canary_name = CanaryName::parse(name).expect("canary name");
     let first = hooks
         .analysis
         .first()

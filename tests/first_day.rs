@@ -2,17 +2,14 @@
 //! binary starts in a pod whose namespace has a Service named `verdict`; Canaries moved
 //! over from flagger-loadtester keep their load-test commands.
 
-mod support;
-
-use std::process::Output;
-
 use std::collections::BTreeMap;
+use std::process::Output;
 
 use base64::Engine;
 use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS};
 use support::exporter::Profile;
-use verdict::config::{JwtAlgorithm, JwtSettings};
-use verdict::demo::client::Payload;
+use support::flagger::Payload;
+use verdict::auth::{JwtAlgorithm, JwtSettings};
 use verdict::domain::Namespace;
 use verdict::loadgen::{parse_hey_cmd, LoadPolicy};
 
@@ -183,7 +180,7 @@ async fn the_load_test_hook_takes_flaggers_commands_and_refuses_other_namespaces
         ..LoadPolicy::default()
     };
     let app = spawn_app(AppOptions {
-        load: Some(load),
+        load,
         ..AppOptions::default()
     })
     .await;
@@ -295,10 +292,10 @@ async fn the_examples_applied_as_the_readme_says_pass_the_charts_token_check() {
     // test's rate cap keeps it from sending load (409 after the token and allow-list).
     let app = spawn_app(AppOptions {
         webhook_token: Some(TOKEN.into()),
-        load: Some(LoadPolicy {
+        load: LoadPolicy {
             max_total_rps: 1.0,
             ..LoadPolicy::default()
-        }),
+        },
         ..AppOptions::default()
     })
     .await;
@@ -539,22 +536,38 @@ async fn the_cli_speaks_kubectl_and_wait_follows_an_analysis_to_its_end() {
     let waiting = tokio::spawn(waiting);
     next_look().await;
     assert_eq!(app.call("rollout", &first).await.status, 200);
-    // The look's counts are on /metrics per arm, for the provider-neutral dashboard panels.
-    let look = app
-        .looks(app.analysis(&first).await.expect("analysis").id)
-        .await;
+    // The look's counts are on /metrics per arm, and the slower requests per latency
+    // boundary the analysis tests, for the provider-neutral dashboard panels.
+    let analysis = app.analysis(&first).await.expect("analysis");
+    let plan = analysis
+        .settings
+        .as_ref()
+        .expect("readable settings")
+        .plan();
+    assert!(!plan.boundaries.is_empty(), "{plan:?}");
+    let look = app.looks(analysis.id).await;
     let (_, metrics) = app.get("/metrics").await;
-    for (arm, requests) in [
-        ("canary", look[0].look.canary.requests),
-        ("primary", look[0].look.primary.requests),
+    for (arm, tally) in [
+        ("canary", &look[0].look.canary),
+        ("primary", &look[0].look.primary),
     ] {
-        let line = format!(
-            "verdict_look_requests_total{{namespace=\"test\",name=\"podinfo\",arm=\"{arm}\"}} {requests}"
-        );
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "{line} not in\n{metrics}"
-        );
+        let labels = format!("namespace=\"test\",name=\"podinfo\",arm=\"{arm}\"");
+        let mut lines = vec![format!(
+            "verdict_look_requests_total{{{labels}}} {}",
+            tally.requests
+        )];
+        for boundary in &plan.boundaries {
+            lines.push(format!(
+                "verdict_look_slower_total{{{labels},le=\"{}\"}} {}",
+                boundary.le_s, tally.slower[boundary.edge]
+            ));
+        }
+        for line in lines {
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{line} not in\n{metrics}"
+            );
+        }
     }
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let o = cli(

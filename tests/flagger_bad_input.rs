@@ -2,11 +2,9 @@
 //! unauthenticated or disallowed call is refused with 400/403 and a one-line reason,
 //! and leaves nothing in the store.
 
-mod support;
-
-use support::app::{payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS};
+use support::app::{canary, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS};
 use support::exporter::Profile;
-use verdict::demo::client::{HookReply, Payload};
+use support::flagger::{HookReply, Payload};
 
 const TOKEN: &str = "s3cret-webhook-token";
 
@@ -55,9 +53,10 @@ fn assert_refused(reply: &HookReply, status: u16, needle: &str, what: &str) {
 
 /// Nothing about canary `name` in `namespace` reached the store.
 async fn assert_nothing_recorded(app: &TestApp, namespace: &str, name: &str, what: &str) {
+    let canary = canary(namespace, name);
     let decisions = app
         .store
-        .decisions_for(namespace, name)
+        .decisions_for(&canary)
         .await
         .expect("decisions_for");
     assert!(
@@ -68,7 +67,7 @@ async fn assert_nothing_recorded(app: &TestApp, namespace: &str, name: &str, wha
             .map(|d| (&d.decision.hook, d.decision.status_code, &d.decision.reason))
             .collect::<Vec<_>>()
     );
-    let events = app.store.events(namespace, name).await.expect("events");
+    let events = app.store.events(&canary).await.expect("events");
     assert!(events.is_empty(), "{what}: a refused call stored events");
 }
 

@@ -1,8 +1,6 @@
 //! Faults mid-analysis: Prometheus stops and comes back, the server restarts. In both
 //! cases the analysis continues from the store with its evidence intact.
 
-mod support;
-
 use std::time::Duration;
 
 use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, FAST_MS};
@@ -40,7 +38,7 @@ async fn prometheus_down_is_424_without_evidence_and_the_analysis_continues() {
     let before = app.looks(analysis.id).await;
     assert_eq!(before.len(), 1);
 
-    app.prometheus.stop().await;
+    app.prometheus_mut().stop().await;
     // Ready means the store answers: the API and the gates stay reachable, and the hooks
     // below answer 424 with the reason instead of a refused connection.
     let (status, body) = app.get("/readyz").await;
@@ -129,7 +127,7 @@ async fn slow_prometheus_is_424_and_records_no_look() {
         }
     });
     app.stop_server().await;
-    app.prometheus.stop().await;
+    app.prometheus_mut().stop().await;
     app.set_prometheus_url(format!("http://{hung_addr}"));
     app.restart_server().await;
 
@@ -260,7 +258,7 @@ async fn shutdown_lets_an_in_flight_hook_finish() {
         }
     });
     app.stop_server().await;
-    app.prometheus.stop().await;
+    app.prometheus_mut().stop().await;
     app.set_prometheus_url(format!("http://{hung_addr}"));
     app.restart_server().await;
     next_look().await;
@@ -268,7 +266,7 @@ async fn shutdown_lets_an_in_flight_hook_finish() {
     let in_flight = {
         let client = app.client.clone();
         let p = p.clone();
-        tokio::spawn(async move { client.call("rollout", &p).await })
+        tokio::spawn(async move { client.try_call("rollout", &p).await })
     };
     queried_rx
         .recv()
@@ -281,7 +279,7 @@ async fn shutdown_lets_an_in_flight_hook_finish() {
         .expect("the in-flight hook was answered, not cut off");
     assert_eq!(reply.status, 424, "«{}»", reply.body);
     assert!(
-        app.client.call("rollout", &p).await.is_err(),
+        app.client.try_call("rollout", &p).await.is_err(),
         "the stopped server still accepts calls"
     );
     accept.abort();

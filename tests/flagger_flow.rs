@@ -1,13 +1,11 @@
 //! The analysis loop end to end, as Flagger drives it: real server on port 0, real
 //! Postgres, real Prometheus scraping an Istio-style exporter.
 
-mod support;
-
 use std::time::Duration;
 
 use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, FAST_MS};
 use support::exporter::Profile;
-use verdict::demo::client::HookReply;
+use support::flagger::HookReply;
 use verdict::store::AnalysisStatus;
 
 /// Per-canary settings that make promotion reachable within seconds of test traffic:
@@ -119,7 +117,7 @@ async fn good_canary_is_promoted_and_every_answer_is_a_decision_row() {
         assert_eq!(d.hook, *hook);
         assert_eq!(d.status_code, i64::from(reply.status), "{hook}");
         assert_eq!(d.reason, reply.body, "{hook}: stored reason differs");
-        assert_eq!(d.checksum, p.checksum);
+        assert_eq!(d.key.checksum.as_str(), p.checksum);
         let expected_verdicts: &[&str] = match (*hook, reply.status) {
             ("confirm-promotion", 200) => &["pass"],
             ("confirm-promotion", _) => &["wait"],
@@ -167,7 +165,7 @@ async fn error_regression_is_rolled_back_within_a_few_looks() {
     assert_reply(&r, 409, "rollback while no regression is established");
 
     // The canary starts failing one request in five.
-    app.exporter
+    app.exporter()
         .set_profile("test", "podinfo", Profile::fixed(100.0, 0.20, FAST_MS));
     let mut failed_at = None;
     for look in 1..=4 {
@@ -228,11 +226,11 @@ async fn error_regression_is_rolled_back_within_a_few_looks() {
 }
 
 #[tokio::test]
-async fn canary_without_traffic_is_never_promoted() {
+async fn canary_without_traffic_is_never_promoted_and_fails_at_its_third_look() {
     let app = spawn_app(AppOptions::default()).await;
     // `ghost` never served a request: no series at all. `stalled` served, then stopped:
     // its series exist but stay flat.
-    app.exporter
+    app.exporter()
         .set_profile("test", "ghost-primary", Profile::fixed(200.0, 0.0, FAST_MS));
     app.traffic(
         "stalled",
@@ -240,7 +238,8 @@ async fn canary_without_traffic_is_never_promoted() {
         Profile::fixed(200.0, 0.0, FAST_MS),
     );
     warm_up().await;
-    app.exporter.set_profile("test", "stalled", Profile::idle());
+    app.exporter()
+        .set_profile("test", "stalled", Profile::idle());
     // Let the last scrape with canary traffic fall behind the first window.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -251,7 +250,10 @@ async fn canary_without_traffic_is_never_promoted() {
         assert_reply(&app.call("pre-rollout", &p).await, 200, "pre-rollout");
         let r = app.call("confirm-promotion", &p).await;
         assert_reply(&r, 412, &format!("{name}: confirm-promotion with no looks"));
-        for look in 1..=3 {
+        // Two looks without canary requests wait; the third (the default
+        // no-traffic limit) fails the canary, so Flagger rolls it back instead of
+        // holding it at its weight forever.
+        for look in 1..=2 {
             next_look().await;
             let r = app.call("rollout", &p).await;
             assert_reply(&r, 200, &format!("{name}: rollout look {look}"));
@@ -263,6 +265,23 @@ async fn canary_without_traffic_is_never_promoted() {
                 r.body
             );
         }
+        next_look().await;
+        let r = app.call("rollout", &p).await;
+        assert_reply(&r, 422, &format!("{name}: rollout look 3"));
+        assert!(
+            r.body
+                .starts_with("canary receives no traffic: no canary requests in the last 3 looks"),
+            "{name}: «{}»",
+            r.body
+        );
+        assert_reply(&app.call("rollback", &p).await, 200, "rollback");
+        let r = app.call("confirm-promotion", &p).await;
+        assert_reply(
+            &r,
+            412,
+            &format!("{name}: confirm-promotion after the failure"),
+        );
+        assert!(r.body.contains("canary receives no traffic"), "{}", r.body);
         let analysis = app.analysis(&p).await.expect("analysis");
         let looks = app.looks(analysis.id).await;
         assert_eq!(looks.len(), 3, "{name}: every rollout took a look");
@@ -328,7 +347,7 @@ async fn repeated_and_concurrent_calls_make_one_analysis_and_one_look() {
         let analysis = app.analysis(payload).await.expect("analysis");
         let ids: Vec<_> = all
             .iter()
-            .filter(|d| d.decision.checksum == payload.checksum)
+            .filter(|d| d.decision.key.checksum.as_str() == payload.checksum)
             .map(|d| d.decision.analysis_id)
             .collect();
         assert_eq!(ids.len(), 4, "{what}: four answers, four decisions");

@@ -8,22 +8,17 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use verdict::config::Config;
-use verdict::demo::client::{FlaggerClient, HookReply, Payload};
-use verdict::domain::now_millis;
-use verdict::sli::simulator::{SimulatedSli, SimulatedSliConfig};
-use verdict::startup::Application;
-use verdict::store::{LoadRunRow, Store};
-use verdict::telemetry::Metrics;
+use support::app::{canary, spawn_app, AppOptions, Backend, TestApp};
+use support::flagger::{HookReply, Payload};
+use verdict::loadgen::LoadPolicy;
+use verdict::store::LoadRunRow;
+
+const TOKEN: &str = "load-test-token";
 
 struct Harness {
-    client: FlaggerClient,
-    store: Arc<dyn Store>,
+    app: TestApp,
     target: SocketAddr,
     hits: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
 }
 
 /// A target that counts the requests it answers.
@@ -49,39 +44,20 @@ async fn target() -> (SocketAddr, Arc<AtomicU64>) {
 }
 
 async fn start() -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        webhook_token: Some("load-test-token".to_owned().into()),
-        ..Config::default()
-    };
-    config.database_url = format!("sqlite://{}", dir.path().join("v.db").display()).into();
-    config.load.allow_hosts = vec!["127.0.0.1".to_owned()];
-    config.load.max_total_rps = 100.0;
-    config.load.max_concurrent_runs = 2;
-    config.validate().expect("valid config");
-    let store = verdict::startup::connect_store(&config)
-        .await
-        .expect("store");
-    let sli = SimulatedSli::new(SimulatedSliConfig::demo(now_millis(), 1)).expect("sli");
-    let app = Application::build(config, store.clone(), Arc::new(sli), Metrics::new())
-        .await
-        .expect("build");
-    let client = FlaggerClient::new(format!("http://{}", app.local_addr()));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
+    let app = spawn_app(AppOptions {
+        store: Backend::Sqlite,
+        webhook_token: Some(TOKEN.to_owned()),
+        load: LoadPolicy {
+            allow_hosts: vec!["127.0.0.1".to_owned()],
+            max_total_rps: 100.0,
+            max_concurrent_runs: 2,
+            ..LoadPolicy::default()
+        },
+        ..AppOptions::simulated(1)
+    })
+    .await;
     let (target, hits) = target().await;
-    Harness {
-        client,
-        store,
-        target,
-        hits,
-        stop: Some(tx),
-        server,
-        _dir: dir,
-    }
+    Harness { app, target, hits }
 }
 
 fn payload(name: &str, metadata: &[(&str, &str)]) -> Payload {
@@ -91,7 +67,7 @@ fn payload(name: &str, metadata: &[(&str, &str)]) -> Payload {
         .collect();
     metadata
         .entry("token".to_owned())
-        .or_insert_with(|| "load-test-token".to_owned());
+        .or_insert_with(|| TOKEN.to_owned());
     Payload {
         name: name.to_owned(),
         namespace: "test".to_owned(),
@@ -103,25 +79,15 @@ fn payload(name: &str, metadata: &[(&str, &str)]) -> Payload {
 
 impl Harness {
     async fn load_test(&self, name: &str, metadata: &[(&str, &str)]) -> HookReply {
-        self.client
-            .call("load-test", &payload(name, metadata))
-            .await
-            .expect("hook answered")
+        self.app.call("load-test", &payload(name, metadata)).await
     }
 
     async fn runs(&self, name: &str) -> Vec<LoadRunRow> {
-        self.store.load_runs("test", name).await.expect("load runs")
-    }
-
-    async fn stop(mut self) -> Arc<dyn Store> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.server
+        self.app
+            .store
+            .load_runs(&canary("test", name))
             .await
-            .expect("server task")
-            .expect("server stopped cleanly");
-        self.store.clone()
+            .expect("load runs")
     }
 }
 
@@ -181,14 +147,20 @@ async fn one_run_per_spec_and_a_new_spec_replaces_it() {
         waited += Duration::from_millis(50);
     }
     // Shutdown stops the new run and records its end.
-    let store = h.stop().await;
-    let runs = store.load_runs("test", "podinfo").await.expect("runs");
+    let mut app = h.app;
+    app.stop_server().await;
+    let runs = app
+        .store
+        .load_runs(&canary("test", "podinfo"))
+        .await
+        .expect("runs");
     let last = runs[1]
         .outcome
         .as_ref()
         .expect("shutdown recorded the run's end");
     assert_eq!(last.status, "stopped");
     assert!(last.requests > 0);
+    app.shutdown().await;
 }
 
 /// A refused call: canary name, metadata, expected status.
@@ -260,7 +232,7 @@ async fn bad_input_and_caps_are_refused_and_start_nothing() {
     wrong
         .metadata
         .insert("token".into(), "not-the-token".into());
-    let reply = h.client.call("load-test", &wrong).await.expect("answer");
+    let reply = h.app.call("load-test", &wrong).await;
     assert_eq!(reply.status, 403, "«{}»", reply.body);
     assert!(h.runs("tokenless").await.is_empty());
     assert_eq!(
@@ -268,5 +240,5 @@ async fn bad_input_and_caps_are_refused_and_start_nothing() {
         0,
         "refused runs sent traffic"
     );
-    h.stop().await;
+    h.app.shutdown().await;
 }

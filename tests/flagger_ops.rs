@@ -1,12 +1,10 @@
 //! What operators and the remaining hooks see: health, readiness, metrics, events,
 //! unknown hooks, the rollout gate and adaptive traffic steps.
 
-mod support;
-
 use std::time::Duration;
 
 use support::app::{
-    eventually, next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS,
+    canary, eventually, next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS,
 };
 use support::exporter::Profile;
 
@@ -113,7 +111,7 @@ async fn health_metrics_events_and_unknown_hooks() {
     let stored = eventually("the event in the store", Duration::from_secs(10), || {
         let app = &app;
         async move {
-            let events = app.store.events(NS, "podinfo").await.ok()?;
+            let events = app.store.events(&canary(NS, "podinfo")).await.ok()?;
             events.into_iter().next()
         }
     })
@@ -123,7 +121,7 @@ async fn health_metrics_events_and_unknown_hooks() {
         "Advance podinfo.test canary weight 20"
     );
     assert_eq!(stored.event.event_type, "Normal");
-    assert_eq!(stored.event.checksum, "85d557f47b");
+    assert_eq!(stored.event.key.checksum.as_str(), "85d557f47b");
     assert_eq!(stored.event.event_time, Some(1_795_330_944_676));
     assert!(stored.event.metadata.contains("prod-eu"));
     app.shutdown().await;
@@ -131,7 +129,7 @@ async fn health_metrics_events_and_unknown_hooks() {
 
 /// Calls rollout until the looks taken from now on hold at least `requests` canary
 /// requests.
-async fn serve_canary_requests(app: &TestApp, p: &verdict::demo::client::Payload, requests: u64) {
+async fn serve_canary_requests(app: &TestApp, p: &support::flagger::Payload, requests: u64) {
     let analysis = app.analysis(p).await.expect("analysis");
     let start = app.looks(analysis.id).await.len();
     for _ in 0..10 {

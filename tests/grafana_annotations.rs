@@ -1,11 +1,8 @@
 //! Grafana annotations end to end: real hooks through the real server (Flagger played by
-//! `FlaggerClient`, metrics from the simulator) into the outbox, and the worker delivering
-//! them to a local server that follows Grafana's `POST /api/annotations` contract (bearer
-//! token, JSON body, `{"id": N, "message": …}`). Each test runs on SQLite and Postgres.
-
-#[path = "support/postgres.rs"]
-#[allow(dead_code)]
-mod pg;
+//! the test's Flagger client, metrics from the simulator) into the outbox, and the worker
+//! delivering them to a local server that follows Grafana's `POST /api/annotations`
+//! contract (bearer token, JSON body, `{"id": N, "message": …}`). Each test runs on
+//! SQLite and Postgres.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,30 +14,23 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tempfile::TempDir;
+use support::app::{spawn_app, AppOptions, Backend, TestApp};
+use support::db::TestDb;
+use support::flagger::Payload;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-use verdict::config::{Config, GrafanaSettings, LogFormat};
-use verdict::demo::client::{FlaggerClient, Payload};
-use verdict::domain::{now_millis, AnalysisKey, CanaryName, Checksum, Namespace};
-use verdict::grafana::{manual_action, milestone, Outcome, Worker};
-use verdict::judge::ArmLook;
-use verdict::sli::simulator::{
-    CanaryEffect, ServiceProfile, SimulatedSli, SimulatedSliConfig, Workload,
-};
-use verdict::startup::Application;
+use verdict::config::GrafanaSettings;
+use verdict::domain::{now_millis, AnalysisKey, CanaryName, CanaryRef, Checksum, Namespace};
+use verdict::grafana::{annotation, Worker};
+use verdict::sli::simulator::{CanaryEffect, ServiceProfile, Workload};
 use verdict::store::{
-    connect, AnalysisStatus, LookInsert, NewAnalysis, NewDecision, NewLook, StatusChange, Store,
+    AnalysisStatus, ArmTally, LookInsert, Milestone, MilestoneAnalysis, MilestoneKind, NewAnalysis,
+    NewDecision, NewLook, OutboxEntry, OutboxRow, StatusChange,
 };
 use verdict::telemetry::Metrics;
 
 const TOKEN: &str = "glsa_verdict_test_token";
-/// The API's HS256 secret in these tests.
-const JWT_SECRET: &str = "grafana-test-jwt-secret-0123456789abcdef";
 const DASHBOARD: &str = "verdict-canary";
-/// One real second stands for this many simulated seconds (as in `verdict demo`).
-const TIME_SCALE: f64 = 120.0;
 /// Flagger's interval, in real time here (60 simulated seconds).
 const INTERVAL: Duration = Duration::from_millis(500);
 const STEP_WEIGHTS: [u32; 5] = [5, 10, 20, 30, 50];
@@ -150,53 +140,13 @@ fn bad(message: &str) -> (StatusCode, Json<Value>) {
 
 // ------------------------------------------------------------------ backends
 
-struct Db {
-    url: String,
-    _dir: Option<TempDir>,
-    postgres: bool,
-}
-
-async fn sqlite_db() -> Db {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("verdict.db").display());
-    Db {
-        url,
-        _dir: Some(dir),
-        postgres: false,
-    }
-}
-
-async fn postgres_db() -> Db {
-    Db {
-        url: pg::fresh_database().await,
-        _dir: None,
-        postgres: true,
-    }
-}
-
-impl Db {
-    async fn store(&self) -> Arc<dyn Store> {
-        let store = connect(&self.url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        store
-    }
-
-    async fn cleanup(self) {
-        if self.postgres {
-            pg::drop_database(&self.url).await;
-        }
-    }
-}
-
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    let db = super::sqlite_db().await;
-                    super::$test(&db).await;
-                    db.cleanup().await;
+                    super::$test(super::Backend::Sqlite).await;
                 }
             )*
         }
@@ -204,9 +154,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    let db = super::postgres_db().await;
-                    super::$test(&db).await;
-                    db.cleanup().await;
+                    super::$test(super::Backend::Postgres).await;
                 }
             )*
         }
@@ -237,79 +185,39 @@ fn grafana_settings(addr: SocketAddr) -> GrafanaSettings {
     }
 }
 
-struct Verdict {
-    base: String,
-    store: Arc<dyn Store>,
-    sli: Arc<SimulatedSli>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// verdict with simulated SLIs (as in `verdict demo`), the API on, annotations to the
+/// given Grafana or off.
+async fn start_verdict(backend: Backend, grafana: Option<GrafanaSettings>) -> TestApp {
+    spawn_app(AppOptions {
+        store: backend,
+        grafana,
+        min_look_gap: Duration::from_millis(200),
+        ..AppOptions {
+            jwt: Some(support::app::hs256_api()),
+            ..AppOptions::simulated(7)
+        }
+    })
+    .await
 }
 
-async fn start_verdict(db: &Db, grafana: Option<GrafanaSettings>) -> Verdict {
-    let mut config = Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        log_format: LogFormat::Pretty,
-        ..Config::default()
-    };
-    config.database_url = db.url.clone().into();
-    config.defaults.min_look_gap = Duration::from_millis(200);
-    config.jwt.key = Some(JWT_SECRET.to_owned().into());
-    if let Some(g) = grafana {
-        config.grafana = g;
-    }
-    config.validate().expect("valid test config");
-    let sli = Arc::new(
-        SimulatedSli::new(SimulatedSliConfig {
-            time_scale: TIME_SCALE,
-            ..SimulatedSliConfig::demo(now_millis() - 3_600_000 / TIME_SCALE as i64, 7)
-        })
-        .expect("simulator"),
-    );
-    let store = db.store().await;
-    let app = Application::build(config, store.clone(), sli.clone(), Metrics::new())
-        .await
-        .expect("build verdict");
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-    Verdict {
-        base,
-        store,
-        sli,
-        stop,
-        server,
-    }
-}
-
-impl Verdict {
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        self.server
-            .await
-            .expect("server task")
-            .expect("server stopped cleanly");
-    }
-
-    fn add_service(&self, name: &str, error_ratio: f64) {
-        self.sli
-            .add_service(
-                &ns(),
-                &CanaryName::parse(name).expect("name"),
-                ServiceProfile {
-                    workload: Workload {
-                        total_rps: 200.0,
-                        ..Workload::reference()
-                    },
-                    effect: CanaryEffect {
-                        error_ratio,
-                        ..CanaryEffect::none()
-                    },
+/// Adds a service whose canary has `error_ratio` times the primary's error rate.
+fn add_service(app: &TestApp, name: &str, error_ratio: f64) {
+    app.simulator()
+        .add_service(
+            &ns(),
+            &CanaryName::parse(name).expect("name"),
+            ServiceProfile {
+                workload: Workload {
+                    total_rps: 200.0,
+                    ..Workload::reference()
                 },
-            )
-            .expect("service");
-    }
+                effect: CanaryEffect {
+                    error_ratio,
+                    ..CanaryEffect::none()
+                },
+            },
+        )
+        .expect("service");
 }
 
 fn ns() -> Namespace {
@@ -324,8 +232,9 @@ enum End {
 
 /// Plays Flagger's loop for one canary and repeats the hooks Flagger may repeat
 /// (confirm-promotion, rollback, post-rollout), which must not annotate twice.
-async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
-    let flagger = FlaggerClient::new(&v.base);
+async fn rollout(v: &TestApp, name: &str, checksum: &str) -> End {
+    let flagger = &v.client;
+    let sli = v.simulator();
     let target = CanaryName::parse(name).expect("name");
     let payload = |phase: &str| Payload {
         name: name.to_owned(),
@@ -335,9 +244,8 @@ async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
         metadata: [("template".to_owned(), "istio".to_owned())].into(),
     };
     let call = |hook: &'static str, phase: &'static str| {
-        let flagger = flagger.clone();
         let body = payload(phase);
-        async move { flagger.call(hook, &body).await.expect(hook) }
+        async move { flagger.call(hook, &body).await }
     };
     assert!(call("confirm-rollout", "Initialized").await.passed());
     let pre = call("pre-rollout", "Progressing").await;
@@ -347,8 +255,7 @@ async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
         "pre-rollout repeated"
     );
     let mut step = 0;
-    v.sli
-        .set_weight(&ns(), &target, f64::from(STEP_WEIGHTS[0]) / 100.0)
+    sli.set_weight(&ns(), &target, f64::from(STEP_WEIGHTS[0]) / 100.0)
         .expect("weight");
     for _ in 0..MAX_TICKS {
         tokio::time::sleep(INTERVAL).await;
@@ -357,7 +264,7 @@ async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
                 call("rollback", "Progressing").await.passed(),
                 "rollback repeated"
             );
-            v.sli.set_weight(&ns(), &target, 0.0).expect("weight");
+            sli.set_weight(&ns(), &target, 0.0).expect("weight");
             assert!(call("post-rollout", "Failed").await.passed());
             assert!(call("post-rollout", "Failed").await.passed());
             return End::RolledBack;
@@ -373,8 +280,7 @@ async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
                 .passed()
             {
                 step += 1;
-                v.sli
-                    .set_weight(&ns(), &target, f64::from(STEP_WEIGHTS[step]) / 100.0)
+                sli.set_weight(&ns(), &target, f64::from(STEP_WEIGHTS[step]) / 100.0)
                     .expect("weight");
             }
             continue;
@@ -382,7 +288,7 @@ async fn rollout(v: &Verdict, name: &str, checksum: &str) -> End {
         if call("confirm-promotion", "Progressing").await.passed() {
             let again = call("confirm-promotion", "Progressing").await;
             assert!(again.passed(), "confirm-promotion repeated: {again:?}");
-            v.sli.set_weight(&ns(), &target, 0.0).expect("weight");
+            sli.set_weight(&ns(), &target, 0.0).expect("weight");
             assert!(call("post-rollout", "Succeeded").await.passed());
             assert!(call("post-rollout", "Succeeded").await.passed());
             return End::Promoted;
@@ -422,6 +328,22 @@ fn stored_pairs(grafana: &FakeGrafana) -> Vec<(String, String)> {
     })
 }
 
+/// The annotation an outbox row becomes.
+fn annotation_of(row: &OutboxRow) -> verdict::grafana::Annotation {
+    match &row.entry {
+        OutboxEntry::Milestone(m) => annotation(m),
+        other => panic!("row {} holds no milestone: {other:?}", row.id),
+    }
+}
+
+/// The milestone an outbox row holds.
+fn milestone_of(row: &OutboxRow) -> &Milestone {
+    match &row.entry {
+        OutboxEntry::Milestone(m) => m,
+        other => panic!("row {} holds no milestone: {other:?}", row.id),
+    }
+}
+
 fn sorted(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
     pairs.sort();
     pairs
@@ -439,13 +361,13 @@ fn pairs(canary: &str, outcomes: &[&str]) -> Vec<(String, String)> {
 /// A good canary is promoted with Grafana up; then Grafana goes down and a bad canary is
 /// rolled back. Every hook still answers while annotations pile up undelivered; when
 /// Grafana returns (same port) each arrives exactly once, and the outbox holds Grafana's ids.
-async fn annotations_survive_a_grafana_outage_and_arrive_once(db: &Db) {
+async fn annotations_survive_a_grafana_outage_and_arrive_once(backend: Backend) {
     let grafana = FakeGrafana::default();
     let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
     let addr = running.addr;
-    let v = start_verdict(db, Some(grafana_settings(addr))).await;
-    v.add_service("checkout", 1.0);
-    v.add_service("payments", 3.0);
+    let v = start_verdict(backend, Some(grafana_settings(addr))).await;
+    add_service(&v, "checkout", 1.0);
+    add_service(&v, "payments", 3.0);
 
     assert_eq!(rollout(&v, "checkout", "c0ffee01").await, End::Promoted);
     let good = pairs("checkout", &["started", "promoted", "succeeded"]);
@@ -517,27 +439,25 @@ async fn annotations_survive_a_grafana_outage_and_arrive_once(db: &Db) {
             .as_deref()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("row {} has no Grafana id", row.id));
-        assert_eq!(stored[&id]["text"], row.annotation.text.as_str());
+        assert_eq!(stored[&id]["text"], annotation_of(row).text.as_str());
         assert!(row.delivered_at.is_some());
     }
-    let regression = rows
+    let annotations: Vec<_> = rows.iter().map(annotation_of).collect();
+    let regression = annotations
         .iter()
-        .find(|r| r.annotation.tags.iter().any(|t| t == "regression"))
+        .find(|a| a.tags.iter().any(|t| t == "regression"))
         .expect("regression row");
     assert!(
-        regression.annotation.text.contains("error"),
+        regression.text.contains("error"),
         "the regression annotation gives the reason: {}",
-        regression.annotation.text
+        regression.text
     );
-    let succeeded = rows
+    let succeeded = annotations
         .iter()
-        .find(|r| r.annotation.tags.iter().any(|t| t == "succeeded"))
+        .find(|a| a.tags.iter().any(|t| t == "succeeded"))
         .expect("succeeded row");
     assert!(
-        succeeded
-            .annotation
-            .time_end
-            .is_some_and(|end| end > succeeded.annotation.time),
+        succeeded.time_end.is_some_and(|end| end > succeeded.time),
         "a succeeded rollout spans the analysis"
     );
 
@@ -549,51 +469,64 @@ async fn annotations_survive_a_grafana_outage_and_arrive_once(db: &Db) {
 /// (a look that loses its race writes neither), a milestone key enters once, and a
 /// claimed row is invisible to other claimers until its lease runs out or it is released;
 /// a delivered row is never claimed again.
-async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
+async fn outbox_rows_are_written_with_their_decision_and_leased(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let store = db.store().await;
     let key = AnalysisKey {
         namespace: ns(),
         name: CanaryName::parse("checkout").expect("name"),
         checksum: Checksum::parse("abc123").expect("checksum"),
     };
+    let settings = verdict::domain::AnalysisSettings {
+        canary: verdict::analysis::settings::resolve(
+            &key.name,
+            &Default::default(),
+            &verdict::config::Config::default(),
+        )
+        .expect("settings"),
+        plan: None,
+        boundary_s: None,
+        slo_boundary_s: None,
+    };
     let (analysis, _) = store
         .open_analysis(&NewAnalysis {
             key: key.clone(),
-            settings: "{}".into(),
+            settings,
             started_at: 1_000,
         })
         .await
         .expect("open");
-    let arm = ArmLook {
+    let arm = ArmTally {
         requests: 100,
         errors: 5,
-        slow: 1,
-        slo_slow: 0,
+        slower: vec![1],
     };
     let look = NewLook {
         analysis_id: analysis.id,
         seq: 1,
         window_start: 1_000,
         window_end: 2_000,
-        canary: arm,
+        canary: arm.clone(),
         primary: arm,
         verdict: "fail".into(),
         reason: "error ratio above 1.1".into(),
         evidence: "{}".into(),
     };
-    let regression = milestone(
-        Outcome::Regression,
-        &key,
-        analysis.id,
-        "error ratio above 1.1",
-        2_000,
-        None,
-    );
+    let regression = Milestone {
+        kind: MilestoneKind::Regression,
+        canary: key.canary(),
+        analysis: Some(MilestoneAnalysis {
+            id: analysis.id,
+            checksum: key.checksum.clone(),
+        }),
+        actor: None,
+        detail: "error ratio above 1.1".into(),
+        time: 2_000,
+        since: None,
+    };
     let decision = NewDecision {
         analysis_id: Some(analysis.id),
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        checksum: "abc123".into(),
+        key: key.clone(),
         hook: "rollout".into(),
         verdict: "fail".into(),
         status_code: 422,
@@ -601,7 +534,7 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
         evidence: None,
         request_id: "r1".into(),
         created_at: 2_000,
-        annotations: vec![regression.clone()],
+        milestones: vec![regression.clone()],
     };
     let failed = StatusChange {
         status: AnalysisStatus::Failed,
@@ -615,16 +548,9 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
     assert!(matches!(first, LookInsert::Inserted(_)));
     assert_eq!(store.outbox(10).await.expect("outbox").len(), 1);
     // A replica that computed the same look loses the race: nothing of it is written,
-    // not even an annotation no key would stop.
+    // not even a milestone no key would stop.
     let loser = NewDecision {
-        annotations: vec![manual_action(
-            Outcome::GateHeld,
-            "shop",
-            "checkout",
-            "race",
-            "x",
-            2_000,
-        )],
+        milestones: vec![action(MilestoneKind::GateHeld, "race", "x", 2_000)],
         ..decision.clone()
     };
     let second = store
@@ -640,19 +566,19 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
         .expect("decision");
     let rows = store.outbox(10).await.expect("outbox");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].annotation, regression);
+    assert_eq!(milestone_of(&rows[0]), &regression);
     assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
 
     // Leases.
-    let manual = manual_action(Outcome::GateOpened, "shop", "checkout", "bob", "go", 3_000);
+    let manual = action(MilestoneKind::GateOpened, "bob", "go", 3_000);
     let manual_id = store
-        .enqueue_annotation(&manual)
+        .enqueue_milestone(&manual)
         .await
         .expect("enqueue")
         .expect("manual actions are never deduplicated");
     let now = now_millis();
     let claimed = store
-        .claim_annotations(now, now + 10_000, 10)
+        .claim_outbox(now, now + 10_000, 10)
         .await
         .expect("claim");
     assert_eq!(
@@ -661,7 +587,7 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
     );
     assert!(
         store
-            .claim_annotations(now + 1, now + 10_000, 10)
+            .claim_outbox(now + 1, now + 10_000, 10)
             .await
             .expect("claim")
             .is_empty(),
@@ -669,31 +595,31 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
     );
     // An expired lease (a replica died mid-delivery) frees the row.
     let reclaimed = store
-        .claim_annotations(now + 10_000, now + 20_000, 10)
+        .claim_outbox(now + 10_000, now + 20_000, 10)
         .await
         .expect("claim");
     assert_eq!(reclaimed.len(), 2);
     assert!(reclaimed.iter().all(|r| r.attempts == 2));
     // Delivered: never again. Failed: due again only at its retry time.
     assert!(store
-        .annotation_delivered(rows[0].id, Some("41"), now)
+        .outbox_delivered(rows[0].id, Some("41"), now)
         .await
         .expect("delivered"));
     assert!(!store
-        .annotation_delivered(rows[0].id, Some("42"), now)
+        .outbox_delivered(rows[0].id, Some("42"), now)
         .await
         .expect("delivered twice"));
     store
-        .annotation_failed(manual_id, "grafana answered 503", now + 30_000)
+        .outbox_failed(manual_id, "grafana answered 503", now + 30_000)
         .await
         .expect("failed");
     assert!(store
-        .claim_annotations(now + 20_000, now + 40_000, 10)
+        .claim_outbox(now + 20_000, now + 40_000, 10)
         .await
         .expect("claim")
         .is_empty());
     let due = store
-        .claim_annotations(now + 30_000, now + 40_000, 10)
+        .claim_outbox(now + 30_000, now + 40_000, 10)
         .await
         .expect("claim");
     assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), [manual_id]);
@@ -701,27 +627,43 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(db: &Db) {
     let rows = store.outbox(10).await.expect("outbox");
     assert_eq!(rows[0].external_id.as_deref(), Some("41"));
     assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
+    db.drop_database().await;
+}
+
+/// A person's action on shop/checkout (these may repeat: no once-only key).
+fn action(kind: MilestoneKind, actor: &str, detail: &str, time: i64) -> Milestone {
+    Milestone {
+        kind,
+        canary: CanaryRef {
+            namespace: ns(),
+            name: CanaryName::parse("checkout").expect("name"),
+        },
+        analysis: None,
+        actor: Some(actor.to_owned()),
+        detail: detail.to_owned(),
+        time,
+        since: None,
+    }
 }
 
 /// Two replicas' workers over one database, racing for the same rows: each row reaches
 /// Grafana exactly once.
-async fn two_workers_deliver_each_row_once(db: &Db) {
+async fn two_workers_deliver_each_row_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let grafana = FakeGrafana::default();
     let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
     let settings = grafana_settings(running.addr);
     let store = db.store().await;
     let n = 40;
     for i in 0..n {
-        let a = manual_action(
-            Outcome::GateHeld,
-            "shop",
-            "checkout",
+        let a = action(
+            MilestoneKind::GateHeld,
             "alice",
             &format!("hold {i}"),
             now_millis(),
         );
         assert!(store
-            .enqueue_annotation(&a)
+            .enqueue_milestone(&a)
             .await
             .expect("enqueue")
             .is_some());
@@ -753,15 +695,15 @@ async fn two_workers_deliver_each_row_once(db: &Db) {
     let unique: std::collections::BTreeSet<_> = texts.iter().collect();
     assert_eq!(unique.len(), n, "no row was sent twice");
     running.stop().await;
+    db.drop_database().await;
 }
 
 /// Without `grafana.url` no worker runs and no annotation is written: hooks that would
 /// annotate leave the outbox empty.
-async fn nothing_is_written_when_grafana_is_off(db: &Db) {
-    let v = start_verdict(db, None).await;
-    v.add_service("checkout", 1.0);
-    let flagger = FlaggerClient::new(&v.base);
-    let reply = flagger
+async fn nothing_is_written_when_grafana_is_off(backend: Backend) {
+    let v = start_verdict(backend, None).await;
+    add_service(&v, "checkout", 1.0);
+    let reply = v
         .call(
             "pre-rollout",
             &Payload {
@@ -772,12 +714,11 @@ async fn nothing_is_written_when_grafana_is_off(db: &Db) {
                 metadata: Default::default(),
             },
         )
-        .await
-        .expect("pre-rollout");
+        .await;
     assert!(reply.passed(), "{reply:?}");
     let decisions = v
         .store
-        .decisions_for("shop", "checkout")
+        .decisions_for(&CanaryRef::parse("shop/checkout").expect("canary"))
         .await
         .expect("decisions");
     assert_eq!(decisions.len(), 1, "the answer was recorded");
@@ -791,24 +732,17 @@ async fn nothing_is_written_when_grafana_is_off(db: &Db) {
 
 /// A release manager's token for the API of [`start_verdict`]'s server.
 fn release_manager(sub: &str) -> String {
-    let exp = now_millis() / 1000 + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": sub, "role": "release-manager", "iss": "verdict", "aud": "verdict", "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .expect("sign")
+    support::api::token("release-manager", sub)
 }
 
 /// Holding and opening a gate and asking for a rollback each put one annotation in the
 /// outbox with the audit row; each reaches Grafana once, naming who did it and why.
-async fn manual_gate_actions_are_annotated_once(db: &Db) {
+async fn manual_gate_actions_are_annotated_once(backend: Backend) {
     let grafana = FakeGrafana::default();
     let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
-    let v = start_verdict(db, Some(grafana_settings(running.addr))).await;
-    v.add_service("checkout", 1.0);
-    let flagger = FlaggerClient::new(&v.base);
-    let reply = flagger
+    let v = start_verdict(backend, Some(grafana_settings(running.addr))).await;
+    add_service(&v, "checkout", 1.0);
+    let reply = v
         .call(
             "pre-rollout",
             &Payload {
@@ -819,13 +753,15 @@ async fn manual_gate_actions_are_annotated_once(db: &Db) {
                 metadata: Default::default(),
             },
         )
-        .await
-        .expect("pre-rollout");
+        .await;
     assert!(reply.passed(), "{reply:?}");
 
     let http = reqwest::Client::new();
     let alice = release_manager("alice");
-    let gate = format!("{}/api/v1/canaries/shop/checkout/gates/promotion", v.base);
+    let gate = format!(
+        "{}/api/v1/canaries/shop/checkout/gates/promotion",
+        v.base_url()
+    );
     for (state, reason) in [("held", "launch on Monday"), ("open", "launch is live")] {
         let r = http
             .put(&gate)
@@ -837,7 +773,10 @@ async fn manual_gate_actions_are_annotated_once(db: &Db) {
         assert_eq!(r.status(), 200, "{:?}", r.text().await);
     }
     let r = http
-        .post(format!("{}/api/v1/canaries/shop/checkout/rollback", v.base))
+        .post(format!(
+            "{}/api/v1/canaries/shop/checkout/rollback",
+            v.base_url()
+        ))
         .bearer_auth(release_manager("bob"))
         .json(&json!({"reason": "502s in eu-west"}))
         .send()

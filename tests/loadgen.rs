@@ -38,22 +38,27 @@ async fn serve(seen: Arc<Seen>) -> String {
         .route("/slow", get(slow))
         .route("/stall", get(stall))
         .with_state(seen);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the target");
+    let addr = listener.local_addr().expect("target address");
     tokio::spawn(async move {
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
-        .unwrap();
+        .expect("serve the target");
     });
     format!("http://{addr}")
 }
 
 fn note(seen: &Seen, peer: SocketAddr) -> u64 {
-    seen.arrivals.lock().unwrap().push(Instant::now());
-    seen.peers.lock().unwrap().insert(peer);
+    seen.arrivals
+        .lock()
+        .expect("arrivals lock")
+        .push(Instant::now());
+    seen.peers.lock().expect("peers lock").insert(peer);
     seen.requests.fetch_add(1, Ordering::SeqCst)
 }
 
@@ -102,7 +107,7 @@ async fn stall(
 ) -> &'static str {
     let n = note(&seen, peer);
     let until = {
-        let mut until = seen.stall_until.lock().unwrap();
+        let mut until = seen.stall_until.lock().expect("stall lock");
         if Some(n) == seen.stall_at {
             *until = Some(tokio::time::Instant::now() + Duration::from_secs(1));
         }
@@ -121,7 +126,7 @@ fn spec(url: String, model: Model) -> LoadSpec {
 }
 
 async fn go(spec: &LoadSpec) -> LoadResult {
-    run(spec, CancellationToken::new()).await.unwrap()
+    run(spec, CancellationToken::new()).await.expect("the run")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,13 +318,13 @@ fn policy() -> LoadPolicy {
 
 fn canary(name: &str) -> CanaryKey {
     (
-        Namespace::parse("test").unwrap(),
-        CanaryName::parse(name).unwrap(),
+        Namespace::parse("test").expect("namespace"),
+        CanaryName::parse(name).expect("canary name"),
     )
 }
 
 fn hook_spec(url: &str, q: u32) -> LoadSpec {
-    verdict::loadgen::parse_hey_cmd(&format!("hey -z 30s -q {q} -c 2 {url}/")).unwrap()
+    verdict::loadgen::parse_hey_cmd(&format!("hey -z 30s -q {q} -c 2 {url}/")).expect("hey command")
 }
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {

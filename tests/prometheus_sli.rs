@@ -1,7 +1,5 @@
 //! PrometheusSli against a real Prometheus scraping the Istio-style test exporter.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,8 +14,8 @@ const NS: &str = "test";
 
 fn target(name: &str, template: &str) -> SliTarget {
     SliTarget {
-        namespace: Namespace::parse(NS).unwrap(),
-        target: CanaryName::parse(name).unwrap(),
+        namespace: Namespace::parse(NS).expect("namespace"),
+        target: CanaryName::parse(name).expect("canary name"),
         template: template.into(),
         variables: TemplateVariables::default(),
     }
@@ -32,7 +30,7 @@ fn sli(url: &str, timeout: Duration, templates: TemplateSet) -> PrometheusSli {
         },
         templates,
     )
-    .unwrap()
+    .expect("Prometheus client")
 }
 
 fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {
@@ -144,21 +142,44 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
         assert_eq!(calls.iter().filter(|(k, _)| k == kind).count(), 2, "{kind}");
     }
 
-    // The primary's look-back uses the same template and conversion.
-    let lookback = source
-        .primary_lookback(&target("podinfo", "istio"), end, Duration::from_secs(8))
+    // The primary's history: the same template and conversion, one entry per 2 s
+    // interval of the 8 s look-back (three range queries).
+    let history = source
+        .primary_history(
+            &target("podinfo", "istio"),
+            end,
+            Duration::from_secs(8),
+            Duration::from_secs(2),
+        )
         .await
         .unwrap();
-    assert_eq!(lookback, pair.primary);
+    assert_eq!(history.len(), 4, "{history:?}");
+    for interval in &history {
+        assert_near("primary requests per 2 s", interval.requests, 160.0, 0.3);
+        let les: Vec<f64> = interval.buckets.iter().map(|b| b.le).collect();
+        let want: Vec<f64> = pair.primary.buckets.iter().map(|b| b.le).collect();
+        assert_eq!(les, want);
+    }
+    let total: f64 = history.iter().map(|h| h.requests).sum();
+    assert_near("primary requests over the history", total, 640.0, 0.2);
+    assert!(source
+        .primary_history(
+            &target("podinfo", "istio"),
+            end,
+            Duration::from_secs(8),
+            Duration::from_millis(500),
+        )
+        .await
+        .is_err());
     source.ready().await.unwrap();
 }
 
 fn custom_templates(files: &[(&str, &str)]) -> (tempfile::TempDir, TemplateSet) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
     for (name, yaml) in files {
-        std::fs::write(dir.path().join(format!("{name}.yaml")), yaml).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.yaml")), yaml).expect("write a template");
     }
-    let set = TemplateSet::load_dir(dir.path()).unwrap();
+    let set = TemplateSet::load_dir(dir.path()).expect("load the templates");
     (dir, set)
 }
 

@@ -1,10 +1,6 @@
 //! The shared store suite: every test below runs against SQLite (a temp file) and
 //! against Postgres (a fresh database), through the same `Store` trait object.
 
-#[path = "support/postgres.rs"]
-#[allow(dead_code)]
-mod pg;
-
 /// The test cases, split by entity; the macro below runs each on both backends.
 #[path = "store_suite/analyses.rs"]
 mod analyses;
@@ -20,44 +16,32 @@ use gates::*;
 use load_runs::*;
 use looks::*;
 
-use std::sync::Arc;
-
-use tempfile::TempDir;
-use verdict::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
-use verdict::judge::ArmLook;
+use support::db::{self, Backend, TestDb};
+use verdict::analysis::settings::resolve;
+use verdict::config::Config;
+use verdict::domain::{
+    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Checksum, Namespace,
+};
 use verdict::store::{
-    connect, AnalysisStatus, NewAnalysis, NewDecision, NewLook, StatusChange, Store, StoreError,
+    connect, AnalysisStatus, ArmTally, NewAnalysis, NewDecision, NewLook, StatusChange, Store,
+    StoreError,
 };
 
-/// A migrated store, its URL, and whatever must live as long as it.
+/// A migrated store and its database.
 struct Ctx {
-    store: Arc<dyn Store>,
+    store: Store,
     url: String,
-    _dir: Option<TempDir>,
+    db: TestDb,
 }
 
-async fn migrated(url: &str) -> Arc<dyn Store> {
-    let store = connect(url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    store
-}
-
-async fn sqlite_ctx() -> Ctx {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("verdict.db").display());
-    Ctx {
-        store: migrated(&url).await,
-        url,
-        _dir: Some(dir),
-    }
-}
-
-async fn postgres_ctx() -> Ctx {
-    let url = pg::fresh_database().await;
-    Ctx {
-        store: migrated(&url).await,
-        url,
-        _dir: None,
+impl Ctx {
+    async fn new(backend: Backend) -> Self {
+        let db = TestDb::new(backend).await;
+        Self {
+            store: db.store().await,
+            url: db.url.clone(),
+            db,
+        }
     }
 }
 
@@ -68,7 +52,7 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    let ctx = super::sqlite_ctx().await;
+                    let ctx = super::Ctx::new(super::Backend::Sqlite).await;
                     super::$test(&ctx).await;
                 }
             )*
@@ -77,13 +61,19 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    let ctx = super::postgres_ctx().await;
+                    let ctx = super::Ctx::new(super::Backend::Postgres).await;
                     super::$test(&ctx).await;
-                    super::pg::drop_database(&ctx.url).await;
+                    ctx.db.drop_database().await;
                 }
             )*
         }
     };
+}
+
+async fn migrated(url: &str) -> Store {
+    let store = connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
 }
 
 store_suite!(
@@ -128,24 +118,43 @@ fn key(name: &str, checksum: &str) -> AnalysisKey {
     }
 }
 
+/// The settings an analysis of `name` opens with under the default configuration.
+fn settings(name: &str) -> AnalysisSettings {
+    let name = CanaryName::parse(name).expect("name");
+    AnalysisSettings {
+        canary: resolve(&name, &Default::default(), &Config::default()).expect("settings"),
+        plan: Some(verdict::judge::Plan::fixed(
+            vec![0.025, 0.1],
+            &[(0, true), (1, false)],
+            0.2,
+        )),
+        boundary_s: None,
+        slo_boundary_s: None,
+    }
+}
+
 fn analysis(name: &str, checksum: &str) -> NewAnalysis {
     NewAnalysis {
         key: key(name, checksum),
-        settings: r#"{"alpha":0.01}"#.to_owned(),
+        settings: settings(name),
         started_at: 1_700_000_000_000,
     }
 }
 
-fn arm(base: u64) -> ArmLook {
-    ArmLook {
+/// `namespace/name`.
+fn canary(namespace: &str, name: &str) -> CanaryRef {
+    CanaryRef::parse(&format!("{namespace}/{name}")).expect("canary")
+}
+
+fn arm(base: u64) -> ArmTally {
+    ArmTally {
         requests: base * 100,
         errors: base,
-        slow: base * 2,
-        slo_slow: base * 3,
+        slower: vec![base * 3, base * 2, 0],
     }
 }
 
-fn look(analysis_id: i64, seq: i64, base: u64) -> NewLook {
+fn look(analysis_id: AnalysisId, seq: i64, base: u64) -> NewLook {
     NewLook {
         analysis_id,
         seq,
@@ -159,12 +168,15 @@ fn look(analysis_id: i64, seq: i64, base: u64) -> NewLook {
     }
 }
 
-fn decision(analysis_id: Option<i64>, name: &str, hook: &str, request_id: &str) -> NewDecision {
+fn decision(
+    analysis_id: Option<AnalysisId>,
+    name: &str,
+    hook: &str,
+    request_id: &str,
+) -> NewDecision {
     NewDecision {
         analysis_id,
-        namespace: "test".to_owned(),
-        name: name.to_owned(),
-        checksum: "abc123".to_owned(),
+        key: key(name, "abc123"),
         hook: hook.to_owned(),
         verdict: "pass".to_owned(),
         status_code: 200,
@@ -172,7 +184,7 @@ fn decision(analysis_id: Option<i64>, name: &str, hook: &str, request_id: &str) 
         evidence: Some(r#"{"e":1.0}"#.to_owned()),
         request_id: request_id.to_owned(),
         created_at: 1_700_000_000_123,
-        annotations: Vec::new(),
+        milestones: Vec::new(),
     }
 }
 
@@ -225,7 +237,7 @@ async fn unreachable_postgres_is_unavailable() {
 
 #[tokio::test]
 async fn missing_postgres_database_is_unavailable() {
-    let url = pg::database_url(&pg::base_url(), "verdict_test_does_not_exist");
+    let url = db::database_url(&db::base_url(), "verdict_test_does_not_exist");
     let got = connect(&url).await.map(|_| ());
     assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
 }

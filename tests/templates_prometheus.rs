@@ -12,8 +12,6 @@
 //! reports, Linkerd's outbound direction, the sidecars' egress clusters …), each with
 //! different counts, so any leak changes the numbers.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -764,7 +762,7 @@ fn render_flagger(
 
 /// The `MetricTemplate` documents of one file: (name, provider type, query).
 fn flagger_templates(path: &Path) -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = std::fs::read_to_string(path).expect("read the template file");
     let mut out = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
         let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc)

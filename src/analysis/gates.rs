@@ -14,21 +14,36 @@
 
 use serde::Serialize;
 
-use crate::domain::Millis;
+use crate::domain::{AnalysisSettings, Millis};
 use crate::store::{Analysis, GateKind, GateRow, GateState};
 
 /// Who holds a manual canary's gate when no person has opened it for this revision.
 pub const MANUAL_ACTOR: &str = "verdict";
 
+/// Whether a canary's `kind` gate is manual: as the last hook call that carried the
+/// `gate` metadata key recorded it (`recorded`), or, for the promotion gate, as the
+/// analysis being promoted fixed it when it opened. This is the one answer to "are this
+/// canary's gates manual?": the hooks and the API both ask it.
+pub fn manual(kind: GateKind, recorded: Option<bool>, analysis: Option<&AnalysisSettings>) -> bool {
+    let recorded = recorded.unwrap_or(false);
+    match kind {
+        GateKind::Rollout => recorded,
+        GateKind::Promotion => recorded || analysis.is_some_and(|s| s.canary.manual_gates),
+    }
+}
+
 /// A gate as the hooks see it now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateView {
+    /// Which gate.
     pub kind: GateKind,
+    /// Whether its hook may pass now.
     pub state: GateState,
     /// The canary asked for `gate: manual`.
     pub manual: bool,
     /// Who set the state, when a person did (or [`MANUAL_ACTOR`] for a manual hold).
     pub actor: Option<String>,
+    /// Why it is in this state, as that person (or the manual hold) said.
     pub reason: Option<String>,
     /// When a person last set this gate.
     pub updated_at: Option<Millis>,
@@ -121,13 +136,12 @@ pub fn row_of(rows: &[GateRow], kind: GateKind) -> Option<&GateRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
-    use crate::store::AnalysisStatus;
+    use crate::domain::{AnalysisId, AnalysisKey, CanaryName, CanaryRef, Checksum, Namespace};
+    use crate::store::{AnalysisStatus, UnreadableSettings};
 
     fn row(kind: GateKind, state: GateState, at: Millis) -> GateRow {
         GateRow {
-            namespace: "test".into(),
-            name: "podinfo".into(),
+            canary: CanaryRef::parse("test/podinfo").expect("canary"),
             kind,
             state,
             actor: "alice".into(),
@@ -138,18 +152,56 @@ mod tests {
 
     fn analysis(started_at: Millis) -> Analysis {
         Analysis {
-            id: 1,
+            id: AnalysisId::new(1),
             key: AnalysisKey {
                 namespace: Namespace::parse("test").expect("ns"),
                 name: CanaryName::parse("podinfo").expect("name"),
                 checksum: Checksum::parse("abc123").expect("checksum"),
             },
-            settings: "{}".into(),
+            // The gates never read an analysis' settings.
+            settings: Err(UnreadableSettings {
+                id: AnalysisId::new(1),
+                json: "{}".into(),
+                error: "not needed".into(),
+            }),
             status: AnalysisStatus::Running,
             status_reason: None,
             started_at,
             finished_at: None,
         }
+    }
+
+    #[test]
+    fn manual_is_the_recorded_mode_and_for_promotion_also_the_analysis_setting() {
+        let config = crate::config::Config::default();
+        let name = CanaryName::parse("podinfo").expect("name");
+        let opened = |gate: &str| AnalysisSettings {
+            canary: crate::analysis::settings::resolve(
+                &name,
+                &[("gate".to_owned(), gate.to_owned())].into(),
+                &config,
+            )
+            .expect("settings"),
+            plan: None,
+            boundary_s: None,
+            slo_boundary_s: None,
+        };
+        let (manual_analysis, auto_analysis) = (opened("manual"), opened("auto"));
+        assert!(!manual(GateKind::Rollout, None, Some(&manual_analysis)));
+        assert!(manual(GateKind::Rollout, Some(true), Some(&auto_analysis)));
+        assert!(!manual(GateKind::Rollout, Some(false), None));
+        assert!(manual(
+            GateKind::Promotion,
+            Some(false),
+            Some(&manual_analysis)
+        ));
+        assert!(manual(
+            GateKind::Promotion,
+            Some(true),
+            Some(&auto_analysis)
+        ));
+        assert!(!manual(GateKind::Promotion, None, Some(&auto_analysis)));
+        assert!(!manual(GateKind::Promotion, None, None));
     }
 
     #[test]

@@ -3,29 +3,38 @@
 
 use axum::http::StatusCode;
 
+use super::answer::Reply;
 use super::gates;
-use super::settings::CanarySettings;
-use super::{failure_reason, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
+use super::judging::{self, Verdict};
+use super::{failure_reason, settings_of, Analyst, Answer, HookCall, Refusal};
 use crate::domain::now_millis;
-use crate::grafana::Outcome;
-use crate::judge::Verdict;
-use crate::store::{AnalysisStatus, GateKind, StatusChange};
+use crate::store::{Analysis, AnalysisStatus, GateKind, MilestoneKind, StatusChange};
 
 /// The webhook types of Flagger that verdict serves, by URL path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
+    /// May a new revision start? (the rollout gate)
     ConfirmRollout,
+    /// Opens the analysis after a preflight.
     PreRollout,
+    /// One look per interval: the statistical verdict.
     Rollout,
+    /// May the canary's weight go up?
     ConfirmTrafficIncrease,
+    /// May the canary be promoted? (the promotion gate and the evidence)
     ConfirmPromotion,
+    /// Should Flagger roll back now?
     Rollback,
+    /// The rollout ended; closes the analysis.
     PostRollout,
+    /// A Kubernetes event Flagger forwards.
     Event,
+    /// Starts the built-in load generator.
     LoadTest,
 }
 
 impl Hook {
+    /// Every hook, in the order Flagger meets them.
     pub const ALL: [Hook; 9] = [
         Hook::ConfirmRollout,
         Hook::PreRollout,
@@ -38,6 +47,7 @@ impl Hook {
         Hook::LoadTest,
     ];
 
+    /// The URL path segment (`/flagger/<hook>`), also recorded with each decision.
     pub fn as_str(self) -> &'static str {
         match self {
             Hook::ConfirmRollout => "confirm-rollout",
@@ -52,6 +62,7 @@ impl Hook {
         }
     }
 
+    /// Reads a path segment back; `None` for a hook verdict does not serve.
     pub fn parse(s: &str) -> Option<Hook> {
         Hook::ALL.into_iter().find(|h| h.as_str() == s)
     }
@@ -68,14 +79,14 @@ impl Analyst {
     /// checksum Flagger sends here may still be the previous revision's, so no analysis
     /// is touched.
     pub(super) async fn confirm_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
-        let settings = self.resolve_settings(call)?;
-        let (ns, name) = (call.key.namespace.as_str(), call.key.name.as_str());
-        let rows = self.store.gates(ns, name).await?;
-        let latest = self.store.latest_analysis(ns, name).await?;
-        let manual = self.manual_gates(call, &settings).await?;
+        self.resolve_settings(call)?;
+        let canary = call.key.canary();
+        let mode = self.gate_mode_of(call).await?;
+        let rows = self.store.gates(&canary).await?;
+        let latest = self.store.latest_analysis(&canary).await?;
         let gate = gates::rollout_gate(
             gates::row_of(&rows, GateKind::Rollout),
-            manual,
+            gates::manual(GateKind::Rollout, mode, None),
             latest.as_ref(),
         );
         let reply = if gate.is_open() {
@@ -86,7 +97,7 @@ impl Analyst {
                 "wait",
                 StatusCode::PRECONDITION_FAILED,
                 format!(
-                    "{}; open it with `verdict gate approve {ns}/{name} --gate rollout`",
+                    "{}; open it with `verdict gate approve {canary} --gate rollout`",
                     gate.held_because()
                 ),
             )
@@ -94,83 +105,35 @@ impl Analyst {
         self.answer(call, reply, None).await
     }
 
-    /// Whether the canary's gates are manual: the call's `gate` key when it has one
-    /// (recorded, so the other hooks and the API agree), otherwise what a call last
-    /// recorded. Each Flagger webhook carries its own metadata, so the key may be on
-    /// some of verdict's hooks only.
-    async fn manual_gates(
-        &self,
-        call: &HookCall,
-        settings: &CanarySettings,
-    ) -> Result<bool, Refusal> {
-        let (ns, name) = (call.key.namespace.as_str(), call.key.name.as_str());
-        let stored = self.store.gate_mode(ns, name).await?;
-        if !call.metadata.contains_key("gate") {
-            return Ok(stored.unwrap_or(false));
-        }
-        if stored != Some(settings.manual_gates) {
-            self.store
-                .set_gate_mode(ns, name, settings.manual_gates, now_millis())
-                .await?;
-        }
-        Ok(settings.manual_gates)
-    }
-
     /// `pre-rollout`: preflight and open the analysis. Idempotent.
     pub(super) async fn pre_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
         if call.metadata.contains_key("gate") {
-            let settings = self.resolve_settings(call)?;
-            self.manual_gates(call, &settings).await?;
+            self.gate_mode_of(call).await?;
         }
         let (analysis, created) = self.find_or_open(call).await?;
-        let stored = stored_settings(&analysis)?;
-        let boundary = stored
-            .boundary_s
-            .map(|b| format!("{} ms", b * 1000.0))
-            .unwrap_or_else(|| "none (no latency histogram)".into());
+        let stored = settings_of(&analysis)?;
         let reason = format!(
-            "analysis {} {}: template {}, α {}, latency boundary {}",
+            "analysis {} {}: template {}, α {}, {}",
             analysis.id,
             if created { "opened" } else { "already open" },
             stored.canary.template,
             stored.canary.judge.alpha,
-            boundary,
+            judging::describe(&stored.plan()),
         );
         let started = created
-            .then(|| {
-                self.milestone(
-                    Outcome::Started,
-                    call,
-                    analysis.id,
-                    "",
-                    analysis.started_at,
-                    None,
-                )
-            })
+            .then(|| self.milestone(MilestoneKind::Started, &analysis, "", analysis.started_at))
             .flatten();
-        self.answer(
-            call,
-            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_annotations(started),
-            None,
-        )
-        .await
+        let reply =
+            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_milestones(started);
+        self.answer(call, reply, None).await
     }
 
     /// `confirm-promotion`: 200 only with positive evidence that the canary is not worse.
     pub(super) async fn confirm_promotion(&self, call: &HookCall) -> Result<Answer, Refusal> {
         let Some(analysis) = self.existing(call).await? else {
+            let reason = "no analysis for this revision yet: is verdict's rollout hook configured?";
             return self
-                .answer(
-                    call,
-                    Reply::new(
-                        None,
-                        "wait",
-                        StatusCode::PRECONDITION_FAILED,
-                        "no analysis for this revision yet: is verdict's rollout hook configured?"
-                            .into(),
-                    ),
-                    None,
-                )
+                .say(call, None, "wait", StatusCode::PRECONDITION_FAILED, reason)
                 .await;
         };
         if analysis.status == AnalysisStatus::Failed {
@@ -178,55 +141,57 @@ impl Analyst {
                 .refuse_failed(call, &analysis, "will not promote")
                 .await;
         }
-        let stored = stored_settings(&analysis)?;
+        let settings = settings_of(&analysis)?;
         let looks = self.store.looks(analysis.id).await?;
-        let (_, assessment) = replay(&stored, &looks)?;
-        let evidence = serde_json::to_string(&assessment.evidence).ok();
-        let settings = self.resolve_settings(call)?;
-        let manual = stored.canary.manual_gates || self.manual_gates(call, &settings).await?;
-        let rows = self
-            .store
-            .gates(call.key.namespace.as_str(), call.key.name.as_str())
-            .await?;
-        let gate =
-            gates::promotion_gate(gates::row_of(&rows, GateKind::Promotion), manual, &analysis);
-        let (status, verdict, reason) = match (assessment.verdict, gate.is_open()) {
-            (Verdict::Pass, true) => (StatusCode::OK, "pass", assessment.reason.clone()),
+        let judgement = judging::judge(settings, analysis.started_at, &looks, None)?;
+        let mode = self.gate_mode_of(call).await?;
+        let rows = self.store.gates(&analysis.canary()).await?;
+        let row = gates::row_of(&rows, GateKind::Promotion);
+        let gate = gates::promotion_gate(
+            row,
+            gates::manual(GateKind::Promotion, mode, Some(settings)),
+            &analysis,
+        );
+        let assessed = judgement.reason();
+        // `onInconclusive: hold`: out of budget, only a person ends it. Opening the
+        // promotion gate during this analysis is that decision (docs/statistics.md §7).
+        let decided_by = row.filter(|r| {
+            judgement.held_for_a_person()
+                && r.state == crate::store::GateState::Open
+                && r.updated_at >= analysis.started_at
+        });
+        let (status, verdict, reason) = match (judgement.verdict(), gate.is_open()) {
+            (Verdict::Pass, true) => (StatusCode::OK, "pass", assessed.to_owned()),
+            (Verdict::Wait, true) if decided_by.is_some() => {
+                let r = decided_by.map_or(("", ""), |r| (r.actor.as_str(), r.reason.as_str()));
+                (
+                    StatusCode::OK,
+                    "pass",
+                    format!("promoted by {}'s decision: {}; {assessed}", r.0, r.1),
+                )
+            }
             (Verdict::Pass, false) => (
                 StatusCode::PRECONDITION_FAILED,
                 "wait",
-                format!(
-                    "{}; the statistics pass: {}",
-                    gate.held_because(),
-                    assessment.reason
-                ),
+                format!("{}; the statistics pass: {assessed}", gate.held_because()),
             ),
             (v, open) => {
                 let verdict = if v == Verdict::Fail { "fail" } else { "wait" };
                 let reason = if open {
-                    assessment.reason.clone()
+                    assessed.to_owned()
                 } else {
-                    format!("{}; {}", assessment.reason, gate.held_because())
+                    format!("{assessed}; {}", gate.held_because())
                 };
                 (StatusCode::PRECONDITION_FAILED, verdict, reason)
             }
         };
         // Only the first 200 of an analysis enters the outbox (the dedup key).
         let promoted = (status == StatusCode::OK)
-            .then(|| {
-                self.milestone(
-                    Outcome::Promoted,
-                    call,
-                    analysis.id,
-                    &assessment.reason,
-                    now_millis(),
-                    None,
-                )
-            })
+            .then(|| self.milestone(MilestoneKind::Promoted, &analysis, assessed, now_millis()))
             .flatten();
         let reply = Reply::new(Some(analysis.id), verdict, status, reason)
-            .with_evidence(evidence)
-            .with_annotations(promoted);
+            .with_evidence(judgement.evidence())
+            .with_milestones(promoted);
         if status != StatusCode::OK {
             return self.answer(call, reply, None).await;
         }
@@ -252,18 +217,8 @@ impl Analyst {
     ) -> Result<Answer, Refusal> {
         let settings = self.resolve_settings(call)?;
         let Some(analysis) = self.store.find_analysis(&call.key).await? else {
-            return self
-                .answer(
-                    call,
-                    Reply::new(
-                        None,
-                        "ok",
-                        StatusCode::OK,
-                        "no analysis yet: first step".into(),
-                    ),
-                    None,
-                )
-                .await;
+            let reason = "no analysis yet: first step";
+            return self.say(call, None, "ok", StatusCode::OK, reason).await;
         };
         if analysis.status == AnalysisStatus::Failed {
             return self.refuse_failed(call, &analysis, "hold weight").await;
@@ -273,7 +228,7 @@ impl Analyst {
         let needed = if call.metadata.contains_key("minStepRequests") {
             settings.min_step_requests
         } else {
-            stored_settings(&analysis)?.canary.min_step_requests
+            settings_of(&analysis)?.canary.min_step_requests
         };
         // The current step began at the last increase verdict confirmed.
         let step_start = self
@@ -293,29 +248,16 @@ impl Analyst {
             .filter(|l| l.look.window_end > step_start)
             .map(|l| l.look.canary.requests)
             .sum();
+        let id = Some(analysis.id);
         if served >= needed {
             let reason =
                 format!("step served {served} canary requests (minimum {needed}): raise weight");
-            self.answer(
-                call,
-                Reply::new(Some(analysis.id), "pass", StatusCode::OK, reason),
-                None,
-            )
-            .await
+            self.say(call, id, "pass", StatusCode::OK, reason).await
         } else {
             let reason =
                 format!("hold weight: this step served {served} canary requests, needs {needed}");
-            self.answer(
-                call,
-                Reply::new(
-                    Some(analysis.id),
-                    "wait",
-                    StatusCode::PRECONDITION_FAILED,
-                    reason,
-                ),
-                None,
-            )
-            .await
+            self.say(call, id, "wait", StatusCode::PRECONDITION_FAILED, reason)
+                .await
         }
     }
 
@@ -326,27 +268,16 @@ impl Analyst {
             Some(a) if a.status == AnalysisStatus::Failed => {
                 let reason = format!("roll back: {}", failure_reason(&a));
                 let rolled_back =
-                    self.milestone(Outcome::RolledBack, call, a.id, &reason, now_millis(), None);
-                self.answer(
-                    call,
-                    Reply::new(Some(a.id), "fail", StatusCode::OK, reason)
-                        .with_annotations(rolled_back),
-                    None,
-                )
-                .await
+                    self.milestone(MilestoneKind::RolledBack, &a, &reason, now_millis());
+                let reply = Reply::new(Some(a.id), "fail", StatusCode::OK, reason)
+                    .with_milestones(rolled_back);
+                self.answer(call, reply, None).await
             }
             other => {
-                self.answer(
-                    call,
-                    Reply::new(
-                        other.map(|a| a.id),
-                        "wait",
-                        StatusCode::CONFLICT,
-                        "no rollback requested".into(),
-                    ),
-                    None,
-                )
-                .await
+                let id = other.map(|a| a.id);
+                let reason = "no rollback requested";
+                self.say(call, id, "wait", StatusCode::CONFLICT, reason)
+                    .await
             }
         }
     }
@@ -355,21 +286,11 @@ impl Analyst {
     pub(super) async fn post_rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
         let analysis = self.existing(call).await?;
         let Some(analysis) = analysis else {
-            return self
-                .answer(
-                    call,
-                    Reply::new(
-                        None,
-                        "ok",
-                        StatusCode::OK,
-                        format!(
-                            "rollout ended ({}) with no analysis for this revision",
-                            call.phase
-                        ),
-                    ),
-                    None,
-                )
-                .await;
+            let reason = format!(
+                "rollout ended ({}) with no analysis for this revision",
+                call.phase
+            );
+            return self.say(call, None, "ok", StatusCode::OK, reason).await;
         };
         let now = now_millis();
         let change = match (call.phase.as_str(), analysis.status) {
@@ -399,35 +320,43 @@ impl Analyst {
                 .unwrap_or(analysis.status)
                 .as_str()
         );
-        // Succeeded spans the whole analysis (a region); Failed is the rollback moment,
-        // shared with the rollback hook's annotation so a rollback is shown once.
+        // Succeeded closes the whole analysis (a span since it started); Failed is the
+        // rollback moment, shared with the rollback hook's milestone so it is marked once.
         let ended = match call.phase.as_str() {
-            "Succeeded" => self.milestone(
-                Outcome::Succeeded,
-                call,
-                analysis.id,
-                "",
-                analysis.started_at,
-                Some(now),
-            ),
-            "Failed" => self.milestone(
-                Outcome::RolledBack,
-                call,
-                analysis.id,
-                change
+            "Succeeded" => self
+                .milestone(MilestoneKind::Succeeded, &analysis, "", now)
+                .map(|m| m.since(analysis.started_at)),
+            "Failed" => {
+                let why = change
                     .as_ref()
                     .map(|c| c.reason.as_str())
                     .or(analysis.status_reason.as_deref())
-                    .unwrap_or(""),
-                now,
-                None,
-            ),
+                    .unwrap_or("");
+                self.milestone(MilestoneKind::RolledBack, &analysis, why, now)
+            }
             _ => None,
         };
-        self.answer(
+        let reply =
+            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_milestones(ended);
+        self.answer(call, reply, change.as_ref()).await
+    }
+}
+
+impl Analyst {
+    /// Refuses a gate (412) of an analysis that has already failed, saying why it failed.
+    async fn refuse_failed(
+        &self,
+        call: &HookCall,
+        analysis: &Analysis,
+        prefix: &str,
+    ) -> Result<Answer, Refusal> {
+        let reason = format!("{prefix}: {}", failure_reason(analysis));
+        self.say(
             call,
-            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_annotations(ended),
-            change.as_ref(),
+            Some(analysis.id),
+            "fail",
+            StatusCode::PRECONDITION_FAILED,
+            reason,
         )
         .await
     }

@@ -1,55 +1,17 @@
 //! The rollout hook: take one look, judge, record, answer.
 
 use axum::http::StatusCode;
-use serde::Serialize;
 
-use super::{last_window_end, replay, stored_settings, Analyst, Answer, HookCall, Refusal, Reply};
-use crate::domain::now_millis;
-use crate::grafana::Outcome;
-use crate::judge::{latency, ArmLook, Assessment, Evidence, Look, Verdict};
-use crate::sli::{ArmCounts, ArmPair};
+use super::answer::Reply;
+use super::judging::{self, Verdict};
+use super::{failure_reason, settings_of, Analyst, Answer, HookCall, Refusal};
+use crate::domain::{now_millis, AnalysisSettings, Millis};
 use crate::store::{
-    AnalysisStatus, LookInsert, LookRow, NewAnnotation, NewDecision, NewLook, StatusChange,
+    Analysis, AnalysisStatus, LookInsert, LookRow, Milestone, MilestoneKind, NewLook, StatusChange,
 };
+use crate::telemetry::LookCounts;
 
-/// What is stored with each look: the judge's evidence plus figures for people.
-#[derive(Debug, Serialize)]
-struct LookEvidence<'a> {
-    judge: &'a Evidence,
-    /// b*, milliseconds.
-    boundary_ms: Option<f64>,
-    /// Interpolated p95 of this look's window, milliseconds: for people, never for decisions.
-    canary_p95_ms: Option<f64>,
-    primary_p95_ms: Option<f64>,
-}
-
-/// Rounds an extrapolated Prometheus count to a whole number of events.
-fn whole(x: f64) -> u64 {
-    if x.is_finite() && x > 0.0 {
-        x.round() as u64
-    } else {
-        0
-    }
-}
-
-fn arm_look(counts: &ArmCounts, boundary: Option<f64>, slo_boundary: Option<f64>) -> ArmLook {
-    let requests = whole(counts.requests);
-    let above = |b: Option<f64>| {
-        b.map(|b| latency::count_above(&counts.buckets, b).min(requests))
-            .unwrap_or(0)
-    };
-    ArmLook {
-        requests,
-        errors: whole(counts.errors).min(requests),
-        slow: above(boundary),
-        slo_slow: above(slo_boundary),
-    }
-}
-
-fn p95_ms(counts: &ArmCounts) -> Option<f64> {
-    latency::quantile_estimate(&counts.buckets, 0.95).map(|s| s * 1000.0)
-}
-
+/// How a judge's verdict is answered on the rollout hook.
 fn status_of(verdict: Verdict) -> (StatusCode, &'static str) {
     match verdict {
         Verdict::Fail => (StatusCode::UNPROCESSABLE_ENTITY, "fail"),
@@ -58,41 +20,32 @@ fn status_of(verdict: Verdict) -> (StatusCode, &'static str) {
     }
 }
 
+/// The end of the last look's window (or the analysis' start): where the next one begins.
+fn last_window_end(analysis: &Analysis, looks: &[LookRow]) -> Millis {
+    looks
+        .last()
+        .map(|l| l.look.window_end)
+        .unwrap_or(analysis.started_at)
+}
+
 impl Analyst {
     /// `rollout`: 200 while there is no evidence of regression, 422 with the reason once
     /// one is established (and on every later call for the revision), 424 when the SLIs
     /// cannot be read (no look is recorded then).
     pub(super) async fn rollout(&self, call: &HookCall) -> Result<Answer, Refusal> {
         let (analysis, created) = self.find_or_open(call).await?;
-        let stored = stored_settings(&analysis)?;
-        // The call that opened the analysis annotates its start, whatever it answers.
-        let started: Vec<NewAnnotation> = created
-            .then(|| {
-                self.milestone(
-                    Outcome::Started,
-                    call,
-                    analysis.id,
-                    "",
-                    analysis.started_at,
-                    None,
-                )
-            })
+        let settings = settings_of(&analysis)?;
+        // The call that opened the analysis marks its start, whatever it answers.
+        let started: Vec<Milestone> = created
+            .then(|| self.milestone(MilestoneKind::Started, &analysis, "", analysis.started_at))
             .flatten()
             .into_iter()
             .collect();
+        let id = Some(analysis.id);
         if analysis.status == AnalysisStatus::Failed {
-            let reason = super::failure_reason(&analysis).to_owned();
+            let reason = failure_reason(&analysis).to_owned();
             return self
-                .answer(
-                    call,
-                    Reply::new(
-                        Some(analysis.id),
-                        "fail",
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        reason,
-                    ),
-                    None,
-                )
+                .say(call, id, "fail", StatusCode::UNPROCESSABLE_ENTITY, reason)
                 .await;
         }
         if analysis.status != AnalysisStatus::Running {
@@ -100,13 +53,7 @@ impl Analyst {
                 "analysis already ended ({}); no new look taken",
                 analysis.status.as_str()
             );
-            return self
-                .answer(
-                    call,
-                    Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason),
-                    None,
-                )
-                .await;
+            return self.say(call, id, "ok", StatusCode::OK, reason).await;
         }
 
         let looks = self.store.looks(analysis.id).await?;
@@ -116,60 +63,52 @@ impl Analyst {
         if now - start < gap {
             // A retry or a duplicate: answer from what is stored, take no new look.
             return self
-                .replay_answer(call, &analysis, &stored, &looks, started)
+                .replay_answer(call, &analysis, settings, &looks, started)
                 .await;
         }
 
-        let target = self.sli_target(&stored, call)?;
-        let pair: ArmPair = self.sli.window(&target, start, now).await?;
-        let look = Look {
-            canary: arm_look(&pair.canary, stored.boundary_s, stored.slo_boundary_s),
-            primary: arm_look(&pair.primary, stored.boundary_s, None),
+        let window = self
+            .sli
+            .window(&self.sli_target(settings, call)?, start, now)
+            .await?;
+        let (canary, primary) = judging::tallies(settings, &window);
+        let next = judging::NextLook {
+            canary,
+            primary,
+            window_end: now,
         };
-        let (mut judge, _) = replay(&stored, &looks)?;
-        judge.observe(&look);
-        let assessment = judge.assess();
-        let evidence = serde_json::to_string(&LookEvidence {
-            judge: &assessment.evidence,
-            boundary_ms: stored.boundary_s.map(|b| b * 1000.0),
-            canary_p95_ms: p95_ms(&pair.canary),
-            primary_p95_ms: p95_ms(&pair.primary),
-        })
-        .map_err(|e| Refusal::dependency(format!("could not encode evidence: {e}")))?;
-
-        let (status, verdict) = status_of(assessment.verdict);
+        let judgement = judging::judge(settings, analysis.started_at, &looks, Some(&next))?;
+        let evidence = judgement.look_evidence(&window)?;
+        let judging::NextLook {
+            canary, primary, ..
+        } = next;
+        let (status, verdict) = status_of(judgement.verdict());
+        let reason = judgement.reason().to_owned();
         let new_look = NewLook {
             analysis_id: analysis.id,
             seq: i64::try_from(looks.len()).unwrap_or(i64::MAX) + 1,
             window_start: start,
             window_end: now,
-            canary: look.canary,
-            primary: look.primary,
+            canary,
+            primary,
             verdict: verdict.to_owned(),
-            reason: assessment.reason.clone(),
+            reason: reason.clone(),
             evidence: evidence.clone(),
         };
-        let change = (assessment.verdict == Verdict::Fail).then(|| StatusChange {
+        let change = (judgement.verdict() == Verdict::Fail).then(|| StatusChange {
             status: AnalysisStatus::Failed,
-            reason: assessment.reason.clone(),
+            reason: reason.clone(),
             at: now,
         });
-        // The look that fails the analysis is the one regression annotation: the status
+        // The look that fails the analysis is the one regression milestone: the status
         // change and the look are written together, so only one look ever carries it.
-        let regression = change.as_ref().and_then(|c| {
-            self.milestone(Outcome::Regression, call, analysis.id, &c.reason, now, None)
-        });
-        let decision = NewDecision {
-            annotations: started.iter().cloned().chain(regression).collect(),
-            ..self.decision(
-                call,
-                Some(analysis.id),
-                verdict,
-                status,
-                &assessment.reason,
-                Some(evidence),
-            )
-        };
+        let regression = change
+            .as_ref()
+            .and_then(|c| self.milestone(MilestoneKind::Regression, &analysis, &c.reason, now));
+        let (decision, answer) = Reply::new(Some(analysis.id), verdict, status, reason)
+            .with_evidence(Some(evidence))
+            .with_milestones(started.iter().cloned().chain(regression))
+            .record_of(call);
         let inserted = self
             .store
             .record_look(&new_look, &decision, change.as_ref())
@@ -177,24 +116,29 @@ impl Analyst {
             .inspect_err(|_| self.metrics.store_error("record_look"))?;
         match inserted {
             LookInsert::Inserted(_) => {
-                for (arm, counts) in [("canary", &look.canary), ("primary", &look.primary)] {
-                    self.metrics.look_recorded(
-                        call.key.namespace.as_str(),
-                        call.key.name.as_str(),
-                        arm,
-                        counts.requests,
-                        counts.errors,
-                        counts.slow,
-                    );
-                }
-                Ok(Answer {
-                    status,
-                    verdict,
-                    reason: assessment.reason,
-                })
+                self.count_look(call, settings, &new_look);
+                Ok(answer)
             }
             // Another replica or a concurrent duplicate took this look first: answer as it did.
             LookInsert::Exists(winner) => self.answer_from_look(call, &winner, started).await,
+        }
+    }
+
+    /// Adds a recorded look's counts to the look metrics: the numbers the judge saw,
+    /// whichever provider's template read them, so one dashboard serves every mesh.
+    fn count_look(&self, call: &HookCall, settings: &AnalysisSettings, look: &NewLook) {
+        for (arm, tally) in [("canary", &look.canary), ("primary", &look.primary)] {
+            let slower = judging::slower_than_boundaries(settings, tally);
+            self.metrics.look_recorded(
+                call.key.namespace.as_str(),
+                call.key.name.as_str(),
+                LookCounts {
+                    arm,
+                    requests: tally.requests,
+                    errors: tally.errors,
+                    slower: &slower,
+                },
+            );
         }
     }
 
@@ -202,80 +146,44 @@ impl Analyst {
     async fn replay_answer(
         &self,
         call: &HookCall,
-        analysis: &crate::store::Analysis,
-        stored: &super::StoredSettings,
+        analysis: &Analysis,
+        settings: &AnalysisSettings,
         looks: &[LookRow],
-        annotations: Vec<NewAnnotation>,
+        milestones: Vec<Milestone>,
     ) -> Result<Answer, Refusal> {
-        match looks.last() {
-            Some(last) => self.answer_from_look(call, last, annotations).await,
-            None => {
-                let (_, assessment): (_, Assessment) = replay(stored, looks)?;
-                let reason = format!(
-                    "no look yet (the first one is taken at least {} after the analysis opened); {}",
-                    humantime::format_duration(self.config.defaults.min_look_gap),
-                    assessment.reason
-                );
-                self.answer(
-                    call,
-                    Reply::new(Some(analysis.id), "wait", StatusCode::OK, reason)
-                        .with_annotations(annotations),
-                    None,
-                )
-                .await
-            }
+        if let Some(last) = looks.last() {
+            return self.answer_from_look(call, last, milestones).await;
         }
+        let judgement = judging::judge(settings, analysis.started_at, looks, None)?;
+        let reason = format!(
+            "no look yet (the first one is taken at least {} after the analysis opened); {}",
+            humantime::format_duration(self.config.defaults.min_look_gap),
+            judgement.reason()
+        );
+        let reply = Reply::new(Some(analysis.id), "wait", StatusCode::OK, reason)
+            .with_milestones(milestones);
+        self.answer(call, reply, None).await
     }
 
     async fn answer_from_look(
         &self,
         call: &HookCall,
         look: &LookRow,
-        annotations: Vec<NewAnnotation>,
+        milestones: Vec<Milestone>,
     ) -> Result<Answer, Refusal> {
         let (status, verdict) = match look.look.verdict.as_str() {
             "fail" => (StatusCode::UNPROCESSABLE_ENTITY, "fail"),
             "pass" => (StatusCode::OK, "pass"),
             _ => (StatusCode::OK, "wait"),
         };
-        self.answer(
-            call,
-            Reply::new(
-                Some(look.look.analysis_id),
-                verdict,
-                status,
-                look.look.reason.clone(),
-            )
-            .with_evidence(Some(look.look.evidence.clone()))
-            .with_annotations(annotations),
-            None,
+        let reply = Reply::new(
+            Some(look.look.analysis_id),
+            verdict,
+            status,
+            look.look.reason.clone(),
         )
-        .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::judge::latency::Bucket;
-
-    #[test]
-    fn extrapolated_counts_become_whole_and_bounded() {
-        assert_eq!(whole(2.5000001), 3);
-        assert_eq!(whole(-0.3), 0);
-        assert_eq!(whole(f64::NAN), 0);
-        let counts = ArmCounts {
-            requests: 99.6,
-            errors: 120.0,
-            buckets: vec![],
-        };
-        let look = arm_look(&counts, None, None);
-        assert_eq!(look.requests, 100);
-        assert_eq!(look.errors, 100, "errors never exceed requests");
-        assert_eq!(look.slow, 0, "no boundary, no slow requests");
-        let _ = Bucket {
-            le: 1.0,
-            count: 1.0,
-        };
+        .with_evidence(Some(look.look.evidence.clone()))
+        .with_milestones(milestones);
+        self.answer(call, reply, None).await
     }
 }

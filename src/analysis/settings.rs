@@ -6,11 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Config;
-use crate::domain::{CanaryName, InvalidName};
-use crate::judge::JudgeConfig;
+use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue};
 
 /// Metadata keys every analysis hook understands.
 pub const ANALYSIS_KEYS: &[&str] = &[
@@ -28,6 +25,11 @@ pub const ANALYSIS_KEYS: &[&str] = &[
     "sloP95Ms",
     "gate",
     "token",
+    "dispersion",
+    "negligibleErrorRate",
+    "maxLooks",
+    "maxDuration",
+    "onInconclusive",
 ];
 
 /// Prefix of template variables: `var.region: eu` fills `{{ variables.region }}`.
@@ -36,45 +38,15 @@ pub const VARIABLE_PREFIX: &str = "var.";
 /// Why metadata was refused (always a 400).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SettingsError {
+    /// Keys verdict does not know (a typo must never fall back to a default).
     #[error("unknown metadata key(s): {0} (known: {known})", known = ANALYSIS_KEYS.join(", "))]
     UnknownKeys(String),
-    #[error("metadata {key}: {why}")]
-    Invalid { key: String, why: String },
+    /// A value that does not parse or is out of range.
+    #[error("metadata {}: {}", .0.key, .0.why)]
+    Invalid(#[from] InvalidValue),
+    /// A name that is not a Kubernetes name.
     #[error(transparent)]
     Name(#[from] InvalidName),
-}
-
-fn invalid(key: &str, why: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid {
-        key: key.to_owned(),
-        why: why.into(),
-    }
-}
-
-/// Everything an analysis needs to know about its canary, fixed when it opens.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanarySettings {
-    pub template: String,
-    /// The target workload (the canary's name unless `target` says otherwise).
-    pub target: String,
-    /// Flagger's apex service (`spec.service.name`) when it is not the target's name:
-    /// `{{ service }}` in the templates. Absent in settings stored before the key existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    pub judge: JudgeConfig,
-    /// User-set latency boundary b* in seconds; otherwise chosen from the primary's look-back.
-    pub latency_threshold_s: Option<f64>,
-    /// Absolute SLO on the canary's p95, in seconds.
-    pub slo_p95_s: Option<f64>,
-    /// confirm-traffic-increase holds the weight until the current step served this many
-    /// canary requests.
-    pub min_step_requests: u64,
-    pub variables: BTreeMap<String, String>,
-    /// `gate: manual`: the rollout and promotion gates are held for every new revision
-    /// until a release manager opens them. Absent in settings stored before the key
-    /// existed, which means automatic.
-    #[serde(default)]
-    pub manual_gates: bool,
 }
 
 /// Checks the keys and parses the values of a hook's metadata. The `token` key is
@@ -113,6 +85,31 @@ pub fn resolve(
     }
     if let Some(v) = get("sloErrorRate") {
         judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
+    }
+    if let Some(v) = get("dispersion") {
+        judge.dispersion =
+            crate::judge::Dispersion::parse(v).map_err(|why| invalid("dispersion", why))?;
+    }
+    if let Some(v) = get("negligibleErrorRate") {
+        judge.negligible_error_rate = parse_f64("negligibleErrorRate", v)?;
+    }
+    if let Some(v) = get("maxLooks") {
+        let looks = parse_u64("maxLooks", v)?;
+        judge.budget.max_looks = u32::try_from(looks)
+            .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
+    }
+    if let Some(v) = get("maxDuration") {
+        let d = humantime::parse_duration(v).map_err(|e| {
+            invalid(
+                "maxDuration",
+                format!("{v:?} is not a duration like 90m: {e}"),
+            )
+        })?;
+        judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Some(v) = get("onInconclusive") {
+        judge.budget.on_inconclusive =
+            crate::judge::OnInconclusive::parse(v).map_err(|why| invalid("onInconclusive", why))?;
     }
     let slo_p95_s = get("sloP95Ms")
         .map(|v| parse_positive_ms("sloP95Ms", v))
@@ -156,7 +153,7 @@ pub fn resolve(
         .transpose()?;
     let template = match get("template") {
         Some(t) if is_template_name(t) => t.to_owned(),
-        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name"))),
+        Some(t) => return Err(invalid("template", format!("{t:?} is not a template name")).into()),
         None => config.defaults.template.clone(),
     };
 
@@ -167,7 +164,8 @@ pub fn resolve(
             return Err(invalid(
                 "gate",
                 format!("{other:?} is neither \"manual\" nor \"auto\""),
-            ))
+            )
+            .into())
         }
     };
 
@@ -175,10 +173,12 @@ pub fn resolve(
     for (key, value) in metadata {
         if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
             if !is_variable_name(var) {
-                return Err(invalid(key, "variable names are [a-z_][a-z0-9_]*"));
+                return Err(invalid(key.clone(), "variable names are [a-z_][a-z0-9_]*").into());
             }
             if value.len() > 256 || value.chars().any(char::is_control) {
-                return Err(invalid(key, "values are at most 256 printable characters"));
+                return Err(
+                    invalid(key.clone(), "values are at most 256 printable characters").into(),
+                );
             }
             variables.insert(var.to_owned(), value.clone());
         }
@@ -206,11 +206,15 @@ fn judge_key(field: &str) -> &'static str {
         "min_canary_requests" => "minCanaryRequests",
         "slo_error_rate" => "sloErrorRate",
         "slo_slow_fraction" => "sloP95Ms",
+        "dispersion" => "dispersion",
+        "negligible_error_rate" => "negligibleErrorRate",
+        "max_looks" => "maxLooks",
+        "max_duration" => "maxDuration",
         _ => "metadata",
     }
 }
 
-fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
+fn parse_f64(key: &'static str, value: &str) -> Result<f64, InvalidValue> {
     value
         .parse::<f64>()
         .ok()
@@ -218,13 +222,13 @@ fn parse_f64(key: &str, value: &str) -> Result<f64, SettingsError> {
         .ok_or_else(|| invalid(key, format!("{value:?} is not a number")))
 }
 
-fn parse_u64(key: &str, value: &str) -> Result<u64, SettingsError> {
+fn parse_u64(key: &'static str, value: &str) -> Result<u64, InvalidValue> {
     value
         .parse::<u64>()
         .map_err(|_| invalid(key, format!("{value:?} is not a whole number ≥ 0")))
 }
 
-fn parse_positive_ms(key: &str, value: &str) -> Result<f64, SettingsError> {
+fn parse_positive_ms(key: &'static str, value: &str) -> Result<f64, InvalidValue> {
     let ms = parse_f64(key, value)?;
     if ms <= 0.0 || ms > 3_600_000.0 {
         return Err(invalid(key, format!("{value} ms is outside (0, 3600000]")));

@@ -17,8 +17,8 @@ use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::DecodingKey;
 
+use super::settings::JwtAlgorithm;
 use super::AuthError;
-use crate::config::JwtAlgorithm;
 
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

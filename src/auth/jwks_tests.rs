@@ -23,8 +23,8 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Map, Value};
 
+use super::settings::{JwtAlgorithm, JwtSettings};
 use super::*;
-use crate::config::{JwtAlgorithm, JwtSettings};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -447,7 +447,7 @@ async fn es256_with_a_pem_key() {
 #[test]
 fn key_set_settings_are_checked() {
     let error = |s: JwtSettings| match Verifier::from_config(&s) {
-        Err(crate::config::ConfigError::Invalid { key, why }) => format!("{key}: {why}"),
+        Err(crate::domain::InvalidValue { key, why }) => format!("{key}: {why}"),
         other => panic!("expected a configuration error, got {other:?}"),
     };
     let base = settings(

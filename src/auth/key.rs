@@ -12,7 +12,8 @@ use rsa::RsaPublicKey;
 use secrecy::ExposeSecret;
 
 use super::jwks::Jwks;
-use crate::config::{ConfigError, JwtAlgorithm, JwtSettings};
+use super::settings::{JwtAlgorithm, JwtSettings};
+use crate::domain::{invalid, InvalidValue};
 
 /// Shortest HS256 secret: RFC 7518 §3.2 asks for a key at least as long as the hash.
 pub(super) const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -29,16 +30,9 @@ pub(super) enum Key {
     Jwks(Arc<Jwks>),
 }
 
-fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        why: why.into(),
-    }
-}
-
 /// Reads and checks the configured key; `None` when neither `jwt.key` nor `jwt.key_file`
 /// is set. Errors name the key they come from.
-pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, ConfigError> {
+pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, InvalidValue> {
     if let Some(url) = &jwt.jwks_url {
         return jwks(jwt, url).map(Some);
     }
@@ -90,7 +84,7 @@ pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, ConfigError> {
 }
 
 /// The key set of `jwt.jwks_url`: public keys only, so never with HS256.
-fn jwks(jwt: &JwtSettings, url: &str) -> Result<Key, ConfigError> {
+fn jwks(jwt: &JwtSettings, url: &str) -> Result<Key, InvalidValue> {
     if jwt.key.is_some() || jwt.key_file.is_some() {
         return Err(invalid(
             "jwt.jwks_url",
@@ -112,7 +106,7 @@ fn jwks(jwt: &JwtSettings, url: &str) -> Result<Key, ConfigError> {
 }
 
 /// Parses an EC public key in PEM (`BEGIN PUBLIC KEY`), for ES256.
-fn ec_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, ConfigError> {
+fn ec_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, InvalidValue> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid(name, "expected an EC public key in PEM, found binary data"))?;
     if text.contains("PRIVATE KEY-----") {
@@ -131,7 +125,7 @@ fn ec_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, Config
 
 /// Parses an RSA public key in PEM, either SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
 /// (`BEGIN RSA PUBLIC KEY`).
-fn rsa_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, ConfigError> {
+fn rsa_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, InvalidValue> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| invalid(name, "expected an RSA public key in PEM, found binary data"))?;
     if text.contains("PRIVATE KEY-----") {

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Map, Value};
 
+use super::settings::{JwtAlgorithm, JwtSettings};
 use super::{check_subject, key, AuthError, Role};
-use crate::config::{JwtAlgorithm, JwtSettings};
 
 /// Longest lifetime a minted token may have.
 pub const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);

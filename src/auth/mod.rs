@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 mod jwks;
 mod key;
 mod mint;
+mod settings;
 mod verify;
 
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod jwks_tests;
 mod tests;
 
 pub use mint::mint;
+pub use settings::{JwtAlgorithm, JwtSettings};
 pub use verify::{bearer_token, Verifier};
 
 /// What a caller may do. Each role includes the ones before it.
@@ -72,6 +74,7 @@ impl std::fmt::Display for Role {
 pub struct Principal {
     /// The token's `sub`: recorded as the actor of every change.
     pub subject: String,
+    /// What the token allows.
     pub role: Role,
 }
 
@@ -104,7 +107,12 @@ pub enum AuthError {
     KeysUnavailable(String),
     /// Signed with an algorithm other than the configured one.
     #[error("token signed with {got}, this server accepts {expected} only")]
-    WrongAlgorithm { got: String, expected: &'static str },
+    WrongAlgorithm {
+        /// The token's `alg`.
+        got: String,
+        /// The configured algorithm.
+        expected: &'static str,
+    },
     /// `alg: none`: an unsigned token.
     #[error("alg none refused: unsigned tokens are never accepted")]
     AlgNone,

@@ -9,8 +9,9 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::jwks::Jwks;
+use super::settings::JwtSettings;
 use super::{check_subject, key, AuthError, Principal, Role};
-use crate::config::{ConfigError, JwtSettings};
+use crate::domain::InvalidValue;
 
 /// Longest token looked at; real ones are well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -53,8 +54,8 @@ impl fmt::Debug for Verifier {
 
 impl Verifier {
     /// Builds the verifier of the `[jwt]` settings; `None` when no key is configured (the
-    /// API is then off). This is the one check of the key: `Config::validate` calls it.
-    pub fn from_config(jwt: &JwtSettings) -> Result<Option<Verifier>, ConfigError> {
+    /// API is then off). This is the one check of the key: [`JwtSettings::validate`] calls it.
+    pub fn from_config(jwt: &JwtSettings) -> Result<Option<Verifier>, InvalidValue> {
         let Some(key) = key::load(jwt)? else {
             return Ok(None);
         };

@@ -7,7 +7,10 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::args::{CanaryRef, Gate, Token};
+use super::args::{Gate, Token};
+use crate::domain::CanaryRef;
+/// Filters of `GET /api/v1/analyses`: the server's own query type.
+pub use crate::http::api::model::AnalysisQuery;
 
 /// Why a client verb failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,17 +52,6 @@ impl ClientError {
             _ => super::exit::ERROR,
         }
     }
-}
-
-/// Filters of `GET /api/v1/analyses`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AnalysisQuery {
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub outcome: Option<String>,
-    pub since: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
 /// Filters of `GET /api/v1/audit`.

@@ -4,12 +4,11 @@
 //! `-n NAMESPACE`.
 
 use std::fmt;
-
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::domain::{CanaryName, Namespace};
+use crate::domain::{CanaryName, CanaryRef, Namespace};
 use crate::store::AnalysisStatus;
 
 /// Longest reason the API accepts (characters).
@@ -193,19 +192,6 @@ pub struct ShowArgs {
     pub id: i64,
     #[command(flatten)]
     pub client: ClientArgs,
-}
-
-/// A canary named `NAMESPACE/NAME`, both valid Kubernetes names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanaryRef {
-    pub namespace: Namespace,
-    pub name: CanaryName,
-}
-
-impl fmt::Display for CanaryRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
 }
 
 /// A canary on the command line: `NAMESPACE/NAME`, or `NAME` with `-n NAMESPACE`.
@@ -403,13 +389,10 @@ fn parse_name(s: &str) -> Result<CanaryName, String> {
 
 /// Parses `NAMESPACE/NAME`.
 pub fn parse_canary(s: &str) -> Result<CanaryRef, String> {
-    let (namespace, name) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?} is not NAMESPACE/NAME, e.g. test/podinfo"))?;
-    Ok(CanaryRef {
-        namespace: parse_namespace(namespace)?,
-        name: parse_name(name)?,
-    })
+    if !s.contains('/') {
+        return Err(format!("{s:?} is not NAMESPACE/NAME, e.g. test/podinfo"));
+    }
+    CanaryRef::parse(s).map_err(|e| e.to_string())
 }
 
 /// A reason: not blank, at most [`MAX_REASON_CHARS`]; surrounding spaces dropped.

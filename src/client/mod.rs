@@ -108,7 +108,7 @@ pub async fn run(command: &ClientCommand) -> Result<u8, ClientError> {
         }
         ClientCommand::Audit(a) => {
             let target = match (&a.namespace, &a.name) {
-                (Some(namespace), Some(name)) => Some(args::CanaryRef {
+                (Some(namespace), Some(name)) => Some(crate::domain::CanaryRef {
                     namespace: namespace.clone(),
                     name: name.clone(),
                 }),

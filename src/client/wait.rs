@@ -12,8 +12,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::api::{ApiClient, ClientError};
-use super::args::{CanaryRef, OutputFormat, WaitArgs};
+use super::args::{OutputFormat, WaitArgs};
 use super::{exit, table};
+use crate::domain::CanaryRef;
 
 /// How an analysis ended, by its stored status.
 fn ending(status: &str) -> Option<u8> {

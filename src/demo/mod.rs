@@ -5,7 +5,6 @@
 //! an error regression, one with `gate: manual` that a release manager approves through
 //! the API — and prints each hook call, the evidence and the outcome.
 
-pub mod client;
 mod release_manager;
 
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crate::sli::simulator::{
 use crate::startup::{connect_store, Application};
 use crate::store::Store;
 use crate::telemetry::Metrics;
-use client::{FlaggerClient, Payload};
+use crate::webhook::{FlaggerClient, HookReply, Payload};
 
 /// One real second stands for this many simulated seconds.
 const TIME_SCALE: f64 = 120.0;
@@ -123,7 +122,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         ),
     ] {
         println!("━━ {namespace}/{name}: {story}");
-        let outcome = rollout(&flagger, &sli, store.as_ref(), &namespace, name, approver).await?;
+        let outcome = rollout(&flagger, &sli, &store, &namespace, name, approver).await?;
         println!("   ⇒ {outcome}\n");
         outcomes.push(format!("{namespace}/{name}: {outcome}"));
     }
@@ -142,7 +141,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 async fn rollout(
     flagger: &FlaggerClient,
     sli: &SimulatedSli,
-    store: &dyn Store,
+    store: &Store,
     namespace: &Namespace,
     name: &CanaryName,
     approver: Option<&release_manager::ReleaseManager>,
@@ -160,7 +159,7 @@ async fn rollout(
         checksum: checksum.to_string(),
         metadata: metadata.clone(),
     };
-    let show = |hook: &str, reply: &client::HookReply| {
+    let show = |hook: &str, reply: &HookReply| {
         let mark = if reply.passed() { "✔" } else { "✘" };
         println!("   {hook:<25} {} {mark} {}", reply.status, reply.body);
     };
@@ -266,13 +265,14 @@ async fn rollout(
 }
 
 /// Prints the counts of the newest look.
-async fn print_look(store: &dyn Store, key: &AnalysisKey) {
+async fn print_look(store: &Store, key: &AnalysisKey) {
     let Ok(Some(analysis)) = store.find_analysis(key).await else {
         return;
     };
     let Ok(looks) = store.looks(analysis.id).await else {
         return;
     };
+    let plan = analysis.settings.as_ref().map(|s| s.plan()).ok();
     if let Some(last) = looks.last() {
         let l = &last.look;
         let pct = |e: u64, n: u64| {
@@ -282,23 +282,36 @@ async fn print_look(store: &dyn Store, key: &AnalysisKey) {
                 100.0 * e as f64 / n as f64
             }
         };
+        // Requests slower than each tested latency boundary, canary/primary.
+        let slow: Vec<String> = plan
+            .iter()
+            .flat_map(|p| p.boundaries.iter())
+            .map(|b| {
+                let at = |v: &[u64]| v.get(b.edge).copied().unwrap_or(0);
+                format!(
+                    ">{:.0}ms {}/{}",
+                    b.le_s * 1000.0,
+                    at(&l.canary.slower),
+                    at(&l.primary.slower)
+                )
+            })
+            .collect();
         println!(
-            "   {:<25} look {}: canary {} req, {} err ({:.2}%), {} slow | primary {} req, {} err ({:.2}%), {} slow",
+            "   {:<25} look {}: canary {} req, {} err ({:.2}%) | primary {} req, {} err ({:.2}%) | slow canary/primary {}",
             "",
             l.seq,
             l.canary.requests,
             l.canary.errors,
             pct(l.canary.errors, l.canary.requests),
-            l.canary.slow,
             l.primary.requests,
             l.primary.errors,
             pct(l.primary.errors, l.primary.requests),
-            l.primary.slow,
+            slow.join(", "),
         );
     }
 }
 
-async fn reply_reason(store: &dyn Store, key: &AnalysisKey) -> String {
+async fn reply_reason(store: &Store, key: &AnalysisKey) -> String {
     match store.find_analysis(key).await {
         Ok(Some(a)) => a.status_reason.unwrap_or_default(),
         _ => String::new(),

@@ -177,42 +177,64 @@ pub(crate) fn shift_interval(
 }
 
 /// A two-proportion z-test on the cumulative counts, repeated at every look with no
-/// correction for repetition: one-sided at α/2 for errors and α/2 for requests above b*.
+/// correction for repetition: one-sided at α/2 for errors and α/2 shared by verdict's
+/// latency boundaries.
 #[derive(Debug, Clone)]
 pub(crate) struct RepeatedZTest {
-    z_crit: f64,
-    canary: [u64; 3],
-    primary: [u64; 3],
+    z_errors: f64,
+    z_latency: f64,
+    /// requests, errors, then requests above each boundary.
+    canary: Vec<u64>,
+    primary: Vec<u64>,
 }
 
 impl RepeatedZTest {
-    pub(crate) fn new(alpha: f64) -> Self {
+    pub(crate) fn new(alpha: f64, boundaries: usize) -> Self {
         Self {
-            z_crit: z_quantile(1.0 - alpha / 2.0),
-            canary: [0; 3],
-            primary: [0; 3],
+            z_errors: z_quantile(1.0 - alpha / 2.0),
+            z_latency: z_quantile(1.0 - alpha / 2.0 / boundaries.max(1) as f64),
+            canary: vec![0; 2 + boundaries],
+            primary: vec![0; 2 + boundaries],
         }
     }
 
     pub(crate) fn observe(&mut self, look: &LookData<'_>) -> Step {
-        self.canary[0] += look.canary.requests;
-        self.canary[1] += look.canary.errors;
-        self.canary[2] += look.canary_slow;
-        self.primary[0] += look.primary.requests;
-        self.primary[1] += look.primary.errors;
-        self.primary[2] += look.primary_slow;
+        let add = |total: &mut Vec<u64>, requests: u64, errors: u64, slower: &[u64]| {
+            total[0] += requests;
+            total[1] += errors;
+            for (t, s) in total[2..].iter_mut().zip(slower) {
+                *t += s;
+            }
+        };
+        add(
+            &mut self.canary,
+            look.canary.requests,
+            look.canary.errors,
+            &look.canary_slower,
+        );
+        add(
+            &mut self.primary,
+            look.primary.requests,
+            look.primary.errors,
+            &look.primary_slower,
+        );
         let (nc, np) = (self.canary[0] as f64, self.primary[0] as f64);
         if nc == 0.0 || np == 0.0 {
             return Step::Continue;
         }
-        for event in [1, 2] {
+        for event in 1..self.canary.len() {
             let (xc, xp) = (self.canary[event] as f64, self.primary[event] as f64);
             let pooled = (xc + xp) / (nc + np);
             if pooled <= 0.0 || pooled >= 1.0 {
                 continue;
             }
             let se = (pooled * (1.0 - pooled) * (1.0 / nc + 1.0 / np)).sqrt();
-            if (xc / nc - xp / np) / se > self.z_crit {
+            let z_crit = if event == 1 {
+                self.z_errors
+            } else {
+                self.z_latency
+            };
+            if (xc / nc - xp / np) / se > z_crit {
                 return Step::Rollback;
             }
         }
@@ -220,77 +242,174 @@ impl RepeatedZTest {
     }
 }
 
-/// Which events an [`OracleSprt`] tests, and against which alternative ratio.
+/// Which events an oracle test counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OracleEvents {
+    /// Errors.
+    Errors,
+    /// Requests above verdict's latency boundary with this index.
+    Slower(usize),
+}
+
+/// One SPRT of the oracle: `null` against the true ratio `truth`, at level `alpha`, each
+/// look's likelihood ratio tempered for the true per-look noise `dispersion` of the log
+/// ratio (without it an SPRT is not valid on bursty traffic, so it would not be a fair
+/// limit).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct OracleMetric {
-    /// `true`: errors; `false`: requests above b*.
-    pub errors: bool,
-    /// The alternative canary/primary rate ratio (the true one when the canary regresses).
-    pub psi: f64,
-    /// This metric's share of α.
+pub(crate) struct OracleTest {
+    pub events: OracleEvents,
+    pub null: f64,
+    pub truth: f64,
     pub alpha: f64,
+    pub dispersion: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SprtState {
     Open(f64),
-    AcceptedNull,
+    /// Decided for the truth (regression found, or not worse shown).
+    Truth,
+    /// Decided for the null.
+    Null,
 }
 
-/// Wald's SPRT of ratio 1 against the true ratio, on the canary's share of each look's
-/// events (the same conditional-binomial likelihood verdict uses, but with the
-/// alternative known): the practical limit for looks to detection at level α.
+/// Wald's SPRTs of the null verdict tests against the true ratio, on the canary's share
+/// of each look's events (the same conditional-binomial likelihood verdict uses, with the
+/// alternative known): the practical limit for looks to a correct decision at verdict's
+/// levels. On a regression it rolls back when any test finds the truth; otherwise it
+/// promotes when every test has.
 #[derive(Debug, Clone)]
 pub(crate) struct OracleSprt {
-    metrics: Vec<(OracleMetric, SprtState)>,
+    tests: Vec<(OracleTest, SprtState)>,
     beta: f64,
+    regression: bool,
 }
 
 impl OracleSprt {
-    /// `beta` is the accepted miss rate for each metric's lower boundary.
-    pub(crate) fn new(metrics: Vec<OracleMetric>, beta: f64) -> Self {
+    pub(crate) fn new(tests: Vec<OracleTest>, beta: f64, regression: bool) -> Self {
         Self {
-            metrics: metrics
+            tests: tests
                 .into_iter()
-                .map(|m| (m, SprtState::Open(0.0)))
+                .map(|t| (t, SprtState::Open(0.0)))
                 .collect(),
             beta,
+            regression,
         }
     }
 
     pub(crate) fn observe(&mut self, look: &LookData<'_>) -> Step {
         let (nc, np) = (look.canary.requests as f64, look.primary.requests as f64);
-        let mut all_accepted = true;
-        for (metric, state) in &mut self.metrics {
+        for (test, state) in &mut self.tests {
             let SprtState::Open(llr) = state else {
                 continue;
             };
             if nc > 0.0 && np > 0.0 {
-                let (xc, xp) = if metric.errors {
-                    (look.canary.errors, look.primary.errors)
-                } else {
-                    (look.canary_slow, look.primary_slow)
+                let (xc, xp) = match test.events {
+                    OracleEvents::Errors => (look.canary.errors, look.primary.errors),
+                    OracleEvents::Slower(i) => (
+                        look.canary_slower.get(i).copied().unwrap_or(0),
+                        look.primary_slower.get(i).copied().unwrap_or(0),
+                    ),
                 };
-                let theta0 = nc / (nc + np);
-                let theta1 = nc * metric.psi / (nc * metric.psi + np);
-                *llr += xc as f64 * (theta1 / theta0).ln()
-                    + xp as f64 * ((1.0 - theta1) / (1.0 - theta0)).ln();
+                let theta0 = nc * test.null / (nc * test.null + np);
+                let theta1 = nc * test.truth / (nc * test.truth + np);
+                let kappa =
+                    crate::judge::eprocess::temper((xc + xp) as f64, theta0, test.dispersion);
+                *llr += kappa
+                    * (xc as f64 * (theta1 / theta0).ln()
+                        + xp as f64 * ((1.0 - theta1) / (1.0 - theta0)).ln());
             }
-            if *llr >= ((1.0 - self.beta) / metric.alpha).ln() {
+            if *llr >= ((1.0 - self.beta) / test.alpha).ln() {
+                *state = SprtState::Truth;
+            } else if *llr <= (self.beta / (1.0 - test.alpha)).ln() {
+                *state = SprtState::Null;
+            }
+        }
+        let decided = |want: SprtState| self.tests.iter().filter(|(_, s)| *s == want).count();
+        if self.regression {
+            if decided(SprtState::Truth) > 0 {
                 return Step::Rollback;
             }
-            if *llr <= (self.beta / (1.0 - metric.alpha)).ln() {
-                *state = SprtState::AcceptedNull;
-            } else {
-                all_accepted = false;
+            if !self.tests.is_empty() && decided(SprtState::Null) == self.tests.len() {
+                return Step::Promote;
             }
+        } else if !self.tests.is_empty() && decided(SprtState::Truth) == self.tests.len() {
+            return Step::Promote;
         }
-        if all_accepted {
-            Step::Promote
-        } else {
-            Step::Continue
-        }
+        Step::Continue
     }
+}
+
+/// Kullback–Leibler divergence per event of the canary's share at ratio `truth` from the
+/// share at `null`, with equal traffic.
+fn share_kl(truth: f64, null: f64) -> f64 {
+    let (t1, t0) = (truth / (1.0 + truth), null / (1.0 + null));
+    t1 * (t1 / t0).ln() + (1.0 - t1) * ((1.0 - t1) / (1.0 - t0)).ln()
+}
+
+/// The fair oracle of a simulated canary: the nulls verdict tests, the true ratios the
+/// simulator knows, verdict's levels (docs/statistics.md §8).
+pub(crate) fn oracle_for(
+    sim: &crate::sli::simulator::Simulator,
+    regression: bool,
+    plan: &crate::judge::Plan,
+    config: &crate::judge::JudgeConfig,
+    beta: f64,
+) -> OracleSprt {
+    let (ce, pe) = sim.error_rates();
+    let ratio = |c: f64, p: f64| if p > 0.0 { c / p } else { 1.0 };
+    // The true per-look noise of the log ratio: each arm's noise, independently.
+    let workload = sim.workload();
+    let tau = |e: OracleEvents| {
+        std::f64::consts::SQRT_2
+            * match e {
+                OracleEvents::Errors => workload.noise_sd,
+                OracleEvents::Slower(_) => workload.latency_noise_sd,
+            }
+    };
+    // (events, true ratio, events per request in both arms together)
+    let mut metrics = vec![(OracleEvents::Errors, ratio(ce, pe), ce + pe, true)];
+    for (i, b) in plan.boundaries.iter().enumerate() {
+        let (cs, ps) = sim.exceedance(b.le_s);
+        metrics.push((OracleEvents::Slower(i), ratio(cs, ps), cs + ps, b.promotion));
+    }
+    let tests = if regression {
+        let margin = |e: OracleEvents| match e {
+            OracleEvents::Errors => config.error_margin,
+            OracleEvents::Slower(_) => config.latency_margin,
+        };
+        metrics
+            .iter()
+            .filter(|(e, truth, _, _)| *truth > 1.0 + margin(*e))
+            .max_by(|a, b| {
+                let info =
+                    |m: &(OracleEvents, f64, f64, bool)| m.2 * share_kl(m.1, 1.0 + margin(m.0));
+                info(a).total_cmp(&info(b))
+            })
+            .map(|(e, truth, _, _)| OracleTest {
+                events: *e,
+                null: 1.0 + margin(*e),
+                truth: *truth,
+                alpha: config.alpha_per_test(),
+                dispersion: tau(*e),
+            })
+            .into_iter()
+            .collect()
+    } else {
+        let limit = 1.0 + config.promotion_margin;
+        metrics
+            .iter()
+            .filter(|(_, truth, _, needed)| *needed && *truth < limit)
+            .map(|(e, truth, _, _)| OracleTest {
+                events: *e,
+                null: limit,
+                truth: *truth,
+                alpha: config.alpha,
+                dispersion: tau(*e),
+            })
+            .collect()
+    };
+    OracleSprt::new(tests, beta, regression)
 }
 
 #[cfg(test)]
@@ -347,8 +466,9 @@ mod tests {
             primary,
             canary_buckets: canary.cumulative(&[0.1, 1.0]),
             primary_buckets: primary.cumulative(&[0.1, 1.0]),
-            canary_slow: canary.buckets.get(2).copied().unwrap_or(0),
-            primary_slow: primary.buckets.get(2).copied().unwrap_or(0),
+            canary_slower: vec![canary.buckets.get(2).copied().unwrap_or(0)],
+            primary_slower: vec![primary.buckets.get(2).copied().unwrap_or(0)],
+            elapsed_ms: 0,
         }
     }
 
@@ -375,31 +495,51 @@ mod tests {
 
     #[test]
     fn z_test_flags_a_clear_difference_only() {
-        let mut z = RepeatedZTest::new(0.01);
+        let mut z = RepeatedZTest::new(0.01, 1);
         let same = arm(10_000, 50, 0);
         assert_eq!(z.observe(&look(&same, &same)), Step::Continue);
-        let mut z = RepeatedZTest::new(0.01);
+        let mut z = RepeatedZTest::new(0.01, 1);
         let worse = arm(10_000, 150, 0);
         assert_eq!(z.observe(&look(&worse, &same)), Step::Rollback);
     }
 
     #[test]
     fn sprt_promotes_identical_arms_and_fails_a_tripled_rate() {
-        let metric = OracleMetric {
-            errors: true,
-            psi: 3.0,
+        let promote = OracleTest {
+            events: OracleEvents::Errors,
+            null: 1.75,
+            truth: 1.0,
             alpha: 0.01,
+            dispersion: 0.0,
         };
         let (canary, primary) = (arm(1000, 10, 0), arm(1000, 10, 0));
-        let mut sprt = OracleSprt::new(vec![metric], 0.05);
+        let mut sprt = OracleSprt::new(vec![promote], 0.05, false);
         let steps: Vec<Step> = (0..10)
             .map(|_| sprt.observe(&look(&canary, &primary)))
             .collect();
         assert_eq!(steps.last(), Some(&Step::Promote));
+        let fail = OracleTest {
+            events: OracleEvents::Errors,
+            null: 1.1,
+            truth: 3.0,
+            alpha: 0.005,
+            dispersion: 0.0,
+        };
         let worse = arm(1000, 30, 0);
-        let mut sprt = OracleSprt::new(vec![metric], 0.05);
+        let mut sprt = OracleSprt::new(vec![fail], 0.05, true);
         let steps: Vec<Step> = (0..10)
             .map(|_| sprt.observe(&look(&worse, &primary)))
+            .collect();
+        assert!(steps.contains(&Step::Rollback));
+        // The same regression seen on a boundary's slow requests.
+        let slow = OracleTest {
+            events: OracleEvents::Slower(0),
+            ..fail
+        };
+        let (slow_canary, slow_primary) = (arm(1000, 0, 30), arm(1000, 0, 10));
+        let mut sprt = OracleSprt::new(vec![slow], 0.05, true);
+        let steps: Vec<Step> = (0..10)
+            .map(|_| sprt.observe(&look(&slow_canary, &slow_primary)))
             .collect();
         assert!(steps.contains(&Step::Rollback));
     }

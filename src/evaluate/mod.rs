@@ -10,7 +10,10 @@
 //!   with neither after the last look is undecided (Flagger would keep waiting).
 //! - Flagger-style thresholds, the Kayenta-style judge and the repeated z-test only ever
 //!   fail; a canary they never failed is promoted at the last look.
-//! - The oracle SPRT promotes when it accepts "no regression" on every metric it tests.
+//! - The oracle (Wald's SPRT knowing the true ratios) tests the same nulls as verdict at
+//!   the same levels: on a regression, "ratio = 1 + margin" against the truth on the most
+//!   informative regressed metric at verdict's per-test α; otherwise "ratio = 1 +
+//!   promotion margin" against the truth on every metric promotion needs, at α.
 
 mod baselines;
 mod report;
@@ -21,11 +24,11 @@ use std::time::Instant;
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
 
-use crate::judge::latency::{choose_boundary, count_above, Bucket};
-use crate::judge::{ArmLook, Judge, JudgeConfig, Look, Verdict};
+use crate::judge::latency::Bucket;
+use crate::judge::{ArmLook, HistoryInterval, Judge, JudgeConfig, Look, Plan, Verdict};
 use crate::sli::simulator::{mix_seed, ArmIncrement, Simulator, TrafficPattern, WeightSchedule};
 
-use baselines::{FlaggerThresholds, KayentaMannWhitney, OracleMetric, OracleSprt, RepeatedZTest};
+use baselines::{FlaggerThresholds, KayentaMannWhitney, OracleSprt, RepeatedZTest};
 pub use scenarios::Scenario;
 
 /// Flags of `verdict evaluate`.
@@ -41,8 +44,12 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub scenario: Vec<String>,
     /// Print the table as Markdown.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
+    /// Print one JSON document: `{"runs","seed","rows":[{"scenario","judge","rollback",
+    /// "promote","rollback_median_look","promote_median_look"}]}`.
+    #[arg(long)]
+    pub json: bool,
     /// Looks per canary (one per simulated minute).
     #[arg(long, default_value_t = 30)]
     pub looks: usize,
@@ -64,9 +71,10 @@ pub struct EvaluateArgs {
     /// Override the judge's minimum canary requests before promotion.
     #[arg(long)]
     pub min_canary_requests: Option<u64>,
-    /// Override the judge's assumed per-look dispersion τ.
-    #[arg(long)]
-    pub dispersion: Option<f64>,
+    /// Override the judge's per-look dispersion τ: `auto` (measured on the primary's
+    /// history, the default) or a number.
+    #[arg(long, value_parser = crate::judge::Dispersion::parse)]
+    pub dispersion: Option<crate::judge::Dispersion>,
 }
 
 /// Settings shared by every simulated canary of an evaluation.
@@ -80,23 +88,20 @@ pub struct Setup {
     pub interval_s: f64,
     /// Canary weight per look.
     pub weights: WeightSchedule,
-    /// Primary look-back (simulated seconds) for choosing b*.
-    pub lookback_s: f64,
-    /// Quantile whose bucket boundary becomes b*.
-    pub boundary_quantile: f64,
+    /// Intervals of the primary's history the plan reads (each `interval_s` long).
+    pub history_intervals: usize,
 }
 
 impl Setup {
-    /// Issue 3's reference: 30 looks of 60 s, weights 5/10/20/30/50 % then held, b* from
-    /// the primary's p95 over one hour.
+    /// The reference: 30 looks of 60 s, weights 5/10/20/30/50 % then held, the plan from
+    /// one hour of the primary's history in one-minute intervals.
     pub fn reference(judge: JudgeConfig) -> Self {
         Self {
             judge,
             looks: 30,
             interval_s: 60.0,
             weights: WeightSchedule::flagger_reference(),
-            lookback_s: 3600.0,
-            boundary_quantile: 0.95,
+            history_intervals: 60,
         }
     }
 }
@@ -110,9 +115,8 @@ const FLAGGER_THRESHOLD: u32 = 5;
 /// Kayenta-style judge: two-sided confidence and relative tolerance.
 const KAYENTA_CONFIDENCE: f64 = 0.98;
 const KAYENTA_TOLERANCE: f64 = 0.25;
-/// The oracle's accepted miss rate, and its alternative when nothing regresses.
+/// The oracle's accepted miss rate.
 const ORACLE_BETA: f64 = 0.05;
-const ORACLE_AA_ALTERNATIVE: f64 = 2.0;
 
 /// The judges compared, in column order.
 pub const METHODS: [&str; 5] = [
@@ -123,6 +127,9 @@ pub const METHODS: [&str; 5] = [
     "oracle SPRT",
 ];
 
+/// The judges' names in `--json`, in [`METHODS`] order.
+pub const JSON_NAMES: [&str; 5] = ["verdict", "flagger", "kayenta", "z", "oracle"];
+
 /// One look as every judge sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct LookData<'a> {
@@ -130,9 +137,12 @@ pub(crate) struct LookData<'a> {
     pub primary: &'a ArmIncrement,
     pub canary_buckets: Vec<Bucket>,
     pub primary_buckets: Vec<Bucket>,
-    /// Requests above b*.
-    pub canary_slow: u64,
-    pub primary_slow: u64,
+    /// Requests above each latency boundary of verdict's plan (the same boundaries for
+    /// the z-test and the oracle).
+    pub canary_slower: Vec<u64>,
+    pub primary_slower: Vec<u64>,
+    /// Time since the analysis opened at the end of this look.
+    pub elapsed_ms: u64,
 }
 
 /// A judge's answer after one look.
@@ -166,17 +176,18 @@ impl Method {
     fn observe(&mut self, look: &LookData<'_>) -> Step {
         match self {
             Method::Verdict(judge) => {
-                let arm = |inc: &ArmIncrement, slow| ArmLook {
+                let arm = |inc: &ArmIncrement, buckets: &[Bucket]| ArmLook {
                     requests: inc.requests,
                     errors: inc.errors,
-                    slow,
-                    slo_slow: 0,
+                    slower: judge.plan().slower(buckets),
                 };
-                judge.observe(&Look {
-                    canary: arm(look.canary, look.canary_slow),
-                    primary: arm(look.primary, look.primary_slow),
-                });
-                match judge.assess().verdict {
+                let observed = Look {
+                    canary: arm(look.canary, &look.canary_buckets),
+                    primary: arm(look.primary, &look.primary_buckets),
+                    elapsed_ms: look.elapsed_ms,
+                };
+                judge.observe(&observed);
+                match judge.verdict() {
                     Verdict::Fail => Step::Rollback,
                     Verdict::Pass => Step::Promote,
                     Verdict::Wait => Step::Continue,
@@ -198,34 +209,28 @@ impl Method {
     }
 }
 
-/// The oracle knows which metrics regress and by how much; with nothing regressed it
-/// tests both against a 2× alternative, splitting α.
-fn oracle_metrics(sim: &Simulator, boundary: f64, alpha: f64) -> Vec<OracleMetric> {
-    let (ce, pe) = sim.error_rates();
-    let (cs, ps) = sim.exceedance(boundary);
-    let ratio = |c: f64, p: f64| if p > 0.0 { c / p } else { 1.0 };
-    let candidates = [(true, ratio(ce, pe)), (false, ratio(cs, ps))];
-    let regressed: Vec<(bool, f64)> = candidates
-        .iter()
-        .copied()
-        .filter(|(_, psi)| *psi > 1.0 + 1e-9)
-        .collect();
-    let tested = if regressed.is_empty() {
-        candidates
-            .map(|(errors, _)| (errors, ORACLE_AA_ALTERNATIVE))
-            .to_vec()
-    } else {
-        regressed
-    };
-    let share = alpha / tested.len() as f64;
-    tested
-        .into_iter()
-        .map(|(errors, psi)| OracleMetric {
-            errors,
-            psi,
-            alpha: share,
+/// The primary's history before the canary starts, as the plan reads it.
+fn history(sim: &mut Simulator, setup: &Setup, bounds: &[f64]) -> Vec<HistoryInterval> {
+    let n = setup.history_intervals;
+    (0..n)
+        .map(|i| {
+            let t = -((n - i) as f64) * setup.interval_s;
+            let step = sim.interval(t, setup.interval_s, 0.0);
+            HistoryInterval {
+                requests: step.primary.requests as f64,
+                errors: step.primary.errors as f64,
+                buckets: step.primary.cumulative(bounds),
+            }
         })
         .collect()
+}
+
+/// The judge settings a scenario runs with.
+fn scenario_config(scenario: &Scenario, setup: &Setup) -> JudgeConfig {
+    JudgeConfig {
+        slo_error_rate: scenario.slo_error_rate.or(setup.judge.slo_error_rate),
+        ..setup.judge.clone()
+    }
 }
 
 /// Simulates one canary and runs every judge on it. Outcomes follow [`METHODS`].
@@ -244,21 +249,12 @@ pub fn simulate_canary(
     let bounds = workload.bucket_bounds.clone();
     let mut sim = Simulator::new(workload, scenario.effect, mix_seed(seed, 1))
         .with_context(|| format!("scenario {}", scenario.id))?;
-    let lookback = sim.interval(-setup.lookback_s, setup.lookback_s, 0.0);
-    let boundary = choose_boundary(
-        &lookback.primary.cumulative(&bounds),
-        setup.boundary_quantile,
-    )
-    .with_context(|| {
-        format!(
-            "scenario {}: the judge chose no latency boundary b*",
-            scenario.id
-        )
-    })?;
-
-    let judge = Judge::new(setup.judge.clone())
-        .context("judge settings")?
-        .with_latency_boundary(boundary);
+    let config = scenario_config(scenario, setup);
+    let plan = Plan::new(&config, &history(&mut sim, setup, &bounds), None, None)
+        .with_context(|| format!("scenario {}: plan", scenario.id))?;
+    let oracle = baselines::oracle_for(&sim, scenario.is_regression(), &plan, &config, ORACLE_BETA);
+    let boundaries: Vec<f64> = plan.boundaries.iter().map(|b| b.le_s).collect();
+    let judge = Judge::new(config.clone(), plan).context("judge settings")?;
     let mut methods = [
         Method::Verdict(Box::new(judge)),
         Method::Flagger(FlaggerThresholds::new(
@@ -270,12 +266,15 @@ pub fn simulate_canary(
             KAYENTA_CONFIDENCE,
             KAYENTA_TOLERANCE,
         )),
-        Method::ZTest(RepeatedZTest::new(setup.judge.alpha)),
-        Method::Oracle(OracleSprt::new(
-            oracle_metrics(&sim, boundary, setup.judge.alpha),
-            ORACLE_BETA,
-        )),
+        Method::ZTest(RepeatedZTest::new(config.alpha, boundaries.len())),
+        Method::Oracle(oracle),
     ];
+    let slower = |buckets: &[Bucket]| -> Vec<u64> {
+        boundaries
+            .iter()
+            .map(|b| crate::judge::latency::count_above(buckets, *b))
+            .collect()
+    };
     let mut outcomes: [Option<Outcome>; 5] = [None; 5];
     for look in 0..setup.looks {
         let interval = sim.interval(
@@ -288,10 +287,11 @@ pub fn simulate_canary(
         let data = LookData {
             canary: &interval.canary,
             primary: &interval.primary,
-            canary_slow: count_above(&canary_buckets, boundary),
-            primary_slow: count_above(&primary_buckets, boundary),
+            canary_slower: slower(&canary_buckets),
+            primary_slower: slower(&primary_buckets),
             canary_buckets,
             primary_buckets,
+            elapsed_ms: ((look + 1) as f64 * setup.interval_s * 1000.0) as u64,
         };
         let number = look as u32 + 1;
         for (method, outcome) in methods.iter_mut().zip(outcomes.iter_mut()) {
@@ -496,8 +496,13 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
         threads,
         elapsed,
     };
-    let mut out = String::new();
-    report::write(&mut out, &context, &results, args.markdown)?;
+    let out = if args.json {
+        report::json(&context, &results)?
+    } else {
+        let mut out = String::new();
+        report::write(&mut out, &context, &results, args.markdown)?;
+        out
+    };
     print!("{out}");
     Ok(())
 }
@@ -536,21 +541,47 @@ mod tests {
     }
 
     #[test]
-    fn oracle_tests_only_what_regresses() {
-        let scenario = scenarios::select(&["err-2x-0.5%".to_owned()])
-            .unwrap_or_default()
-            .remove(0);
-        let sim = Simulator::new(scenario.workload.clone(), scenario.effect, 1)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let metrics = oracle_metrics(&sim, 0.25, 0.01);
-        assert_eq!(metrics.len(), 1);
-        assert!(metrics[0].errors && (metrics[0].psi - 2.0).abs() < 1e-12);
-        let aa = scenarios::all().remove(0);
-        let sim =
-            Simulator::new(aa.workload.clone(), aa.effect, 1).unwrap_or_else(|e| panic!("{e}"));
-        let metrics = oracle_metrics(&sim, 0.25, 0.01);
-        assert_eq!(metrics.len(), 2);
-        assert!(metrics.iter().all(|m| m.alpha == 0.005 && m.psi == 2.0));
+    fn the_oracle_tests_verdicts_nulls_on_what_regresses() {
+        let setup = quick_setup();
+        let config = setup.judge.clone();
+        let pick = |id: &str| {
+            scenarios::select(&[id.to_owned()])
+                .unwrap_or_default()
+                .into_iter()
+                .find(|s| s.id == id)
+                .unwrap_or_else(|| panic!("no scenario {id}"))
+        };
+        let oracle_tests = |id: &str| {
+            let scenario = pick(id);
+            let mut sim = Simulator::new(scenario.workload.clone(), scenario.effect, 1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let bounds = scenario.workload.bucket_bounds.clone();
+            let plan = Plan::new(&config, &history(&mut sim, &setup, &bounds), None, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            baselines::oracle_for(&sim, scenario.is_regression(), &plan, &config, 0.05)
+        };
+        let err = format!("{:?}", oracle_tests("err-2x-0.5%"));
+        assert!(
+            err.contains("events: Errors, null: 1.1, truth: 2.0"),
+            "{err}"
+        );
+        assert!(err.contains("alpha: 0.005"), "{err}");
+        assert!(!err.contains("Slower"), "{err}");
+        let lat = format!("{:?}", oracle_tests("lat-p95-1.2x-below-b"));
+        assert!(lat.contains("Slower") && !lat.contains("Errors"), "{lat}");
+        // A/A: the promotion null on errors and on every promotion boundary, at α.
+        let aa = format!("{:?}", oracle_tests("aa-steady"));
+        let limit = format!(
+            "events: Errors, null: {}, truth: 1.0",
+            1.0 + config.promotion_margin
+        );
+        assert!(aa.contains(&limit), "{aa}");
+        assert!(aa.contains("Slower(0)") && aa.contains("Slower(1)"), "{aa}");
+        assert!(
+            !aa.contains("Slower(2)"),
+            "the tail boundary is not for promotion: {aa}"
+        );
+        assert!(aa.contains("alpha: 0.01"), "{aa}");
     }
 
     #[test]
@@ -560,6 +591,7 @@ mod tests {
             seed: 1,
             scenario: vec![],
             markdown: false,
+            json: false,
             looks: 30,
             threads: None,
             alpha: None,

@@ -129,134 +129,144 @@ fn mark(met: bool) -> &'static str {
     }
 }
 
-/// One line per issue-3 target whose scenarios were run.
+fn line(met: bool, text: String) -> String {
+    format!("{}: {text}", mark(met))
+}
+
+fn look_text(m: Option<f64>) -> String {
+    looks(m)
+}
+
+/// One line per judge target whose scenarios were run (docs/statistics.md §8): the same
+/// targets `verdict evaluate --json` is checked against.
 fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
-    let alpha = setup.judge.alpha;
     let mut lines = Vec::new();
-    for (id, limit, what) in [
-        ("aa-steady", alpha, "α"),
-        ("aa-diurnal", alpha, "α"),
-        ("aa-noise-0.25", 2.0 * alpha, "2α"),
-    ] {
-        if let Some(r) = find(results, id) {
-            let rate = verdict(r).rollback_rate();
-            lines.push(format!(
-                "{}: A/A false rollback on {} ≤ {what} ({}): {}",
-                mark(rate <= limit),
+    let alpha = setup.judge.alpha;
+    for r in results
+        .iter()
+        .filter(|r| r.scenario.id.starts_with("aa-") || r.scenario.id == "slo-at-limit-noise-0.5")
+    {
+        let rate = verdict(r).rollback_rate();
+        lines.push(line(
+            rate <= alpha,
+            format!(
+                "{}: rollback ≤ {} (α): {}",
                 r.scenario.label,
-                percent(limit),
+                percent(alpha),
                 percent(rate)
-            ));
-        }
-    }
-    for (id, floor) in [
-        ("err-2x-0.5%", 0.95),
-        ("lat-x1.2", 0.90),
-        ("tail-5%-x4", 0.90),
-    ] {
-        if let Some(r) = find(results, id) {
-            let rate = verdict(r).rollback_rate();
-            lines.push(format!(
-                "{}: {} detected ≥ {}: {}",
-                mark(rate >= floor),
-                r.scenario.label,
-                percent(floor),
-                percent(rate)
-            ));
-        }
-    }
-    for r in results.iter().filter(|r| !r.scenario.is_regression()) {
-        let rate = verdict(r).promotion_rate();
-        lines.push(format!(
-            "{}: {} promoted within {} looks ≥ 90%: {}",
-            mark(rate >= 0.9),
-            r.scenario.label,
-            setup.looks,
-            percent(rate)
+            ),
         ));
     }
-    let regressions: Vec<&ScenarioResult> = results
-        .iter()
-        .filter(|r| r.scenario.is_regression())
-        .collect();
-    // Medians of a handful of detections say nothing, so the speed comparison only
-    // uses regressions that both judges detect in at least half of the runs.
-    let both_detect = |r: &ScenarioResult| {
-        verdict(r).rollback_rate() >= 0.5 && r.tallies[2].rollback_rate() >= 0.5
-    };
-    let compared: Vec<(String, f64, f64)> = regressions
-        .iter()
-        .filter(|r| both_detect(r))
-        .filter_map(|r| {
-            let ours = verdict(r).median_rollback_look()?;
-            let theirs = r.tallies[2].median_rollback_look()?;
-            Some((r.scenario.label.clone(), ours, theirs))
-        })
-        .collect();
-    if !regressions.is_empty() {
-        let pairs: Vec<String> = compared
-            .iter()
-            .map(|(label, ours, theirs)| {
-                let flag = if *ours > theirs / 2.0 { " ✗" } else { "" };
+    if let Some(r) = find(results, "aa-steady") {
+        let t = verdict(r);
+        let median = t.median_promotion_look();
+        lines.push(line(
+            t.promotion_rate() >= 0.95 && median.is_some_and(|m| m <= 12.0),
+            format!(
+                "A/A steady promoted ≥ 95% by median look ≤ 12: {} at look {}",
+                percent(t.promotion_rate()),
+                look_text(median)
+            ),
+        ));
+    }
+    for id in ["aa-bursty", "aa-noise-0.5"] {
+        if let Some(r) = find(results, id) {
+            let rate = verdict(r).promotion_rate();
+            lines.push(line(
+                rate >= 0.85,
                 format!(
-                    "{label} {} vs {}{flag}",
-                    looks(Some(*ours)),
-                    looks(Some(*theirs))
-                )
-            })
-            .collect();
-        let fast = compared
-            .iter()
-            .all(|(_, ours, theirs)| *ours <= theirs / 2.0);
-        let only_ours: Vec<&str> = regressions
-            .iter()
-            .filter(|r| verdict(r).rollback_rate() >= 0.5 && r.tallies[2].rollback_rate() < 0.5)
-            .map(|r| r.scenario.label.as_str())
-            .collect();
-        let aa = find(results, "aa-steady");
-        let fr_ok = aa.is_none_or(|r| r.tallies[0].rollback_rate() <= r.tallies[2].rollback_rate());
-        let fr_text: Vec<String> = results
-            .iter()
-            .filter(|r| !r.scenario.is_regression())
-            .map(|r| {
-                format!(
+                    "{} promoted ≥ 85% within {} looks: {}",
+                    r.scenario.label,
+                    setup.looks,
+                    percent(rate)
+                ),
+            ));
+        }
+    }
+    if let Some(r) = find(results, "err-2x-0.5%") {
+        let (ours, kayenta) = (verdict(r), &r.tallies[2]);
+        let (a, b) = (ours.median_rollback_look(), kayenta.median_rollback_look());
+        lines.push(line(
+            ours.rollback_rate() >= 0.95 && a.unwrap_or(99.0) <= b.unwrap_or(99.0),
+            format!(
+                "errors ×2 at 0.5% rolled back ≥ 95%, median look ≤ Kayenta-style's: {} at look {} (Kayenta {})",
+                percent(ours.rollback_rate()),
+                look_text(a),
+                look_text(b)
+            ),
+        ));
+    }
+    if let Some(r) = find(results, "err-1.5x-1%") {
+        let rate = verdict(r).promotion_rate();
+        lines.push(line(
+            rate <= 0.03,
+            format!("errors ×1.5 at 1% promoted ≤ 3%: {}", percent(rate)),
+        ));
+    }
+    for id in [
+        "lat-x1.2",
+        "lat-p95-1.2x-below-b",
+        "lat-median-1.3x",
+        "tail-5%-x4",
+    ] {
+        if let Some(r) = find(results, id) {
+            let rate = verdict(r).rollback_rate();
+            lines.push(line(
+                rate >= 0.9,
+                format!("{} rolled back ≥ 90%: {}", r.scenario.label, percent(rate)),
+            ));
+        }
+    }
+    if let Some(r) = find(results, "no-traffic") {
+        let t = verdict(r);
+        let median = t.median_rollback_look();
+        lines.push(line(
+            t.rollback_rate() >= 0.99 && median.is_some_and(|m| m <= 4.0),
+            format!(
+                "no traffic rolled back ≥ 99% by median look ≤ 4: {} at look {}",
+                percent(t.rollback_rate()),
+                look_text(median)
+            ),
+        ));
+    }
+    // Speed against the fair oracle: median looks to the correct decision ≤ 2×.
+    let mut slow: Vec<String> = Vec::new();
+    let mut compared = 0;
+    for r in results {
+        let (ours, oracle) = if r.scenario.is_regression() {
+            (
+                verdict(r).median_rollback_look(),
+                r.tallies[4].median_rollback_look(),
+            )
+        } else {
+            (
+                verdict(r).median_promotion_look(),
+                r.tallies[4].median_promotion_look(),
+            )
+        };
+        if let (Some(ours), Some(oracle)) = (ours, oracle) {
+            compared += 1;
+            if ours > 2.0 * oracle {
+                slow.push(format!(
                     "{} {} vs {}",
                     r.scenario.label,
-                    percent(r.tallies[0].rollback_rate()),
-                    percent(r.tallies[2].rollback_rate())
-                )
-            })
-            .collect();
-        lines.push(format!(
-            "{}: median looks to detection ≤ ½ the Kayenta-style judge's at equal or lower false rollback \
-             (verdict vs Kayenta, regressions both detect in ≥ 50% of runs; ✗ = not within half): {}; \
-             detected ≥ 50% by verdict only: {}; false rollback (A/A steady decides): {}",
-            mark(fast && fr_ok && !compared.is_empty()),
-            if pairs.is_empty() { "none".to_owned() } else { pairs.join(", ") },
-            if only_ours.is_empty() { "none".to_owned() } else { only_ours.join(", ") },
-            fr_text.join(", ")
-        ));
-    }
-    let missed: Vec<String> = regressions
-        .iter()
-        .filter(|r| r.tallies[1].rollback_rate() < 0.5)
-        .map(|r| {
-            format!(
-                "{} {}",
-                r.scenario.label,
-                percent(r.tallies[1].rollback_rate())
-            )
-        })
-        .collect();
-    if !regressions.is_empty() {
-        lines.push(format!(
-            "{}: Flagger-style thresholds miss regressions below their limits (detected < 50%): {}",
-            mark(!missed.is_empty()),
-            if missed.is_empty() {
-                "none".to_owned()
-            } else {
-                missed.join(", ")
+                    look_text(Some(ours)),
+                    look_text(Some(oracle))
+                ));
             }
+        }
+    }
+    if compared > 0 {
+        lines.push(line(
+            slow.is_empty(),
+            format!(
+                "median looks to a correct decision ≤ 2× the fair oracle's ({compared} scenarios where both decide){}",
+                if slow.is_empty() {
+                    String::new()
+                } else {
+                    format!("; slower: {}", slow.join(", "))
+                }
+            ),
         ));
     }
     lines
@@ -271,6 +281,39 @@ fn weights_text(setup: &Setup) -> String {
         }
     }
     steps.join("/")
+}
+
+/// One row of `--json`.
+#[derive(Debug, serde::Serialize)]
+struct JsonRow<'a> {
+    scenario: &'a str,
+    judge: &'static str,
+    rollback: f64,
+    promote: f64,
+    rollback_median_look: Option<f64>,
+    promote_median_look: Option<f64>,
+}
+
+/// The whole run as one JSON document (`verdict evaluate --json`).
+pub(crate) fn json(ctx: &Context<'_>, results: &[ScenarioResult]) -> anyhow::Result<String> {
+    let rows: Vec<JsonRow<'_>> = results
+        .iter()
+        .flat_map(|r| {
+            r.tallies
+                .iter()
+                .zip(super::JSON_NAMES)
+                .map(|(t, judge)| JsonRow {
+                    scenario: &r.scenario.id,
+                    judge,
+                    rollback: t.rollback_rate(),
+                    promote: t.promotion_rate(),
+                    rollback_median_look: t.median_rollback_look(),
+                    promote_median_look: t.median_promotion_look(),
+                })
+        })
+        .collect();
+    let doc = serde_json::json!({ "runs": ctx.runs, "seed": ctx.seed, "rows": rows });
+    Ok(format!("{}\n", serde_json::to_string(&doc)?))
 }
 
 /// Writes the header, the table, the legend and the targets.
@@ -294,16 +337,18 @@ pub(crate) fn write(
     )?;
     writeln!(
         out,
-        "verdict judge: α {}, error margin {}, latency margin {}, promotion margin {}, min canary requests {}, dispersion τ {}; \
-         b* = bucket boundary at/above the primary's p{:.0} over a {:.0} min look-back.",
+        "verdict judge: α {}, error margin {}, latency margin {}, promotion margin {}, min canary requests {}, \
+         negligible error rate {}, dispersion {}, budget {} looks; plan (latency boundaries, dispersion) from {} intervals \
+         of the primary's history.",
         j.alpha,
         j.error_margin,
         j.latency_margin,
         j.promotion_margin,
         j.min_canary_requests,
+        j.negligible_error_rate,
         j.dispersion,
-        s.boundary_quantile * 100.0,
-        s.lookback_s / 60.0,
+        j.budget.max_looks,
+        s.history_intervals,
     )?;
     writeln!(out)?;
     let (header, body) = rows(results);
@@ -323,11 +368,13 @@ pub(crate) fn write(
          all points so far at every look, fail fast when the CI's lower end exceeds 25 % of the primary's mean."
             .to_owned(),
         format!(
-            "z-test: one-sided two-proportion test on cumulative errors and requests above b*, each at α/2 = {}, every look.",
+            "z-test: one-sided two-proportion test on cumulative errors (at α/2 = {}) and on requests above each of verdict's \
+             latency boundaries (α/2 shared), every look.",
             j.alpha / 2.0
         ),
-        "oracle SPRT: Wald's SPRT (β 0.05) of ratio 1 against the true ratio on the regressed metric(s); \
-         on A/A against 2× on both metrics at α/2."
+        "oracle SPRT (fair): Wald's SPRT (β 0.05) knowing the true ratios, of verdict's own nulls at verdict's levels: on a \
+         regression ratio 1 + margin against the truth on the most informative regressed metric (α per fail test); otherwise \
+         ratio 1 + promotion margin against the truth on every metric promotion needs (α)."
             .to_owned(),
         "Baselines that only fail (Flagger, Kayenta, z-test) promote at the last look if they never failed.".to_owned(),
         format!(
@@ -346,7 +393,7 @@ pub(crate) fn write(
     let target_lines = targets(results, s);
     if !target_lines.is_empty() {
         writeln!(out)?;
-        writeln!(out, "Targets (issue 3, verdict at the settings above):")?;
+        writeln!(out, "Targets (verdict at the settings above):")?;
         for line in target_lines {
             writeln!(out, "- {line}")?;
         }
@@ -413,15 +460,36 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("met: A/A false rollback on A/A steady ≤ α (1.0%): 1.0%"),
+            out.contains("met: A/A steady: rollback ≤ 1.0% (α): 1.0%"),
             "{out}"
         );
         assert!(
-            out.contains("MISSED: errors ×2 at 0.5% detected ≥ 95.0%: 90.0%"),
+            out.contains("met: A/A steady promoted ≥ 95% by median look ≤ 12: 99.0% at look 10"),
             "{out}"
         );
-        assert!(out.contains("met: median looks to detection"), "{out}");
-        assert!(out.contains("met: Flagger-style thresholds miss"), "{out}");
+        assert!(
+            out.contains("MISSED: errors ×2 at 0.5% rolled back ≥ 95%, median look ≤ Kayenta-style's: 90.0% at look 4 (Kayenta 10)"),
+            "{out}"
+        );
+        // A/A: 10 vs the oracle's 9; errors ×2: 4 vs 2 — both within 2×.
+        assert!(
+            out.contains(
+                "met: median looks to a correct decision ≤ 2× the fair oracle's (2 scenarios"
+            ),
+            "{out}"
+        );
         assert!(out.contains("5/10/20/30/50 %"), "{out}");
+        let doc: serde_json::Value = json(&ctx, &results)
+            .ok()
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        assert_eq!(doc["runs"], 100);
+        assert_eq!(doc["rows"].as_array().map(Vec::len), Some(10));
+        let row = &doc["rows"][1];
+        assert_eq!(row["scenario"], "aa-steady");
+        assert_eq!(row["judge"], "flagger");
+        assert_eq!(row["promote"], 1.0);
+        assert_eq!(row["rollback_median_look"], serde_json::Value::Null);
+        assert_eq!(doc["rows"][9]["judge"], "oracle");
     }
 }

@@ -1,6 +1,8 @@
-//! The scenarios of issue 3, each a variation of the reference workload.
+//! The evaluation's scenarios, each a variation of the reference workload.
 
-use crate::sli::simulator::{CanaryEffect, TailRegression, TrafficPattern, Workload};
+use crate::sli::simulator::{
+    BodyShift, CanaryEffect, TailRegression, TrafficPattern, Warmup, Workload,
+};
 
 /// One row of the evaluation table.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,25 +17,35 @@ pub struct Scenario {
     pub effect: CanaryEffect,
     /// Draw the diurnal phase per run, so runs start at every time of "day".
     pub random_phase: bool,
+    /// The canary should be rolled back (a rollback is a detection, not a false rollback).
+    pub regression: bool,
+    /// The judge's `sloErrorRate` for this scenario, when it tests the SLO guard.
+    pub slo_error_rate: Option<f64>,
 }
 
 impl Scenario {
     /// Whether the canary is worse than the primary (a rollback is a detection, not a
     /// false rollback).
     pub fn is_regression(&self) -> bool {
-        self.effect.error_ratio > 1.0
-            || self.effect.latency_shift > 1.0
-            || self.effect.tail.is_some()
+        self.regression
     }
 }
 
 fn scenario(id: &str, label: &str, workload: Workload, effect: CanaryEffect) -> Scenario {
+    let e = &effect;
+    let regression = e.error_ratio > 1.0
+        || e.latency_shift > 1.0
+        || e.tail.is_some()
+        || e.body.is_some()
+        || e.traffic_share == 0.0;
     Scenario {
         id: id.to_owned(),
         label: label.to_owned(),
         workload,
         effect,
         random_phase: false,
+        regression,
+        slo_error_rate: None,
     }
 }
 
@@ -138,6 +150,28 @@ pub fn all() -> Vec<Scenario> {
         ));
     }
     out.push(scenario(
+        "lat-p95-1.2x-below-b",
+        "p95 ×1.2, unchanged above 250 ms",
+        reference(),
+        CanaryEffect {
+            body: Some(BodyShift {
+                factor: 1.2,
+                up_to_s: 0.25,
+            }),
+            ..CanaryEffect::none()
+        },
+    ));
+    out.push(scenario(
+        "lat-median-1.3x",
+        "median ×1.3, p99 unchanged",
+        reference(),
+        CanaryEffect {
+            latency_shift: 1.3,
+            shift_pivot_quantile: Some(0.99),
+            ..CanaryEffect::none()
+        },
+    ));
+    out.push(scenario(
         "tail-5%-x4",
         "tail: 5% of requests ×4",
         reference(),
@@ -149,7 +183,76 @@ pub fn all() -> Vec<Scenario> {
             ..CanaryEffect::none()
         },
     ));
+    out.extend(real_traffic());
     out
+}
+
+/// What real traffic does that the reference workload does not: bursts on both arms,
+/// latency tails that swell and shrink, a canary at its SLO, one that gets no traffic, one
+/// that warms up.
+fn real_traffic() -> Vec<Scenario> {
+    let reference = Workload::reference;
+    let mut slo = scenario(
+        "slo-at-limit-noise-0.5",
+        "canary mean error rate at the 1% SLO, noise sd 0.5, primary 5% better",
+        Workload {
+            noise_sd: 0.5,
+            base_error_rate: 0.01 / 1.05,
+            ..reference()
+        },
+        CanaryEffect {
+            error_ratio: 1.05,
+            ..CanaryEffect::none()
+        },
+    );
+    // At the SLO and within the error margin: not a regression the judge should act on.
+    slo.regression = false;
+    slo.slo_error_rate = Some(0.01);
+    let mut warmup = scenario(
+        "canary-warmup",
+        "canary slow share ×2 for 3 looks, then equal",
+        reference(),
+        CanaryEffect {
+            warmup: Some(Warmup {
+                until_s: 180.0,
+                slow_factor: 2.0,
+            }),
+            ..CanaryEffect::none()
+        },
+    );
+    warmup.regression = false;
+    vec![
+        scenario(
+            "aa-bursty",
+            "A/A bursty (noise sd 0.4 on errors and latency, each arm)",
+            Workload {
+                noise_sd: 0.4,
+                latency_noise_sd: 0.4,
+                ..reference()
+            },
+            CanaryEffect::none(),
+        ),
+        scenario(
+            "aa-latency-noise-0.5",
+            "A/A latency noise sd 0.5",
+            Workload {
+                latency_noise_sd: 0.5,
+                ..reference()
+            },
+            CanaryEffect::none(),
+        ),
+        slo,
+        scenario(
+            "no-traffic",
+            "canary gets no traffic",
+            reference(),
+            CanaryEffect {
+                traffic_share: 0.0,
+                ..CanaryEffect::none()
+            },
+        ),
+        warmup,
+    ]
 }
 
 /// The scenarios whose id contains any of `filters` (all when empty).
@@ -188,17 +291,22 @@ mod tests {
             .iter()
             .filter(|s| s.id.starts_with("aa-"))
             .all(|s| !s.is_regression()));
-        assert!(all
+        let not_aa_nor_regression: Vec<&str> = all
             .iter()
-            .filter(|s| !s.id.starts_with("aa-"))
-            .all(Scenario::is_regression));
+            .filter(|s| !s.id.starts_with("aa-") && !s.is_regression())
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(
+            not_aa_nor_regression,
+            vec!["slo-at-limit-noise-0.5", "canary-warmup"]
+        );
         assert!(all.iter().any(|s| s.id == "err-1.5x-0.1%"));
     }
 
     #[test]
     fn filter_matches_substrings_and_refuses_unknown_names() {
         let lat = select(&["lat-".to_owned()]).unwrap_or_default();
-        assert_eq!(lat.len(), 3);
+        assert_eq!(lat.len(), 5);
         assert!(select(&["nope".to_owned()]).is_err());
         assert_eq!(select(&[]).map(|v| v.len()), Ok(all().len()));
     }

@@ -7,11 +7,14 @@ use axum::response::{IntoResponse, Response};
 /// A hook call that did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookError {
+    /// A 4xx Flagger does not retry.
     pub status: StatusCode,
+    /// One line, at most about 1000 bytes.
     pub reason: String,
 }
 
 impl HookError {
+    /// A refusal with `status`; the reason is made one bounded line.
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         let reason: String = reason.into();
         // One line, bounded: Flagger puts the body into a Kubernetes event.

@@ -1,38 +1,23 @@
 //! `POST /flagger/<hook>`: parse and check the call, hand it to the analysis service,
 //! answer with a status Flagger understands and a one-line reason.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::error::HookError;
 use super::AppState;
 use crate::analysis::{Answer, Hook, HookCall};
-use crate::domain::{now_millis, AnalysisKey, CanaryName, Checksum, Namespace};
-use crate::store::NewEvent;
+use crate::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
+use crate::webhook::Payload;
 
 /// Flagger's payloads are tiny; anything larger is not Flagger.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// The JSON Flagger sends to every hook (`CanaryWebhookPayload`).
-#[derive(Debug, Deserialize)]
-struct Payload {
-    name: String,
-    namespace: String,
-    #[serde(default)]
-    phase: String,
-    #[serde(default)]
-    checksum: String,
-    #[serde(default)]
-    metadata: HashMap<String, String>,
-}
 
 /// Handles one hook call and counts it.
 pub async fn hook(
@@ -45,7 +30,6 @@ pub async fn hook(
     let Some(kind) = Hook::parse(&hook) else {
         let known: Vec<&str> = Hook::ALL.iter().map(|h| h.as_str()).collect();
         state
-            .analyst
             .metrics
             .hook_call("unknown", "rejected", started.elapsed());
         return HookError::new(
@@ -71,7 +55,6 @@ pub async fn hook(
         }
     };
     state
-        .analyst
         .metrics
         .hook_call(kind.as_str(), outcome, started.elapsed());
     response
@@ -97,10 +80,8 @@ async fn handle(
     let payload: Payload = serde_json::from_value(value)
         .map_err(|e| HookError::bad_request(format!("invalid Flagger payload: {e}")))?;
     let call = check(state, kind, headers, payload)?;
-    match kind {
-        Hook::Event => return Ok(accept_event(state, call)),
-        Hook::LoadTest => return start_load(state, call).await,
-        _ => {}
+    if kind == Hook::LoadTest {
+        return start_load(state, call).await;
     }
     tracing::debug!(hook = kind.as_str(), canary = %call.key, "hook call");
     state
@@ -122,7 +103,7 @@ fn check(
     let name =
         CanaryName::parse(&payload.name).map_err(|e| HookError::bad_request(e.to_string()))?;
     let checksum = if payload.checksum.is_empty() && !kind.needs_checksum() {
-        Checksum::parse("none").map_err(|e| HookError::bad_request(e.to_string()))?
+        Checksum::parse(Checksum::NONE).map_err(|e| HookError::bad_request(e.to_string()))?
     } else if payload.checksum.is_empty() {
         return Err(HookError::bad_request(format!(
             "missing checksum: Flagger sends one from pre-rollout on ({} hook)",
@@ -169,7 +150,7 @@ fn check(
             checksum,
         },
         phase: payload.phase,
-        metadata: payload.metadata,
+        metadata: payload.metadata.into_iter().collect(),
         request_id: request_id(headers),
     })
 }
@@ -220,49 +201,4 @@ async fn start_load(state: &AppState, call: HookCall) -> Result<Answer, HookErro
         verdict: "ok",
         reason,
     })
-}
-
-/// `event`: answered 202 at once; stored in the background with retries so a slow or
-/// briefly unavailable store never delays Flagger's tick.
-fn accept_event(state: &AppState, call: HookCall) -> Answer {
-    let event = NewEvent {
-        namespace: call.key.namespace.to_string(),
-        name: call.key.name.to_string(),
-        checksum: call.key.checksum.to_string(),
-        phase: call.phase.clone(),
-        event_type: call.metadata.get("eventType").cloned().unwrap_or_default(),
-        message: call
-            .metadata
-            .get("eventMessage")
-            .cloned()
-            .unwrap_or_default(),
-        event_time: call.metadata.get("timestamp").and_then(|t| t.parse().ok()),
-        metadata: serde_json::to_string(&call.metadata).unwrap_or_else(|_| "{}".into()),
-        received_at: now_millis(),
-    };
-    let store = state.analyst.store.clone();
-    let metrics = state.analyst.metrics.clone();
-    state.tasks.spawn(async move {
-        use backon::{ExponentialBuilder, Retryable};
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(8)
-            .with_jitter();
-        let stored = (|| async { store.record_event(&event).await })
-            .retry(policy)
-            .notify(|e, after| {
-                tracing::warn!(error = %e, retry_in = ?after, "could not store a Flagger event yet");
-            })
-            .await;
-        if let Err(e) = stored {
-            metrics.store_error("record_event");
-            tracing::error!(error = %e, event = ?event, "dropped a Flagger event after retries");
-        }
-    });
-    Answer {
-        status: StatusCode::ACCEPTED,
-        verdict: "ok",
-        reason: "event accepted".into(),
-    }
 }

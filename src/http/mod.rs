@@ -12,24 +12,29 @@ use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use secrecy::SecretString;
-use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::analysis::Analyst;
+use crate::auth::Verifier;
+use crate::loadgen::LoadManager;
+use crate::telemetry::Metrics;
 
-/// Shared state of every handler.
+/// Shared state of every handler: the services it calls and how callers are checked.
 #[derive(Clone, Debug)]
 pub struct AppState {
+    /// Every rule of the hooks and of the release-manager API.
     pub analyst: Analyst,
-    /// Background work (event storage) that shutdown waits for.
-    pub tasks: TaskTracker,
-    pub namespace_allow: Option<Arc<regex::Regex>>,
-    pub webhook_token: Option<Arc<SecretString>>,
     /// The load-test hook's runs.
-    pub loads: Arc<crate::loadgen::LoadManager>,
+    pub loads: Arc<LoadManager>,
+    /// Counted per hook call and served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// A namespace must match it entirely; `None` allows every namespace.
+    pub namespace_allow: Option<Arc<regex::Regex>>,
+    /// The token Canaries must send; `None` requires none.
+    pub webhook_token: Option<Arc<SecretString>>,
     /// Checks the API's bearer tokens; `None` turns the API off (503).
-    pub verifier: Option<Arc<crate::auth::Verifier>>,
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 /// The whole router with request ids and one span per request.

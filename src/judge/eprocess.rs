@@ -1,33 +1,65 @@
-//! The e-processes behind the judge, in log space.
+//! The e-processes behind the judge, in log space (docs/statistics.md §2–§5).
 //!
-//! Two constructions (DESIGN.md §5, docs/statistics.md):
-//! - [`RatioProcess`]: canary/primary rate ratio from per-look counts. Conditional on a
-//!   look's total events, the canary's share is binomial with share
-//!   θ(ψ) = n_c ψ / (n_c ψ + n_p); likelihood ratios of alternatives against a null ratio,
-//!   multiplied over looks and mixed over a fixed grid, form an e-process.
-//! - [`rate_log_e`] / [`rate_upper_bound`]: one arm's own event rate against a fixed rate
-//!   (the absolute SLO guard and the few-events promotion rule).
+//! - [`RatioProcess`]: the canary/primary rate ratio of one metric from per-look counts.
+//!   Conditional on a look's total events, the canary's share is binomial with
+//!   θ(ψ) = n_c ψ / (n_c ψ + n_p). Three families of likelihood ratios are kept:
+//!   the fail test ("ratio > 1 + m"), the promotion test ("ratio < 1 + pm") and a lattice
+//!   of ratios for the reported confidence sequence.
+//! - [`RateProcess`]: one arm's own event rate against a fixed rate, look by look (the
+//!   absolute SLO guard, and the negligible-rate test that lets a service with almost no
+//!   errors be promoted).
 //!
-//! Every look's log-likelihood is tempered by κ = 1 / (1 + τ² v) where v is the look's
-//! binomial information about the log ratio and τ the assumed sd of per-look log-ratio
-//! noise (overdispersion). For any κ in (0, 1], LR^κ still has expectation at most 1
-//! under the binomial null (Jensen), so tempering never breaks validity; it restores it,
-//! approximately, when real looks carry extra-binomial noise of sd τ.
+//! Every look's log-likelihood is tempered by κ = 1 / (1 + τ² v), v the look's binomial
+//! information about the log rate (or log ratio) and τ the sd of per-look noise on it
+//! (overdispersion). For κ in (0, 1], LR^κ still has expectation at most 1 under the
+//! binomial null (Jensen), so tempering never breaks validity; under per-look noise of sd τ
+//! it restores it (exactly in the normal approximation: E[LR^κ] = 1 at κ = 1/(1 + τ² v)).
 
-/// Step of the log-lattice of ratios: ψ_k = 1.05^k.
-pub const LATTICE_STEP: f64 = 0.048_790_164_169_432_0; // ln(1.05)
+/// Step of the reporting lattice of ratios: ψ_k = 1.1^k.
+pub const LATTICE_STEP: f64 = 0.095_310_179_804_324_87; // ln(1.1)
 
-/// Offsets (in lattice steps) of the mixture's alternatives from the null:
-/// factors 1.05^j ≈ 1.10, 1.22, 1.34, 1.55, 1.80, 2.18, 2.93, 4.32, 8.15.
-/// Equal weights. Small factors give power against small regressions; large ones let
-/// gross regressions cross after a handful of events. Nine points cost ln 9 ≈ 2.2 nats
-/// against a test that knew the true ratio.
-pub const ALT_OFFSETS: [i32; 9] = [2, 4, 6, 9, 12, 16, 22, 30, 43];
+/// Offsets (in lattice steps) of the confidence sequence's alternatives from each ψ0:
+/// factors 1.1^j ≈ 1.10, 1.21, 1.33, 1.46, 1.77, 2.14, 2.85, 4.18, 8.14, equal weights.
+pub const CS_OFFSETS: [i32; 9] = [1, 2, 3, 4, 6, 8, 11, 15, 22];
 
-/// The confidence sequence is reported on ψ0 = 1.05^k for |k| ≤ this (≈ 0.049 … 20.6).
-pub const CS_HALF_WIDTH: i32 = 62;
+/// The confidence sequence is reported on ψ0 = 1.1^k for |k| ≤ this (≈ 0.047 … 21).
+pub const CS_HALF_WIDTH: i32 = 32;
 
-const LATTICE_HALF: i32 = CS_HALF_WIDTH + ALT_OFFSETS[ALT_OFFSETS.len() - 1];
+const LATTICE_HALF: i32 = CS_HALF_WIDTH + CS_OFFSETS[CS_OFFSETS.len() - 1];
+
+/// A mixture of alternatives, as factors away from the null and weights summing to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mixture {
+    /// Each alternative is null × factor (fail, SLO) or null / factor (promotion, floor).
+    pub factors: &'static [f64],
+    /// Prior weights, same length, summing to 1.
+    pub weights: &'static [f64],
+}
+
+/// The fail test's alternatives: ratios 1.2 … 8 times the null, most weight on 1.5–3×,
+/// the regressions canaries really show (chosen with `verdict evaluate`, see
+/// docs/statistics.md §2).
+pub const FAIL_MIXTURE: Mixture = Mixture {
+    factors: &[1.2, 1.45, 1.75, 2.1, 2.6, 3.5, 5.0, 8.0],
+    weights: &[0.08, 0.16, 0.2, 0.18, 0.14, 0.1, 0.08, 0.06],
+};
+
+/// The promotion test's alternatives, as canary/primary ratios (not relative to the
+/// limit): "the canary is about as good as the primary, or better". Only those below the
+/// promotion limit take part (weights renormalised). Putting no weight between ≈ 1.15 and
+/// the limit keeps a canary that is really worse by less than the limit (a ×1.5 error
+/// rate under a limit of 1.75) from being promoted by chance, at no cost for an equal one
+/// (chosen with `verdict evaluate`, docs/statistics.md §6).
+pub const PROMOTION_ALTERNATIVES: Mixture = Mixture {
+    factors: &[1.1, 1.0, 0.87, 0.75, 0.6, 0.45],
+    weights: &[0.12, 0.45, 0.17, 0.12, 0.08, 0.06],
+};
+
+/// The negligible-rate test's alternatives: rates the negligible rate divided by these.
+pub const NEGLIGIBLE_MIXTURE: Mixture = Mixture {
+    factors: &[1.15, 1.35, 1.6, 1.8, 2.1, 2.6, 3.5],
+    weights: &[0.08, 0.14, 0.2, 0.22, 0.16, 0.12, 0.08],
+};
 
 /// ln Σ exp(v_i), stable for large and very negative values.
 pub fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
@@ -38,17 +70,12 @@ pub fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
     max + values.map(|v| (v - max).exp()).sum::<f64>().ln()
 }
 
-/// ln of the mixture's mean weight, 1 / |grid|.
-fn log_weight() -> f64 {
-    -(ALT_OFFSETS.len() as f64).ln()
-}
-
-/// The factor 1.05^j.
+/// The factor 1.1^j.
 pub fn lattice_factor(j: i32) -> f64 {
     (f64::from(j) * LATTICE_STEP).exp()
 }
 
-/// One look's tempering exponent κ = 1 / (1 + τ² · x θ(1−θ)).
+/// One look's tempering exponent κ = 1 / (1 + τ² · v), v = x θ(1 − θ).
 ///
 /// x θ(1−θ) is the Fisher information of x binomial trials about the log-odds of the
 /// share, i.e. about the log ratio; with per-look noise of variance τ² on the log ratio
@@ -57,42 +84,118 @@ pub fn temper(events: f64, share: f64, dispersion: f64) -> f64 {
     1.0 / (1.0 + dispersion * dispersion * events * share * (1.0 - share))
 }
 
-/// Cumulative tempered log-likelihood ℓ(ψ) = Σ_i κ_i [x_c ln θ_i(ψ) + x_p ln(1 − θ_i(ψ))]
-/// at a fixed set of ratios ψ; a log-likelihood ratio is a difference of two entries.
+/// Cumulative tempered log-likelihood of the canary's share at fixed ratios ψ:
+/// ℓ(ψ) = Σ_i κ_i [x_c ln θ_i(ψ) + x_p ln(1 − θ_i(ψ))]; a log-likelihood ratio is a
+/// difference of two entries.
 #[derive(Debug, Clone, PartialEq)]
-struct LogLik {
-    ratios: Vec<f64>,
+struct ShareLogLik {
+    /// (ψ, ln ψ) per tracked ratio.
+    ratios: Vec<(f64, f64)>,
     ll: Vec<f64>,
 }
 
-impl LogLik {
-    fn new(ratios: Vec<f64>) -> Self {
+impl ShareLogLik {
+    fn new(ratios: impl Iterator<Item = f64>) -> Self {
+        let ratios: Vec<(f64, f64)> = ratios.map(|psi| (psi, psi.ln())).collect();
         let ll = vec![0.0; ratios.len()];
         Self { ratios, ll }
     }
 
-    /// Adds one look with canary/primary traffic ratio `r = n_c / n_p` (> 0).
-    fn add(&mut self, r: f64, x_c: f64, x_p: f64, kappa: f64) {
-        for (psi, ll) in self.ratios.iter().zip(self.ll.iter_mut()) {
-            let a = r * psi;
-            // ln θ = −ln(1 + 1/a), ln(1 − θ) = −ln(1 + a): no cancellation for tiny or huge a.
-            *ll -= kappa * (x_c * (1.0 / a).ln_1p() + x_p * a.ln_1p());
+    /// Adds one look with canary/primary traffic ratio r = n_c / n_p (> 0).
+    ///
+    /// With a = r ψ: ln θ = −ln(1 + 1/a) = ln a − ln(1 + a) and ln(1 − θ) = −ln(1 + a),
+    /// so each ratio costs one `ln_1p` and nothing cancels for tiny or huge a.
+    fn add(&mut self, r: f64, ln_r: f64, x_c: f64, x_p: f64, kappa: f64) {
+        let x = x_c + x_p;
+        for ((psi, ln_psi), ll) in self.ratios.iter().zip(self.ll.iter_mut()) {
+            let ln_a = ln_r + ln_psi;
+            *ll += kappa * (x_c * ln_a - x * (r * psi).ln_1p());
         }
     }
 }
 
-/// The ratio e-process of one metric (errors or slow requests) with its confidence sequence.
+/// A one-sided mixture test of the share: ℓ at the null (index 0) and at each alternative.
+#[derive(Debug, Clone, PartialEq)]
+struct ShareTest {
+    null: f64,
+    /// ln of each alternative's weight.
+    log_weights: Vec<f64>,
+    loglik: ShareLogLik,
+    log_e: f64,
+    max_log_e: f64,
+}
+
+impl ShareTest {
+    /// Alternatives null × factor: evidence the ratio exceeds the null.
+    fn upward(null: f64, mixture: Mixture) -> Self {
+        let alternatives = mixture.factors.iter().map(|f| null * f);
+        Self::with(
+            null,
+            alternatives.zip(mixture.weights.iter().copied()).collect(),
+        )
+    }
+
+    /// Alternatives the fixed ratios of `mixture` below the null: evidence the ratio is
+    /// below it.
+    fn downward(null: f64, mixture: Mixture) -> Self {
+        let below: Vec<(f64, f64)> = mixture
+            .factors
+            .iter()
+            .copied()
+            .zip(mixture.weights.iter().copied())
+            .filter(|(ratio, _)| *ratio < null)
+            .collect();
+        // A limit at or under the smallest alternative: test against half the limit.
+        let below = if below.is_empty() {
+            vec![(null / 2.0, 1.0)]
+        } else {
+            below
+        };
+        Self::with(null, below)
+    }
+
+    fn with(null: f64, alternatives: Vec<(f64, f64)>) -> Self {
+        let total: f64 = alternatives.iter().map(|(_, w)| w).sum();
+        Self {
+            null,
+            log_weights: alternatives.iter().map(|(_, w)| (w / total).ln()).collect(),
+            loglik: ShareLogLik::new(
+                std::iter::once(null).chain(alternatives.iter().map(|(r, _)| *r)),
+            ),
+            log_e: 0.0,
+            max_log_e: 0.0,
+        }
+    }
+
+    fn add(&mut self, r: f64, ln_r: f64, x_c: f64, x_p: f64, dispersion: f64) {
+        let share = r * self.null / (r * self.null + 1.0);
+        let kappa = temper(x_c + x_p, share, dispersion);
+        self.loglik.add(r, ln_r, x_c, x_p, kappa);
+        let ll0 = self.loglik.ll[0];
+        self.log_e = log_sum_exp(
+            self.loglik.ll[1..]
+                .iter()
+                .zip(&self.log_weights)
+                .map(|(l, w)| l - ll0 + w),
+        );
+        self.max_log_e = self.max_log_e.max(self.log_e);
+    }
+}
+
+/// The ratio tests of one metric (errors, or requests above one latency boundary) with
+/// the confidence sequence reported beside them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatioProcess {
-    null_ratio: f64,
     dispersion: f64,
-    /// ℓ at the null ratio (index 0) and at null · factor_j.
-    fail: LogLik,
-    /// ℓ on the lattice 1.05^k, k ∈ [−LATTICE_HALF, LATTICE_HALF].
-    lattice: LogLik,
-    max_log_e: f64,
-    log_e: f64,
+    /// "ratio > 1 + margin": fails the canary.
+    fail: ShareTest,
+    /// "ratio < 1 + promotion margin": lets it be promoted.
+    promotion: ShareTest,
+    /// ℓ on the lattice 1.1^k, k ∈ [−LATTICE_HALF, LATTICE_HALF], tempered at ratio 1.
+    lattice: ShareLogLik,
     informative_looks: u32,
+    /// Σ κ v at ratio 1: the tempered information gathered about the log ratio.
+    information: f64,
 }
 
 /// Confidence sequence for the ratio at one time.
@@ -107,51 +210,70 @@ pub struct RatioInterval {
 }
 
 impl RatioProcess {
-    /// `null_ratio` = 1 + margin; `dispersion` = τ.
-    pub fn new(null_ratio: f64, dispersion: f64) -> Self {
-        let mut fail = vec![null_ratio];
-        fail.extend(ALT_OFFSETS.iter().map(|&j| null_ratio * lattice_factor(j)));
-        let lattice = (-LATTICE_HALF..=LATTICE_HALF).map(lattice_factor).collect();
+    /// `fail_null` = 1 + margin, `promotion_null` = 1 + promotion margin; `dispersion` = τ,
+    /// the sd of per-look noise on the log ratio.
+    pub fn new(fail_null: f64, promotion_null: f64, dispersion: f64) -> Self {
         Self {
-            null_ratio,
             dispersion,
-            fail: LogLik::new(fail),
-            lattice: LogLik::new(lattice),
-            max_log_e: 0.0,
-            log_e: 0.0,
+            fail: ShareTest::upward(fail_null, FAIL_MIXTURE),
+            promotion: ShareTest::downward(promotion_null, PROMOTION_ALTERNATIVES),
+            lattice: ShareLogLik::new((-LATTICE_HALF..=LATTICE_HALF).map(lattice_factor)),
             informative_looks: 0,
+            information: 0.0,
         }
     }
 
-    /// Adds one look's increments. Looks where either arm served nothing, or with no events
-    /// in either arm, carry no information about the share and leave everything unchanged.
+    /// Adds one look's counts. Looks where either arm served nothing, or with no events in
+    /// either arm, carry no information about the share and change nothing.
     pub fn observe(&mut self, n_c: u64, n_p: u64, x_c: u64, x_p: u64) {
         if n_c == 0 || n_p == 0 || x_c + x_p == 0 {
             return;
         }
         let r = n_c as f64 / n_p as f64;
+        let ln_r = r.ln();
         let (x_c, x_p) = (x_c as f64, x_p as f64);
-        let x = x_c + x_p;
-        let null_share = r * self.null_ratio / (r * self.null_ratio + 1.0);
-        self.fail
-            .add(r, x_c, x_p, temper(x, null_share, self.dispersion));
-        let even_share = r / (r + 1.0);
-        self.lattice
-            .add(r, x_c, x_p, temper(x, even_share, self.dispersion));
-        let ll0 = self.fail.ll[0];
-        self.log_e = log_weight() + log_sum_exp(self.fail.ll[1..].iter().map(|l| l - ll0));
-        self.max_log_e = self.max_log_e.max(self.log_e);
+        self.fail.add(r, ln_r, x_c, x_p, self.dispersion);
+        self.promotion.add(r, ln_r, x_c, x_p, self.dispersion);
+        let even = r / (r + 1.0);
+        let kappa = temper(x_c + x_p, even, self.dispersion);
+        self.lattice.add(r, ln_r, x_c, x_p, kappa);
+        self.information += kappa * (x_c + x_p) * even * (1.0 - even);
         self.informative_looks += 1;
     }
 
-    /// ln E_t of the one-sided test "ratio > null" now.
+    /// ln E_t of the fail test now.
     pub fn log_e(&self) -> f64 {
-        self.log_e
+        self.fail.log_e
     }
 
-    /// ln max_{s ≤ t} E_s; the anytime p-value is exp(−this) (capped at 1).
+    /// ln max_{s ≤ t} E_s of the fail test; the anytime p-value is exp(−this).
     pub fn max_log_e(&self) -> f64 {
-        self.max_log_e
+        self.fail.max_log_e
+    }
+
+    /// ln E_t of the promotion test now.
+    pub fn promotion_log_e(&self) -> f64 {
+        self.promotion.log_e
+    }
+
+    /// ln max_{s ≤ t} of the promotion test's e-value.
+    pub fn promotion_max_log_e(&self) -> f64 {
+        self.promotion.max_log_e
+    }
+
+    /// The fail test's null ratio 1 + margin.
+    pub fn fail_null(&self) -> f64 {
+        self.fail.null
+    }
+
+    /// The promotion test's null ratio 1 + promotion margin.
+    pub fn promotion_null(&self) -> f64 {
+        self.promotion.null
+    }
+
+    /// τ on the log ratio.
+    pub fn dispersion(&self) -> f64 {
+        self.dispersion
     }
 
     /// Looks that carried information.
@@ -159,21 +281,24 @@ impl RatioProcess {
         self.informative_looks
     }
 
-    /// ln of the one-sided e-value at lattice index `k` (relative to the centre):
-    /// mean_j L(ψ0·f_j)/L(ψ0) when `above` (evidence that the ratio exceeds ψ0), else
-    /// mean_j L(ψ0/f_j)/L(ψ0) (evidence that it is below ψ0).
-    pub fn one_sided_log_e(&self, k: i32, above: bool) -> f64 {
+    /// The tempered information about the log ratio gathered so far (Σ κ x θ(1 − θ)).
+    pub fn information(&self) -> f64 {
+        self.information
+    }
+
+    /// ln of the one-sided lattice e-value at index `k`: mean_j L(ψ0·f_j)/L(ψ0) when
+    /// `above`, else mean_j L(ψ0/f_j)/L(ψ0).
+    fn one_sided_log_e(&self, k: i32, above: bool) -> f64 {
         let at = |i: i32| self.lattice.ll[(i + LATTICE_HALF) as usize];
         let ll0 = at(k);
         let sign = if above { 1 } else { -1 };
-        log_sum_exp(ALT_OFFSETS.iter().map(|&j| at(k + sign * j) - ll0)) + log_weight()
+        let weight = -(CS_OFFSETS.len() as f64).ln();
+        log_sum_exp(CS_OFFSETS.iter().map(|&j| at(k + sign * j) - ll0)) + weight
     }
 
     /// Anytime-valid one-sided (1 − α) bounds on the ratio: every lattice ψ0 below `lower`
-    /// has an upward e-value ≥ 1/α, every one above `upper` a downward one. Each bound holds
-    /// at all looks simultaneously with probability ≥ 1 − α; together they form a
-    /// (1 − 2α) confidence sequence. Ends are rounded outwards to the next excluded lattice
-    /// point, so ratios between lattice points are never excluded by rounding.
+    /// has an upward e-value ≥ 1/α, every one above `upper` a downward one. Ends are
+    /// rounded outwards to the next excluded lattice point.
     pub fn interval(&self, alpha: f64) -> RatioInterval {
         if self.informative_looks == 0 {
             return RatioInterval {
@@ -189,15 +314,12 @@ impl RatioProcess {
             .clone()
             .max_by(|&a, &b| ll(a).total_cmp(&ll(b)))
             .unwrap_or(0);
-        // Hulls: the lowest ψ0 the upward test has not excluded, the highest the downward
-        // test has not excluded.
         let lo = ks.clone().find(|&k| self.one_sided_log_e(k, true) < bar);
         let hi = ks.rev().find(|&k| self.one_sided_log_e(k, false) < bar);
         RatioInterval {
             lower: match lo {
                 Some(k) if k > -CS_HALF_WIDTH => lattice_factor(k - 1),
                 Some(_) => 0.0,
-                // Everything excluded from below: the ratio is above the lattice.
                 None => lattice_factor(CS_HALF_WIDTH),
             },
             upper: match hi {
@@ -210,61 +332,167 @@ impl RatioProcess {
     }
 }
 
-/// ln of the one-sample mixture e-value that the rate is above `theta0`, after `k` events
-/// in `n` trials: ln mean_j (θ_j/θ0)^k ((1−θ_j)/(1−θ0))^(n−k), θ_j = θ0 · factor_j.
-/// Grid points at or above 1 are dropped (they cannot be rates).
-pub fn rate_log_e(k: u64, n: u64, theta0: f64) -> f64 {
-    let (k, rest) = (k as f64, n.saturating_sub(k) as f64);
-    let alts: Vec<f64> = ALT_OFFSETS
-        .iter()
-        .map(|&j| theta0 * lattice_factor(j))
-        .filter(|&t| t < 1.0)
-        .collect();
-    if alts.is_empty() {
-        return 0.0;
-    }
-    let terms = alts
-        .iter()
-        .map(|&t| k * (t / theta0).ln() + rest * ((1.0 - t) / (1.0 - theta0)).ln());
-    log_sum_exp(terms) - (alts.len() as f64).ln()
+/// A one-sample test of one arm's event rate against a fixed rate θ0, tempered look by
+/// look: "rate > θ0" (the SLO guard) or "rate < θ0" (the negligible-rate promotion test).
+/// Tempering with the arm's own per-look dispersion keeps it valid when the rate moves
+/// from look to look around a mean at θ0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateProcess {
+    theta0: f64,
+    dispersion: f64,
+    /// ln(θ_j/θ0) and ln((1 − θ_j)/(1 − θ0)) per alternative, and ln of its weight.
+    terms: Vec<(f64, f64, f64)>,
+    ll: Vec<f64>,
+    log_e: f64,
+    max_log_e: f64,
 }
 
-/// ln of the mixture e-value that the rate is below `theta0` (alternatives θ0 / factor_j).
-fn rate_log_e_below(k: f64, rest: f64, theta0: f64) -> f64 {
-    let terms = ALT_OFFSETS.iter().map(|&j| {
-        let t = theta0 / lattice_factor(j);
-        k * (t / theta0).ln() + rest * ((1.0 - t) / (1.0 - theta0)).ln()
-    });
-    log_sum_exp(terms) + log_weight()
+impl RateProcess {
+    /// `upward`: alternatives θ0 × factor (rates above θ0 that stay below 1); else θ0 / factor.
+    pub fn new(theta0: f64, dispersion: f64, mixture: Mixture, upward: bool) -> Self {
+        let picked: Vec<(f64, f64)> = mixture
+            .factors
+            .iter()
+            .zip(mixture.weights)
+            .map(|(f, w)| (if upward { theta0 * f } else { theta0 / f }, *w))
+            .filter(|(t, _)| *t > 0.0 && *t < 1.0)
+            .collect();
+        let total: f64 = picked.iter().map(|(_, w)| w).sum();
+        let terms: Vec<(f64, f64, f64)> = picked
+            .iter()
+            .map(|(t, w)| {
+                (
+                    (t / theta0).ln(),
+                    ((1.0 - t) / (1.0 - theta0)).ln(),
+                    (w / total).ln(),
+                )
+            })
+            .collect();
+        let ll = vec![0.0; terms.len()];
+        Self {
+            theta0,
+            dispersion,
+            terms,
+            ll,
+            log_e: 0.0,
+            max_log_e: 0.0,
+        }
+    }
+
+    /// Adds one look: `events` of `trials`.
+    pub fn observe(&mut self, events: u64, trials: u64) {
+        if trials == 0 || self.terms.is_empty() {
+            return;
+        }
+        let (k, rest) = (
+            events.min(trials) as f64,
+            (trials - events.min(trials)) as f64,
+        );
+        let kappa = temper(trials as f64, self.theta0, self.dispersion);
+        for ((up, down, _), ll) in self.terms.iter().zip(self.ll.iter_mut()) {
+            *ll += kappa * (k * up + rest * down);
+        }
+        self.log_e = log_sum_exp(self.terms.iter().zip(&self.ll).map(|((_, _, w), l)| l + w));
+        self.max_log_e = self.max_log_e.max(self.log_e);
+    }
+
+    /// The tested rate θ0.
+    pub fn theta0(&self) -> f64 {
+        self.theta0
+    }
+
+    /// ln E_t now.
+    pub fn log_e(&self) -> f64 {
+        self.log_e
+    }
+
+    /// ln max_{s ≤ t} E_s.
+    pub fn max_log_e(&self) -> f64 {
+        self.max_log_e
+    }
 }
 
-/// Lowest rate on the lattice 1e-7 · 1.05^i.
-const RATE_FLOOR: f64 = 1e-7;
+/// Betting fractions of [`MeanProcess`], as shares of the largest fair bet 1/θ0.
+const BETS: [f64; 5] = [0.15, 0.3, 0.5, 0.7, 0.9];
 
-/// Anytime-valid upper confidence bound (level 1 − α) on a rate after `k` events in `n`
-/// trials: the smallest lattice rate above the observed rate whose "rate is lower" e-value
-/// reaches 1/α. `None` when `n` is 0 or no lattice rate below 1/2 is excluded.
-pub fn rate_upper_bound(k: u64, n: u64, alpha: f64) -> Option<f64> {
-    if n == 0 {
-        return None;
+/// A test that the mean of per-look rates exceeds θ0, by betting (Waudby-Smith & Ramdas,
+/// JRSS-B 2024): each look's rate X = events/trials ∈ [0, 1] multiplies the wealth of a
+/// bet λ by 1 + λ(X − θ0), averaged over a few fixed λ ≤ 1/θ0. Valid for any per-look
+/// distribution whose conditional mean is at most θ0, however bursty: the absolute SLO
+/// guard, whose null "the canary's mean rate is at the SLO" a count-based test cannot
+/// keep under heavy-tailed per-look noise (docs/statistics.md §4). The price: a look
+/// adds at most ln(X/θ0) of evidence, however many requests it had.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeanProcess {
+    theta0: f64,
+    /// ln wealth of each bet.
+    wealth: [f64; BETS.len()],
+    log_e: f64,
+    max_log_e: f64,
+}
+
+impl MeanProcess {
+    /// H0: the mean per-look rate is at most `theta0` (in (0, 1)).
+    pub fn new(theta0: f64) -> Self {
+        Self {
+            theta0,
+            wealth: [0.0; BETS.len()],
+            log_e: 0.0,
+            max_log_e: 0.0,
+        }
     }
-    let bar = (1.0 / alpha).ln();
-    let observed = k as f64 / n as f64;
-    let (kf, rest) = (k as f64, n.saturating_sub(k) as f64);
-    // Start just below the observed rate: every lattice point under it is accepted anyway.
-    let mut i = if observed > RATE_FLOOR {
-        ((observed / RATE_FLOOR).ln() / LATTICE_STEP).floor() as i32
-    } else {
-        0
-    };
-    loop {
-        let theta0 = RATE_FLOOR * lattice_factor(i);
-        if theta0 >= 0.5 {
-            return None;
+
+    /// Adds one look: `events` of `trials` (a look without trials says nothing).
+    pub fn observe(&mut self, events: u64, trials: u64) {
+        if trials == 0 {
+            return;
         }
-        if theta0 > observed && rate_log_e_below(kf, rest, theta0) >= bar {
-            return Some(theta0);
+        let x = events.min(trials) as f64 / trials as f64;
+        for (w, c) in self.wealth.iter_mut().zip(BETS) {
+            *w += (c * (x / self.theta0 - 1.0)).ln_1p();
         }
-        i += 1;
+        self.log_e = log_sum_exp(self.wealth.iter().copied()) - (BETS.len() as f64).ln();
+        self.max_log_e = self.max_log_e.max(self.log_e);
+    }
+
+    /// The tested rate θ0.
+    pub fn theta0(&self) -> f64 {
+        self.theta0
+    }
+
+    /// ln E_t now.
+    pub fn log_e(&self) -> f64 {
+        self.log_e
+    }
+
+    /// ln max_{s ≤ t} E_s.
+    pub fn max_log_e(&self) -> f64 {
+        self.max_log_e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixtures_are_distributions_above_one() {
+        for m in [FAIL_MIXTURE, NEGLIGIBLE_MIXTURE, PROMOTION_ALTERNATIVES] {
+            assert_eq!(m.factors.len(), m.weights.len());
+            assert!((m.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        assert!(FAIL_MIXTURE.factors.iter().all(|f| *f > 1.0));
+        assert!(NEGLIGIBLE_MIXTURE.factors.iter().all(|f| *f > 1.0));
+    }
+
+    #[test]
+    fn share_loglik_matches_the_direct_formula() {
+        let mut l = ShareLogLik::new([0.5, 1.0, 3.0].into_iter());
+        l.add(0.25, 0.25_f64.ln(), 3.0, 7.0, 0.7);
+        for (psi, got) in [0.5, 1.0, 3.0].iter().zip(&l.ll) {
+            let theta = 0.25 * psi / (0.25 * psi + 1.0);
+            let want = 0.7 * (3.0 * f64::ln(theta) + 7.0 * f64::ln(1.0 - theta));
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Latency histograms: choosing the boundary b* and counting requests above it.
+//! Latency histograms: counting requests above a boundary, and percentiles for people.
 //!
 //! Counts arrive from Prometheus' `increase()`, so they are real numbers that may be
 //! slightly non-integer, non-monotone across buckets or even negative after a counter
@@ -14,24 +14,6 @@ pub struct Bucket {
     pub le: f64,
     pub count: f64,
 }
-
-/// How b* is picked from the primary's look-back distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BoundaryRule {
-    /// The smallest boundary at or above the quantile (DESIGN.md §5): a small slow
-    /// fraction (≤ 1 − q), so a regression multiplies it by a large factor.
-    AtOrAbove,
-    /// The largest finite boundary at or below the quantile: a slow fraction of at least
-    /// 1 − q, many events per look.
-    AtOrBelow,
-    /// The finite boundary nearest to the quantile on a log scale.
-    Nearest,
-}
-
-/// The rule [`choose_boundary`] uses (chosen with the evaluation benchmark, see
-/// docs/statistics.md).
-pub const DEFAULT_RULE: BoundaryRule = BoundaryRule::AtOrAbove;
 
 /// Finite, sorted, monotone buckets and the total (the `+Inf` count, or the largest count).
 /// `None` when there is nothing usable or the total is not positive.
@@ -52,46 +34,6 @@ fn normalise(buckets: &[Bucket]) -> Option<(Vec<Bucket>, f64)> {
     }
     let total = running;
     (total > 0.0).then_some((sorted, total))
-}
-
-/// The boundary b* for the primary's `q`-quantile by [`DEFAULT_RULE`].
-pub fn choose_boundary(primary: &[Bucket], q: f64) -> Option<f64> {
-    choose_boundary_with(primary, q, DEFAULT_RULE)
-}
-
-/// The boundary b* for the primary's `q`-quantile by `rule`.
-///
-/// Only finite boundaries are returned. When the quantile lies beyond every finite
-/// boundary, the largest finite one is returned (any fixed boundary gives a valid test;
-/// this one keeps the most slow requests in view). `None` without data, without a finite
-/// boundary, or for `q` outside (0, 1).
-pub fn choose_boundary_with(primary: &[Bucket], q: f64, rule: BoundaryRule) -> Option<f64> {
-    if !(q > 0.0 && q < 1.0) {
-        return None;
-    }
-    let (sorted, total) = normalise(primary)?;
-    let finite: Vec<Bucket> = sorted.into_iter().filter(|b| b.le.is_finite()).collect();
-    let rank = q * total;
-    let above = finite.iter().find(|b| b.count >= rank).map(|b| b.le);
-    let last = finite.last()?.le;
-    let below = finite.iter().rev().find(|b| b.count <= rank).map(|b| b.le);
-    match rule {
-        BoundaryRule::AtOrAbove => Some(above.unwrap_or(last)),
-        BoundaryRule::AtOrBelow => below.or(above).or(Some(last)),
-        BoundaryRule::Nearest => {
-            let estimate = quantile_estimate(primary, q)?;
-            finite
-                .iter()
-                .map(|b| b.le)
-                .filter(|le| *le > 0.0)
-                .min_by(|a, b| {
-                    let da = (a.ln() - estimate.ln()).abs();
-                    let db = (b.ln() - estimate.ln()).abs();
-                    da.total_cmp(&db)
-                })
-                .or(Some(last))
-        }
-    }
 }
 
 /// Requests certainly slower than `boundary`: the total minus the cumulative count of the
@@ -179,39 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn boundary_rules_pick_the_expected_edges() {
-        // p95 rank = 950: between 900 (le 0.1) and 990 (le 0.25).
-        let b = sample();
-        assert_eq!(
-            choose_boundary_with(&b, 0.95, BoundaryRule::AtOrAbove),
-            Some(0.25)
-        );
-        assert_eq!(
-            choose_boundary_with(&b, 0.95, BoundaryRule::AtOrBelow),
-            Some(0.1)
-        );
-        // Interpolated p95 = 0.1 + 0.15 · 50/90 = 0.1833; ln distance to 0.25 is 0.31, to
-        // 0.1 is 0.61.
-        assert_eq!(
-            choose_boundary_with(&b, 0.95, BoundaryRule::Nearest),
-            Some(0.25)
-        );
-        assert_eq!(choose_boundary(&b, 0.95), Some(0.25));
-    }
-
-    #[test]
-    fn boundary_needs_data_and_a_sane_quantile() {
-        assert_eq!(choose_boundary(&[], 0.95), None);
-        assert_eq!(choose_boundary(&buckets([0.0; 12]), 0.95), None);
-        assert_eq!(choose_boundary(&sample(), 1.0), None);
-        assert_eq!(choose_boundary(&sample(), f64::NAN), None);
-    }
-
-    #[test]
     fn quantile_beyond_finite_buckets_gives_the_largest_finite_edge() {
         let mut c = [0.0; 12];
         c[11] = 10.0;
-        assert_eq!(choose_boundary(&buckets(c), 0.95), Some(10.0));
         assert_eq!(quantile_estimate(&buckets(c), 0.95), Some(10.0));
     }
 

@@ -1,6 +1,5 @@
 //! Records hook-started load runs in the store.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,12 +7,13 @@ use backon::{ExponentialBuilder, Retryable};
 
 use super::manager::{RunRecord, RunSink, SinkError};
 use super::result::LoadResult;
+use crate::domain::CanaryRef;
 use crate::store::{LoadRunOutcome, NewLoadRun, Store};
 
 /// A [`RunSink`] over the [`Store`]: a run starts only once its row is written, and its
 /// end is written with retries so a brief store outage does not lose the result.
 pub struct StoreSink {
-    store: Arc<dyn Store>,
+    store: Store,
 }
 
 impl std::fmt::Debug for StoreSink {
@@ -23,7 +23,8 @@ impl std::fmt::Debug for StoreSink {
 }
 
 impl StoreSink {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Records runs in `store`.
+    pub fn new(store: Store) -> Self {
         Self { store }
     }
 }
@@ -33,8 +34,10 @@ impl RunSink for StoreSink {
     async fn run_started(&self, run: &RunRecord) -> Result<(), SinkError> {
         let new = NewLoadRun {
             run_id: run.id.to_string(),
-            namespace: run.namespace.to_string(),
-            name: run.name.to_string(),
+            canary: CanaryRef {
+                namespace: run.namespace.clone(),
+                name: run.name.clone(),
+            },
             spec_checksum: run.spec_checksum.clone(),
             spec: serde_json::to_string(&run.spec)?,
             started_at: run.started_at,

@@ -71,14 +71,17 @@ pub trait SliSource: Send + Sync + 'static {
         end: Millis,
     ) -> Result<ArmPair, SliError>;
 
-    /// The primary's latency buckets over `lookback` ending at `end`, used to choose b*
-    /// before the analysis starts.
-    async fn primary_lookback(
+    /// The primary's counts over `lookback` ending at `end`, one entry per `step`-long
+    /// interval, oldest first: the history an analysis' plan is made from (latency
+    /// boundaries and dispersion, docs/statistics.md §3 and §5). Intervals without data
+    /// are left out.
+    async fn primary_history(
         &self,
         target: &SliTarget,
         end: Millis,
         lookback: Duration,
-    ) -> Result<ArmCounts, SliError>;
+        step: Duration,
+    ) -> Result<Vec<ArmCounts>, SliError>;
 
     /// Whether the source answers at all (readiness).
     async fn ready(&self) -> Result<(), SliError>;

@@ -30,6 +30,12 @@ use super::{ArmCounts, ArmPair, SliError, SliSource, SliTarget};
 use crate::domain::Millis;
 use crate::judge::latency::Bucket;
 
+/// One sample of an instant query: the series' labels and its value.
+type Sample = (HashMap<String, String>, f64);
+
+/// One series of a range query: its labels and its samples as (Unix seconds, value).
+type Series = (HashMap<String, String>, Vec<(i64, f64)>);
+
 /// How to authenticate to Prometheus (or the proxy in front of it).
 #[derive(Clone)]
 pub enum PrometheusAuth {
@@ -208,6 +214,119 @@ impl PrometheusSli {
         result
     }
 
+    /// Runs one range query and returns its series with their samples.
+    async fn range(
+        &self,
+        kind: &'static str,
+        query: &str,
+        start_s: i64,
+        end_s: i64,
+        step_s: f64,
+    ) -> Result<Vec<Series>, SliError> {
+        let started = Instant::now();
+        let request = self
+            .client
+            .query_range(query, start_s, end_s, step_s)
+            .timeout(i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX))
+            .post();
+        let result = match tokio::time::timeout(self.timeout, request).await {
+            Err(_) => Err(SliError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(map_error(e, self.timeout)),
+            Ok(Ok(response)) => {
+                let (data, _) = response.into_inner();
+                match data.into_matrix() {
+                    Ok(matrix) => Ok(matrix
+                        .into_iter()
+                        .map(|series| {
+                            let (labels, samples) = series.into_inner();
+                            let points = samples
+                                .iter()
+                                .map(|s| (s.timestamp().round() as i64, s.value()))
+                                .collect();
+                            (labels, points)
+                        })
+                        .collect()),
+                    Err(other) => Err(SliError::Query(format!(
+                        "{kind} range query must return a matrix, got {}",
+                        data_kind(&other)
+                    ))),
+                }
+            }
+        };
+        self.observe(kind, started, result.is_ok());
+        result
+    }
+
+    /// The primary's per-interval counts: the template rendered with `{{ interval }}` =
+    /// `step`, evaluated every `step` over the look-back (three range queries).
+    async fn history(
+        &self,
+        template: &Template,
+        target: &SliTarget,
+        end: Millis,
+        lookback: Duration,
+        step: Duration,
+    ) -> Result<Vec<ArmCounts>, SliError> {
+        let input = RenderInput {
+            namespace: &target.namespace,
+            target: &target.target,
+            interval: step,
+            variables: &target.variables,
+        };
+        let queries = template
+            .render(Arm::Primary, &input)
+            .map_err(|e| template_error(template.name(), e))?;
+        let step_s = step.as_secs() as i64;
+        let end_s = end.div_euclid(1000);
+        let intervals = (lookback.as_secs() as i64 / step_s).max(1);
+        let start_s = end_s - (intervals - 1) * step_s;
+        let range = |kind, query| self.range(kind, query, start_s, end_s, step_s as f64);
+        let (requests, errors, buckets) = tokio::try_join!(
+            range(KINDS[0], &queries.requests),
+            range(KINDS[1], &queries.errors),
+            range(KINDS[2], &queries.latency_buckets),
+        )?;
+        let arm = Arm::Primary;
+        let single = |kind: &str, series: Vec<Series>| {
+            match series.len() {
+                0 => Ok(HashMap::new()),
+                1 => series
+                    .into_iter()
+                    .flat_map(|(_, points)| points)
+                    .map(|(t, v)| check_count(arm, kind, v).map(|v| (t, v)))
+                    .collect::<Result<HashMap<i64, f64>, SliError>>(),
+                n => Err(SliError::Query(format!(
+                    "the {arm} {kind} query returned {n} series; it must sum them into one (wrap it in sum(…))"
+                ))),
+            }
+        };
+        let requests = single("requests", requests)?;
+        let errors = single("errors", errors)?;
+        let mut by_time: std::collections::BTreeMap<i64, Vec<Sample>> =
+            std::collections::BTreeMap::new();
+        for (labels, points) in buckets {
+            for (t, v) in points {
+                by_time.entry(t).or_default().push((labels.clone(), v));
+            }
+        }
+        let mut times: Vec<i64> = requests.keys().copied().collect();
+        times.sort_unstable();
+        times
+            .into_iter()
+            .map(|t| {
+                Ok(ArmCounts {
+                    requests: requests.get(&t).copied().unwrap_or(0.0),
+                    errors: errors.get(&t).copied().unwrap_or(0.0),
+                    buckets: parse_buckets(
+                        arm,
+                        template.latency_unit(),
+                        by_time.remove(&t).unwrap_or_default(),
+                    )?,
+                })
+            })
+            .collect()
+    }
+
     /// Counts for one arm. `required`: whether an empty requests query is NoData (see the
     /// module docs) rather than zero traffic.
     async fn arm(
@@ -276,20 +395,20 @@ impl SliSource for PrometheusSli {
         Ok(ArmPair { canary, primary })
     }
 
-    async fn primary_lookback(
+    async fn primary_history(
         &self,
         target: &SliTarget,
         end: Millis,
         lookback: Duration,
-    ) -> Result<ArmCounts, SliError> {
+        step: Duration,
+    ) -> Result<Vec<ArmCounts>, SliError> {
         let template = self.template(target)?;
-        if lookback.as_millis() == 0 {
-            return Err(SliError::Query(
-                "the look-back window must be at least 1 ms".into(),
-            ));
+        if step.as_secs() == 0 || lookback < step {
+            return Err(SliError::Query(format!(
+                "the history step must be at least 1s and at most the look-back, got {step:?} over {lookback:?}"
+            )));
         }
-        self.arm(template, target, Arm::Primary, lookback, end, true)
-            .await
+        self.history(template, target, end, lookback, step).await
     }
 
     async fn ready(&self) -> Result<(), SliError> {

@@ -1,213 +1,336 @@
 //! Analyses: one per canary revision, keyed by (namespace, name, checksum).
 
+use serde::Serialize;
 use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
-use super::sql::{col, Conditions, SqlStore};
-use super::{
-    audit, outbox, Analysis, AnalysisFilter, AnalysisStatus, NewAnalysis, NewAnnotation, NewAudit,
-    RollbackRequest, StatusChange, StoreError,
+use super::codec::text_column;
+use super::sql::{Conditions, Select, Write};
+use super::{ManualAction, Store, StoreError};
+use crate::domain::{
+    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Millis, Namespace,
 };
-use crate::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
 
-const COLUMNS: &str =
-    "id, namespace, name, checksum, settings, status, status_reason, started_at, finished_at";
+/// Lifecycle of an analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisStatus {
+    /// Looks are being taken.
+    Running,
+    /// A regression was established; the rollback hook answers 200 from now on.
+    Failed,
+    /// Flagger reported the rollout Succeeded (post-rollout).
+    Succeeded,
+    /// Flagger reported the rollout Failed (post-rollout) without verdict having failed it.
+    Aborted,
+}
 
-/// Inserts the analysis unless its key exists, then reads whichever row holds the key.
-///
-/// `ON CONFLICT DO NOTHING` makes the insert race-free: of two identical calls at the
-/// same moment exactly one inserts (Postgres makes the other wait for the winner's
-/// commit; SQLite serialises writers), and the loser reads the winner's row.
-pub(super) async fn open(
-    store: &SqlStore,
-    new: &NewAnalysis,
-) -> Result<(Analysis, bool), StoreError> {
-    let sql = format!(
-        "INSERT INTO analysis (namespace, name, checksum, settings, status, started_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (namespace, name, checksum) DO NOTHING \
-         RETURNING {COLUMNS}"
-    );
-    let inserted = sqlx::query(&sql)
-        .bind(new.key.namespace.as_str())
-        .bind(new.key.name.as_str())
-        .bind(new.key.checksum.as_str())
-        .bind(new.settings.as_str())
-        .bind(AnalysisStatus::Running.as_str())
-        .bind(new.started_at)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(|e| store.err(e))?;
-    if let Some(row) = inserted {
-        return Ok((from_row(&row)?, true));
+impl AnalysisStatus {
+    /// Every status, running first.
+    pub const ALL: [AnalysisStatus; 4] = [
+        AnalysisStatus::Running,
+        AnalysisStatus::Failed,
+        AnalysisStatus::Succeeded,
+        AnalysisStatus::Aborted,
+    ];
+
+    /// The stored (and serialised) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Failed => "failed",
+            Self::Succeeded => "succeeded",
+            Self::Aborted => "aborted",
+        }
     }
-    match find(store, &new.key).await? {
-        Some(existing) => Ok((existing, false)),
-        // Only possible if the row was deleted between the two statements.
-        None => Err(StoreError::Query(format!(
-            "analysis {} conflicted on insert but could not be read back",
-            new.key
-        ))),
+
+    /// Reads the stored spelling back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 }
 
-/// The analysis of one canary revision, if it was opened.
-pub(super) async fn find(
-    store: &SqlStore,
-    key: &AnalysisKey,
-) -> Result<Option<Analysis>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM analysis WHERE namespace = $1 AND name = $2 AND checksum = $3"
-    );
-    let row = sqlx::query(&sql)
-        .bind(key.namespace.as_str())
-        .bind(key.name.as_str())
-        .bind(key.checksum.as_str())
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(|e| store.err(e))?;
-    row.as_ref().map(from_row).transpose()
+text_column! {
+    AnalysisStatus: |v| v.as_str().to_owned(), |s| AnalysisStatus::parse(&s)
+        .ok_or_else(|| format!("stored analysis status {s:?} is unknown").into());
 }
 
-/// The analysis with this id, if any.
-pub(super) async fn get(store: &SqlStore, id: i64) -> Result<Option<Analysis>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM analysis WHERE id = $1");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(|e| store.err(e))?;
-    row.as_ref().map(from_row).transpose()
+/// What is needed to open an analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAnalysis {
+    /// The canary revision.
+    pub key: AnalysisKey,
+    /// What the analysis fixes for its whole life (stored as JSON).
+    pub settings: AnalysisSettings,
+    /// When it opened.
+    pub started_at: Millis,
 }
 
-/// [`super::Store::list_analyses`]: the filters that are given, ANDed; newest first.
-pub(super) async fn list(
-    store: &SqlStore,
-    f: &AnalysisFilter,
-) -> Result<Vec<Analysis>, StoreError> {
-    let mut w = Conditions::default();
-    if let Some(namespace) = &f.namespace {
-        w.text("namespace =", namespace);
-    }
-    if let Some(name) = &f.name {
-        w.text("name =", name);
-    }
-    if let Some(status) = f.status {
-        w.text("status =", status.as_str());
-    }
-    if let Some(since) = f.since {
-        w.int("started_at >=", since);
-    }
-    if let Some(before) = f.before_id {
-        w.int("id <", before);
-    }
-    let limit = w.limit(f.limit)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM analysis{} ORDER BY id DESC {limit}",
-        w.where_clause()
-    );
-    let rows = w
-        .query(&sql)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(|e| store.err(e))?;
-    rows.iter().map(from_row).collect()
+/// One analysis: one canary revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// The store's id.
+    pub id: AnalysisId,
+    /// The canary revision.
+    pub key: AnalysisKey,
+    /// What the analysis fixed when it opened, or why this verdict cannot read it.
+    pub settings: Result<AnalysisSettings, UnreadableSettings>,
+    /// Where the analysis stands.
+    pub status: AnalysisStatus,
+    /// The reason of the failing verdict or of the end.
+    pub status_reason: Option<String>,
+    /// When it opened.
+    pub started_at: Millis,
+    /// When it ended, once it has.
+    pub finished_at: Option<Millis>,
 }
 
-/// The most recently opened analysis of a canary, any revision.
-pub(super) async fn latest(
-    store: &SqlStore,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<Analysis>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM analysis WHERE namespace = $1 AND name = $2 \
-         ORDER BY id DESC LIMIT 1"
-    );
-    let row = sqlx::query(&sql)
-        .bind(namespace)
-        .bind(name)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(|e| store.err(e))?;
-    row.as_ref().map(from_row).transpose()
+impl Analysis {
+    /// The canary this analysis is a revision of.
+    pub fn canary(&self) -> CanaryRef {
+        self.key.canary()
+    }
 }
 
-/// [`super::Store::request_rollback`].
-///
-/// The status test sits in the UPDATE itself, not in a read before it: a look failing
-/// the analysis, Flagger's post-rollout hook or a second request at the same moment
-/// cannot slip between the check and the write, so of two requests exactly one is
-/// recorded. (`sql::apply_status` updates unconditionally, so it does not fit here.)
-pub(super) async fn request_rollback(
-    store: &SqlStore,
-    analysis_id: i64,
-    change: &StatusChange,
-    audit: &NewAudit,
-    annotation: Option<&NewAnnotation>,
-) -> Result<RollbackRequest, StoreError> {
-    if change.status != AnalysisStatus::Failed {
-        return Err(StoreError::Query(format!(
-            "a rollback request fails analysis {analysis_id}, but the change asks for status {}",
-            change.status.as_str()
-        )));
+/// Stored settings this verdict cannot read: written by a version whose settings differ.
+/// Kept as stored, so the rest of the analysis still reads and the text can be shown.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "analysis {id} has unreadable settings ({error}); was it written by another verdict version?"
+)]
+pub struct UnreadableSettings {
+    /// The analysis.
+    pub id: AnalysisId,
+    /// The settings as stored.
+    pub json: String,
+    /// Why they do not read.
+    pub error: String,
+}
+
+impl FromRow<'_, AnyRow> for Analysis {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: AnalysisId = row.try_get("id")?;
+        let json: String = row.try_get("settings")?;
+        let settings = serde_json::from_str(&json).map_err(|e| UnreadableSettings {
+            id,
+            error: e.to_string(),
+            json,
+        });
+        Ok(Self {
+            id,
+            key: AnalysisKey::from_row(row)?,
+            settings,
+            status: row.try_get("status")?,
+            status_reason: row.try_get("status_reason")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
     }
-    let sql = format!(
-        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
-         WHERE id = $4 AND status = $5 RETURNING {COLUMNS}"
-    );
-    let mut tx = store.begin_write().await?;
-    let updated = sqlx::query(&sql)
-        .bind(AnalysisStatus::Failed.as_str())
+}
+
+/// Which analyses to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnalysisFilter {
+    /// Only this namespace.
+    pub namespace: Option<Namespace>,
+    /// Only canaries of this name.
+    pub name: Option<CanaryName>,
+    /// Only analyses in this state.
+    pub status: Option<AnalysisStatus>,
+    /// Only analyses started at or after this time.
+    pub since: Option<Millis>,
+    /// The cursor: only analyses with an id below this one.
+    pub before: Option<AnalysisId>,
+    /// At most this many rows (the caller bounds it).
+    pub limit: i64,
+}
+
+/// A status change to apply in the same transaction as a look or decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    /// The new status.
+    pub status: AnalysisStatus,
+    /// Why (becomes the analysis' `status_reason`).
+    pub reason: String,
+    /// When.
+    pub at: Millis,
+}
+
+/// Result of [`Store::request_rollback`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackRequest {
+    /// The analysis was running; it is now failed with the request as its reason, and
+    /// the person's action is recorded.
+    Recorded(Analysis),
+    /// The analysis was not running (here it is as it stands); nothing was written.
+    NotRunning(Analysis),
+    /// No analysis has this id; nothing was written.
+    Missing,
+}
+
+/// The analysis of one revision.
+fn by_key(key: &AnalysisKey) -> Select<'_, Analysis> {
+    sqlx::query_as("SELECT * FROM analysis WHERE namespace = $1 AND name = $2 AND checksum = $3")
+        .bind(&key.namespace)
+        .bind(&key.name)
+        .bind(&key.checksum)
+}
+
+/// The analysis with this id.
+fn by_id<'q>(id: AnalysisId) -> Select<'q, Analysis> {
+    sqlx::query_as("SELECT * FROM analysis WHERE id = $1").bind(id)
+}
+
+impl Store {
+    /// Opens the analysis for `new.key`, or returns the existing one: safe under retries
+    /// and concurrent identical calls. The bool is true when this call created it.
+    ///
+    /// `ON CONFLICT DO NOTHING` makes the insert race-free: of two identical calls at the
+    /// same moment exactly one inserts (Postgres makes the other wait for the winner's
+    /// commit; SQLite serialises writers), and the loser reads the winner's row.
+    pub async fn open_analysis(&self, new: &NewAnalysis) -> Result<(Analysis, bool), StoreError> {
+        let settings = serde_json::to_string(&new.settings)
+            .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
+        let inserted = sqlx::query_as(
+            "INSERT INTO analysis (namespace, name, checksum, settings, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (namespace, name, checksum) DO NOTHING RETURNING *",
+        )
+        .bind(&new.key.namespace)
+        .bind(&new.key.name)
+        .bind(&new.key.checksum)
+        .bind(settings)
+        .bind(AnalysisStatus::Running)
+        .bind(new.started_at);
+        if let Some(created) = self.optional(inserted).await? {
+            return Ok((created, true));
+        }
+        match self.find_analysis(&new.key).await? {
+            Some(existing) => Ok((existing, false)),
+            // Only possible if the row was deleted between the two statements.
+            None => Err(StoreError::Query(format!(
+                "analysis {} conflicted on insert but could not be read back",
+                new.key
+            ))),
+        }
+    }
+
+    /// The analysis of one canary revision, if it was opened.
+    pub async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError> {
+        self.optional(by_key(key)).await
+    }
+
+    /// The analysis with this id, if any.
+    pub async fn get_analysis(&self, id: AnalysisId) -> Result<Option<Analysis>, StoreError> {
+        self.optional(by_id(id)).await
+    }
+
+    /// The most recently opened analysis of a canary (any revision), if any.
+    pub async fn latest_analysis(
+        &self,
+        canary: &CanaryRef,
+    ) -> Result<Option<Analysis>, StoreError> {
+        let latest =
+            "SELECT * FROM analysis WHERE namespace = $1 AND name = $2 ORDER BY id DESC LIMIT 1";
+        self.optional(
+            sqlx::query_as(latest)
+                .bind(&canary.namespace)
+                .bind(&canary.name),
+        )
+        .await
+    }
+
+    /// Analyses matching `filter` (the filters that are given, ANDed), newest first.
+    pub async fn list_analyses(&self, f: &AnalysisFilter) -> Result<Vec<Analysis>, StoreError> {
+        let mut w = Conditions::default();
+        if let Some(namespace) = &f.namespace {
+            w.text("namespace =", namespace.as_str());
+        }
+        if let Some(name) = &f.name {
+            w.text("name =", name.as_str());
+        }
+        if let Some(status) = f.status {
+            w.text("status =", status.as_str());
+        }
+        if let Some(since) = f.since {
+            w.int("started_at >=", since);
+        }
+        let listing = w.newest_first("analysis", f.before.map(AnalysisId::get), f.limit)?;
+        self.all(listing.query()).await
+    }
+
+    /// In one transaction, only if analysis `id` is running: marks it failed with
+    /// `change` (the rollback hook then answers 200) and records the person's action.
+    /// Otherwise writes nothing and says why.
+    ///
+    /// The status test sits in the UPDATE itself, not in a read before it: a look failing
+    /// the analysis, Flagger's post-rollout hook or a second request at the same moment
+    /// cannot slip between the check and the write, so of two requests exactly one is
+    /// recorded. (`apply_status` lets any end win once, so it does not fit here.)
+    pub async fn request_rollback(
+        &self,
+        id: AnalysisId,
+        change: &StatusChange,
+        action: &ManualAction,
+    ) -> Result<RollbackRequest, StoreError> {
+        if change.status != AnalysisStatus::Failed {
+            return Err(StoreError::Query(format!(
+                "a rollback request fails analysis {id}, but the change asks for status {}",
+                change.status.as_str()
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let failed = sqlx::query_as(
+            "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
+             WHERE id = $4 AND status = $5 RETURNING *",
+        )
+        .bind(AnalysisStatus::Failed)
         .bind(change.reason.as_str())
         .bind(change.at)
-        .bind(analysis_id)
-        .bind(AnalysisStatus::Running.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| store.err(e))?;
-    let Some(row) = updated else {
-        // Nothing was written; say why, then end the transaction without a write.
-        let current = sqlx::query(&format!("SELECT {COLUMNS} FROM analysis WHERE id = $1"))
-            .bind(analysis_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| store.err(e))?;
-        tx.rollback().await.map_err(|e| store.err(e))?;
-        return Ok(match current {
-            Some(row) => RollbackRequest::NotRunning(from_row(&row)?),
-            None => RollbackRequest::Missing,
-        });
-    };
-    let failed = from_row(&row)?;
-    audit::insert(store, &mut tx, audit).await?;
-    if let Some(annotation) = annotation {
-        outbox::insert(store, &mut tx, annotation).await?;
+        .bind(id)
+        .bind(AnalysisStatus::Running);
+        let Some(failed) = tx.optional(failed).await? else {
+            // Nothing was written; say why, then end the transaction without a write.
+            let current = tx.optional(by_id(id)).await?;
+            tx.abandon().await?;
+            return Ok(current.map_or(RollbackRequest::Missing, RollbackRequest::NotRunning));
+        };
+        tx.record_action(action).await?;
+        tx.commit().await?;
+        Ok(RollbackRequest::Recorded(failed))
     }
-    tx.commit().await.map_err(|e| store.err(e))?;
-    Ok(RollbackRequest::Recorded(failed))
 }
 
-/// Rebuilds an analysis, re-validating the identifiers: a row written by anything but
-/// this code (a manual fix, a future migration) must not smuggle an invalid name into
-/// PromQL.
-fn from_row(row: &AnyRow) -> Result<Analysis, StoreError> {
-    let invalid = |e: crate::domain::InvalidName| StoreError::Query(format!("stored {e}"));
-    let key = AnalysisKey {
-        namespace: Namespace::parse(&col::<String>(row, "namespace")?).map_err(invalid)?,
-        name: CanaryName::parse(&col::<String>(row, "name")?).map_err(invalid)?,
-        checksum: Checksum::parse(&col::<String>(row, "checksum")?).map_err(invalid)?,
-    };
-    let status: String = col(row, "status")?;
-    let status = AnalysisStatus::parse(&status).ok_or_else(|| {
-        StoreError::Query(format!("stored analysis status {status:?} is unknown"))
-    })?;
-    Ok(Analysis {
-        id: col(row, "id")?,
-        key,
-        settings: col(row, "settings")?,
-        status,
-        status_reason: col(row, "status_reason")?,
-        started_at: col(row, "started_at")?,
-        finished_at: col(row, "finished_at")?,
-    })
+impl Write<'_> {
+    /// Applies a status change to an analysis inside this transaction. An end state
+    /// stamps `finished_at`; going back to running clears it.
+    pub(super) async fn apply_status(
+        &mut self,
+        id: AnalysisId,
+        change: &StatusChange,
+    ) -> Result<(), StoreError> {
+        let finished_at = match change.status {
+            AnalysisStatus::Running => None,
+            _ => Some(change.at),
+        };
+        // An analysis ends once: the first end (a regression, a rollback request,
+        // Flagger's outcome) wins, and a later one that raced with it leaves it as it is.
+        let done = sqlx::query(
+            "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
+             WHERE id = $4 AND (status = 'running' OR $1 = 'running')",
+        )
+        .bind(change.status)
+        .bind(change.reason.as_str())
+        .bind(finished_at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.store.err(e))?;
+        if done.rows_affected() == 0 && self.optional(by_id(id)).await?.is_none() {
+            return Err(StoreError::Query(format!(
+                "status change for analysis {id}: no such analysis"
+            )));
+        }
+        Ok(())
+    }
 }

@@ -1,164 +1,201 @@
 //! Looks: both arms' counts over one window and the judge's assessment after it.
 
 use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
-use super::decision;
-use super::sql::{apply_status, col, SqlStore};
-use super::{LookInsert, LookRow, NewDecision, NewLook, StatusChange, StoreError};
-use crate::domain::now_millis;
-use crate::judge::ArmLook;
+use super::sql::Select;
+use super::{NewDecision, StatusChange, Store, StoreError};
+use crate::domain::{now_millis, AnalysisId, LookId, Millis};
 
-const COLUMNS: &str = "id, analysis_id, seq, window_start, window_end, \
-     canary_requests, canary_errors, canary_slow, canary_slo_slow, \
-     primary_requests, primary_errors, primary_slow, primary_slo_slow, \
-     verdict, reason, evidence, created_at";
+/// One arm's counts over a look's window, as stored: what the judge was shown.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArmTally {
+    /// Requests served.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Of which slower than each latency edge of the analysis' plan, in the plan's order
+    /// (`<arm>_slower`, a JSON array; looks stored before plans have none).
+    pub slower: Vec<u64>,
+}
 
-/// Records look `seq` with its decision and optional status change, all or nothing.
-///
-/// The unique key (analysis_id, seq) decides races between replicas and retries: the
-/// insert does nothing on a conflict, and then the transaction is rolled back so the
-/// loser's decision and status change are not written either.
-pub(super) async fn record(
-    store: &SqlStore,
-    new: &NewLook,
-    decision: &NewDecision,
-    status: Option<&StatusChange>,
-) -> Result<LookInsert, StoreError> {
-    if let Some(other) = decision.analysis_id.filter(|&id| id != new.analysis_id) {
-        return Err(StoreError::Query(format!(
-            "the decision of look {} of analysis {} names analysis {other}",
-            new.seq, new.analysis_id
-        )));
+impl ArmTally {
+    /// Requests and errors checked to fit BIGINT, and the slower counts as JSON.
+    fn columns(&self, arm: &str) -> Result<(i64, i64, String), StoreError> {
+        let to_db = |field: &str, value: u64| {
+            i64::try_from(value).map_err(|_| {
+                StoreError::Query(format!(
+                    "{arm} {field} count {value} is larger than the store can hold"
+                ))
+            })
+        };
+        let slower = serde_json::to_string(&self.slower)
+            .map_err(|e| StoreError::Query(format!("{arm} slower counts: {e}")))?;
+        Ok((
+            to_db("requests", self.requests)?,
+            to_db("errors", self.errors)?,
+            slower,
+        ))
     }
-    let counts = Counts::of(new)?;
-    let created_at = now_millis();
-    let mut tx = store.begin_write().await?;
 
-    let sql = format!(
-        "INSERT INTO look (analysis_id, seq, window_start, window_end, \
-         canary_requests, canary_errors, canary_slow, canary_slo_slow, \
-         primary_requests, primary_errors, primary_slow, primary_slo_slow, \
-         verdict, reason, evidence, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (analysis_id, seq) DO NOTHING \
-         RETURNING {COLUMNS}"
-    );
-    let mut query = sqlx::query(&sql)
+    /// The arm's `<arm>_requests`, `<arm>_errors` and `<arm>_slower` columns.
+    fn from_columns(row: &AnyRow, arm: &str) -> sqlx::Result<Self> {
+        let count = |field: &str| -> sqlx::Result<u64> {
+            let column = format!("{arm}_{field}");
+            let value: i64 = row.try_get(column.as_str())?;
+            u64::try_from(value).map_err(|_| sqlx::Error::ColumnDecode {
+                index: column.clone(),
+                source: format!("stored {column} is negative: {value}").into(),
+            })
+        };
+        let column = format!("{arm}_slower");
+        let slower: String = row.try_get(column.as_str())?;
+        let slower = serde_json::from_str(&slower).map_err(|e| sqlx::Error::ColumnDecode {
+            index: column.clone(),
+            source: format!("stored {column} is not a list of counts: {e}").into(),
+        })?;
+        Ok(Self {
+            requests: count("requests")?,
+            errors: count("errors")?,
+            slower,
+        })
+    }
+}
+
+/// One look: the counts of both arms over one window and the judge's assessment after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLook {
+    /// The analysis.
+    pub analysis_id: AnalysisId,
+    /// 1, 2, 3, … within the analysis.
+    pub seq: i64,
+    /// The window's start.
+    pub window_start: Millis,
+    /// The window's end.
+    pub window_end: Millis,
+    /// The canary's counts.
+    pub canary: ArmTally,
+    /// The primary's counts.
+    pub primary: ArmTally,
+    /// `pass`, `fail` or `wait`.
+    pub verdict: String,
+    /// The judge's one-line reason.
+    pub reason: String,
+    /// The judge's evidence after this look (JSON).
+    pub evidence: String,
+}
+
+impl FromRow<'_, AnyRow> for NewLook {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            analysis_id: row.try_get("analysis_id")?,
+            seq: row.try_get("seq")?,
+            window_start: row.try_get("window_start")?,
+            window_end: row.try_get("window_end")?,
+            canary: ArmTally::from_columns(row, "canary")?,
+            primary: ArmTally::from_columns(row, "primary")?,
+            verdict: row.try_get("verdict")?,
+            reason: row.try_get("reason")?,
+            evidence: row.try_get("evidence")?,
+        })
+    }
+}
+
+/// A stored look.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct LookRow {
+    /// The store's id.
+    pub id: LookId,
+    /// The look.
+    #[sqlx(flatten)]
+    pub look: NewLook,
+    /// When it was written.
+    pub created_at: Millis,
+}
+
+/// Result of [`Store::record_look`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookInsert {
+    /// This call inserted the look (and its decision, and the status change if any).
+    Inserted(LookRow),
+    /// Another call inserted look `seq` first; nothing was written. Here is that look.
+    Exists(LookRow),
+}
+
+impl Store {
+    /// The looks of an analysis, ordered by `seq`.
+    pub async fn looks(&self, analysis_id: AnalysisId) -> Result<Vec<LookRow>, StoreError> {
+        let of_analysis = "SELECT * FROM look WHERE analysis_id = $1 ORDER BY seq";
+        self.all(sqlx::query_as(of_analysis).bind(analysis_id))
+            .await
+    }
+
+    /// In one transaction: insert the look unless `(analysis_id, seq)` exists, then the
+    /// decision (with its milestones), then the status change. On a conflict nothing is
+    /// written and the existing look is returned.
+    ///
+    /// The unique key decides races between replicas and retries: the insert does
+    /// nothing on a conflict, and then the transaction is rolled back so the loser's
+    /// decision and status change are not written either.
+    pub async fn record_look(
+        &self,
+        new: &NewLook,
+        decision: &NewDecision,
+        status: Option<&StatusChange>,
+    ) -> Result<LookInsert, StoreError> {
+        if let Some(other) = decision.analysis_id.filter(|&id| id != new.analysis_id) {
+            return Err(StoreError::Query(format!(
+                "the decision of look {} of analysis {} names analysis {other}",
+                new.seq, new.analysis_id
+            )));
+        }
+        let canary = new.canary.columns("canary")?;
+        let primary = new.primary.columns("primary")?;
+        let mut tx = self.begin_write().await?;
+        // canary_slow / canary_slo_slow (and the primary's) are kept for rows written
+        // before plans (migration 0007); new rows leave them at 0.
+        let insert: Select<'_, LookRow> = sqlx::query_as(
+            "INSERT INTO look (analysis_id, seq, window_start, window_end, \
+             canary_requests, canary_errors, canary_slower, canary_slow, canary_slo_slow, \
+             primary_requests, primary_errors, primary_slower, primary_slow, primary_slo_slow, \
+             verdict, reason, evidence, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10, 0, 0, $11, $12, $13, $14) \
+             ON CONFLICT (analysis_id, seq) DO NOTHING RETURNING *",
+        )
         .bind(new.analysis_id)
         .bind(new.seq)
         .bind(new.window_start)
         .bind(new.window_end);
-    for count in counts.0 {
-        query = query.bind(count);
-    }
-    let inserted = query
-        .bind(new.verdict.as_str())
-        .bind(new.reason.as_str())
-        .bind(new.evidence.as_str())
-        .bind(created_at)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| store.err(e))?;
-
-    let Some(row) = inserted else {
-        let sql = format!("SELECT {COLUMNS} FROM look WHERE analysis_id = $1 AND seq = $2");
-        let existing = sqlx::query(&sql)
-            .bind(new.analysis_id)
-            .bind(new.seq)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| store.err(e))?;
-        tx.rollback().await.map_err(|e| store.err(e))?;
-        return match existing {
-            Some(row) => Ok(LookInsert::Exists(from_row(&row)?)),
-            None => Err(StoreError::Query(format!(
-                "look {} of analysis {} conflicted on insert but could not be read back",
-                new.seq, new.analysis_id
-            ))),
+        let insert = [canary, primary]
+            .into_iter()
+            .fold(insert, |query, (requests, errors, slower)| {
+                query.bind(requests).bind(errors).bind(slower)
+            })
+            .bind(new.verdict.as_str())
+            .bind(new.reason.as_str())
+            .bind(new.evidence.as_str())
+            .bind(now_millis());
+        let Some(look) = tx.optional(insert).await? else {
+            let existing = "SELECT * FROM look WHERE analysis_id = $1 AND seq = $2";
+            let existing = sqlx::query_as(existing).bind(new.analysis_id).bind(new.seq);
+            let existing = tx.optional(existing).await?;
+            tx.abandon().await?;
+            return existing.map(LookInsert::Exists).ok_or_else(|| {
+                StoreError::Query(format!(
+                    "look {} of analysis {} conflicted on insert but could not be read back",
+                    new.seq, new.analysis_id
+                ))
+            });
         };
-    };
-    let look = from_row(&row)?;
-
-    let answer = NewDecision {
-        analysis_id: Some(new.analysis_id),
-        ..decision.clone()
-    };
-    decision::insert(store, &mut tx, &answer).await?;
-    super::outbox::insert_all(store, &mut tx, &answer.annotations).await?;
-    if let Some(change) = status {
-        apply_status(store, &mut tx, new.analysis_id, change).await?;
-    }
-    tx.commit().await.map_err(|e| store.err(e))?;
-    Ok(LookInsert::Inserted(look))
-}
-
-/// The looks of an analysis in `seq` order.
-pub(super) async fn list(store: &SqlStore, analysis_id: i64) -> Result<Vec<LookRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM look WHERE analysis_id = $1 ORDER BY seq");
-    let rows = sqlx::query(&sql)
-        .bind(analysis_id)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(|e| store.err(e))?;
-    rows.iter().map(from_row).collect()
-}
-
-/// The eight counts of a look in column order, checked to fit BIGINT.
-struct Counts([i64; 8]);
-
-impl Counts {
-    fn of(look: &NewLook) -> Result<Self, StoreError> {
-        let arm = |name: &str, a: &ArmLook| -> Result<[i64; 4], StoreError> {
-            Ok([
-                to_db(name, "requests", a.requests)?,
-                to_db(name, "errors", a.errors)?,
-                to_db(name, "slow", a.slow)?,
-                to_db(name, "slo_slow", a.slo_slow)?,
-            ])
+        let answer = NewDecision {
+            analysis_id: Some(new.analysis_id),
+            ..decision.clone()
         };
-        let c = arm("canary", &look.canary)?;
-        let p = arm("primary", &look.primary)?;
-        Ok(Self([c[0], c[1], c[2], c[3], p[0], p[1], p[2], p[3]]))
+        tx.insert_decision(&answer).await?;
+        if let Some(change) = status {
+            tx.apply_status(new.analysis_id, change).await?;
+        }
+        tx.commit().await?;
+        Ok(LookInsert::Inserted(look))
     }
-}
-
-fn to_db(arm: &str, field: &str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| {
-        StoreError::Query(format!(
-            "{arm} {field} count {value} is larger than the store can hold"
-        ))
-    })
-}
-
-fn arm_from_row(row: &AnyRow, arm: &str) -> Result<ArmLook, StoreError> {
-    let count = |field: &str| -> Result<u64, StoreError> {
-        let name = format!("{arm}_{field}");
-        let value: i64 = col(row, &name)?;
-        u64::try_from(value)
-            .map_err(|_| StoreError::Query(format!("stored {name} is negative: {value}")))
-    };
-    Ok(ArmLook {
-        requests: count("requests")?,
-        errors: count("errors")?,
-        slow: count("slow")?,
-        slo_slow: count("slo_slow")?,
-    })
-}
-
-fn from_row(row: &AnyRow) -> Result<LookRow, StoreError> {
-    Ok(LookRow {
-        id: col(row, "id")?,
-        look: NewLook {
-            analysis_id: col(row, "analysis_id")?,
-            seq: col(row, "seq")?,
-            window_start: col(row, "window_start")?,
-            window_end: col(row, "window_end")?,
-            canary: arm_from_row(row, "canary")?,
-            primary: arm_from_row(row, "primary")?,
-            verdict: col(row, "verdict")?,
-            reason: col(row, "reason")?,
-            evidence: col(row, "evidence")?,
-        },
-        created_at: col(row, "created_at")?,
-    })
 }

@@ -1,28 +1,26 @@
-//! The one [`Store`] implementation: sqlx's Any driver over Postgres or SQLite.
+//! The one [`Store`]: sqlx's Any driver over Postgres or SQLite, and the helpers every
+//! entity module uses (errors, write transactions, reading rows, list filters).
 //!
 //! One implementation keeps both backends honest: the shared store suite exercises the
 //! same SQL on both. The SQL is portable by construction — `$N` placeholders (SQLite
 //! accepts them), `INSERT … ON CONFLICT … DO NOTHING RETURNING`, and only BIGINT,
 //! DOUBLE PRECISION and TEXT columns, which the Any driver decodes identically on both.
 //! Only the DDL differs (identity columns), so migrations live in one directory per
-//! dialect. The entity queries are in the sibling modules (`analysis`, `look`, `decision`,
-//! `event`, `load_run`, `outbox`, `gate`, `audit`); this one connects and delegates.
+//! dialect.
+//!
+//! A leaf: the entity modules (`analysis`, `look`, `decision`, …) import it; it imports
+//! none of them.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::pool::PoolConnectionMetadata;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use sqlx::query::QueryAs;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow, Transaction};
 
-use super::{
-    analysis, audit, decision, event, gate, is_postgres_url, load_run, look, outbox, Analysis,
-    AnalysisFilter, AuditFilter, AuditRow, DecisionRow, EventRow, GateRow, LoadRunOutcome,
-    LoadRunRow, LookInsert, LookRow, NewAnalysis, NewAnnotation, NewAudit, NewDecision, NewEvent,
-    NewLoadRun, NewLook, OutboxRow, RollbackRequest, StatusChange, Store, StoreError,
-};
-use crate::domain::{AnalysisKey, Millis};
+use super::StoreError;
+use crate::domain::CanaryRef;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,19 +36,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Which database sits behind the Any pool; decides DDL, transaction start and how
 /// database error codes are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Backend {
+enum Backend {
     Postgres,
     Sqlite,
 }
 
-/// A pool of connections to one database.
-#[derive(Debug)]
-pub(super) struct SqlStore {
+/// Everything the service persists: a pool of connections to one database. Cheap to
+/// clone (the pool is shared). The entity modules add its methods, one table each.
+#[derive(Debug, Clone)]
+pub struct Store {
     pub(super) pool: AnyPool,
-    pub(super) backend: Backend,
+    backend: Backend,
 }
 
-impl SqlStore {
+impl Store {
     /// See [`super::connect`].
     pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
         let (backend, url) = parse_url(url)?;
@@ -69,6 +68,30 @@ impl SqlStore {
         Ok(Self { pool, backend })
     }
 
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(inner) => match classify(self.backend, inner) {
+                StoreError::Query(msg) => StoreError::Migration(msg),
+                other => other,
+            },
+            other => StoreError::Migration(other.to_string()),
+        })
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Maps a sqlx error of this store.
     pub(super) fn err(&self, e: sqlx::Error) -> StoreError {
         classify(self.backend, e)
@@ -77,21 +100,83 @@ impl SqlStore {
     /// Starts a write transaction. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later
     /// can fail with SQLITE_BUSY without waiting, which concurrent hooks would hit.
-    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<Write<'_>, StoreError> {
         let tx = match self.backend {
             Backend::Postgres => self.pool.begin().await,
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
         };
-        tx.map_err(|e| self.err(e))
+        Ok(Write {
+            store: self,
+            tx: tx.map_err(|e| self.err(e))?,
+        })
     }
 
-    fn migrator(&self) -> &'static Migrator {
-        match self.backend {
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-        }
+    /// Every row of `query`.
+    pub(super) async fn all<T: Read>(&self, q: Select<'_, T>) -> Result<Vec<T>, StoreError> {
+        q.fetch_all(&self.pool).await.map_err(|e| self.err(e))
+    }
+
+    /// The row of `query`, if any.
+    pub(super) async fn optional<T: Read>(
+        &self,
+        q: Select<'_, T>,
+    ) -> Result<Option<T>, StoreError> {
+        q.fetch_optional(&self.pool).await.map_err(|e| self.err(e))
+    }
+
+    /// Every row of `table` for one canary, oldest first.
+    pub(super) async fn of_canary<T: Read>(
+        &self,
+        table: &'static str,
+        canary: &CanaryRef,
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = format!("SELECT * FROM {table} WHERE namespace = $1 AND name = $2 ORDER BY id");
+        self.all(
+            sqlx::query_as(&sql)
+                .bind(&canary.namespace)
+                .bind(&canary.name),
+        )
+        .await
     }
 }
+
+/// What a row is read into: a type with a `FromRow` for sqlx's Any rows.
+pub(super) trait Read: Send + Unpin + for<'r> FromRow<'r, AnyRow> {}
+
+impl<T: Send + Unpin + for<'r> FromRow<'r, AnyRow>> Read for T {}
+
+/// A write transaction of the store. The writes several entities share are its methods,
+/// each beside its own table's code (`record_action`, `insert_decision`,
+/// `insert_milestones`, `apply_status`), so one change and everything that records it
+/// commit together or not at all.
+pub(super) struct Write<'s> {
+    pub(super) store: &'s Store,
+    pub(super) tx: Transaction<'static, Any>,
+}
+
+impl Write<'_> {
+    /// The row of `query`, if any, as this transaction sees it.
+    pub(super) async fn optional<T: Read>(
+        &mut self,
+        q: Select<'_, T>,
+    ) -> Result<Option<T>, StoreError> {
+        let found = q.fetch_optional(&mut *self.tx).await;
+        found.map_err(|e| self.store.err(e))
+    }
+
+    /// Makes every write of the transaction visible at once.
+    pub(super) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(|e| self.store.err(e))
+    }
+
+    /// Ends the transaction without writing (it changed nothing worth keeping).
+    pub(super) async fn abandon(self) -> Result<(), StoreError> {
+        self.tx.rollback().await.map_err(|e| self.store.err(e))
+    }
+}
+
+/// A query whose rows are read as `T`.
+pub(super) type Select<'q, T> = QueryAs<'q, Any, T, AnyArguments<'q>>;
 
 fn sqlite_pragmas(
     conn: &mut AnyConnection,
@@ -105,6 +190,11 @@ fn sqlite_pragmas(
         conn.execute("PRAGMA foreign_keys = ON").await?;
         Ok(())
     })
+}
+
+/// Whether `url` names a Postgres database (`postgres://…` or `postgresql://…`).
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Splits a database URL into its backend and the URL to hand to sqlx.
@@ -137,8 +227,13 @@ fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
     Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
 }
 
+/// Checks a URL as [`Store::connect`] reads it, without connecting.
+pub(super) fn check_url(url: &str) -> Result<(), StoreError> {
+    parse_url(url).map(|_| ())
+}
+
 /// The URL with any password replaced, for error messages and logs.
-pub(super) fn redact(url: &str) -> String {
+fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -154,7 +249,7 @@ pub(super) fn redact(url: &str) -> String {
 }
 
 /// Sorts a sqlx error into "the store cannot be reached" and "this query failed".
-pub(super) fn classify(backend: Backend, e: sqlx::Error) -> StoreError {
+fn classify(backend: Backend, e: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     let unavailable = match &e {
         E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
@@ -186,15 +281,6 @@ fn unavailable_code(backend: Backend, code: &str) -> bool {
             .parse::<i64>()
             .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)),
     }
-}
-
-/// Reads one column, naming it in the error.
-pub(super) fn col<T>(row: &AnyRow, name: &str) -> Result<T, StoreError>
-where
-    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    row.try_get(name)
-        .map_err(|e| StoreError::Query(format!("reading column {name}: {e}")))
 }
 
 /// The WHERE clause and LIMIT of a list query, assembled from optional filters.
@@ -231,7 +317,7 @@ impl Conditions {
     }
 
     /// ` WHERE a AND b …`, or nothing without conditions.
-    pub(super) fn where_clause(&self) -> String {
+    fn where_clause(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -239,260 +325,56 @@ impl Conditions {
         }
     }
 
-    /// `LIMIT $n` with `limit` as its value; call it after the last condition. A negative
-    /// limit is refused: Postgres rejects it and SQLite reads it as "no limit", so
-    /// passing it through would make the backends disagree.
-    pub(super) fn limit(&mut self, limit: i64) -> Result<String, StoreError> {
+    /// `SELECT * FROM <table> WHERE … AND id < $cursor ORDER BY id DESC LIMIT $n`: a
+    /// page of the newest rows that match, below the cursor when there is one. A
+    /// negative limit is refused: Postgres rejects it and SQLite reads it as "no limit",
+    /// so passing it through would make the backends disagree.
+    pub(super) fn newest_first(
+        mut self,
+        table: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Listing, StoreError> {
+        if let Some(before) = before {
+            self.int("id <", before);
+        }
         if limit < 0 {
             return Err(StoreError::Query(format!(
                 "list limit must not be negative, got {limit}"
             )));
         }
         self.args.push(Arg::Int(limit));
-        Ok(format!("LIMIT ${}", self.args.len()))
-    }
-
-    /// Binds the values, in placeholder order, to `sql`.
-    pub(super) fn query<'q>(
-        &'q self,
-        sql: &'q str,
-    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-        self.args.iter().fold(sqlx::query(sql), |q, arg| match arg {
-            Arg::Int(v) => q.bind(*v),
-            Arg::Text(v) => q.bind(v.as_str()),
+        let sql = format!(
+            "SELECT * FROM {table}{} ORDER BY id DESC LIMIT ${}",
+            self.where_clause(),
+            self.args.len()
+        );
+        Ok(Listing {
+            sql,
+            args: self.args,
         })
     }
 }
 
-/// Applies a status change to an analysis inside the caller's transaction. An end state
-/// stamps `finished_at`; going back to running clears it.
-pub(super) async fn apply_status(
-    store: &SqlStore,
-    conn: &mut AnyConnection,
-    analysis_id: i64,
-    change: &StatusChange,
-) -> Result<(), StoreError> {
-    let finished_at = match change.status {
-        super::AnalysisStatus::Running => None,
-        _ => Some(change.at),
-    };
-    // An analysis ends once: the first end (a regression, a rollback request, Flagger's
-    // outcome) wins, and a later one that raced with it leaves it as it is.
-    let done = sqlx::query(
-        "UPDATE analysis SET status = $1, status_reason = $2, finished_at = $3 \
-         WHERE id = $4 AND (status = 'running' OR $1 = 'running')",
-    )
-    .bind(change.status.as_str())
-    .bind(change.reason.as_str())
-    .bind(finished_at)
-    .bind(analysis_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| store.err(e))?;
-    if done.rows_affected() == 0 {
-        let exists = sqlx::query("SELECT id FROM analysis WHERE id = $1")
-            .bind(analysis_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| store.err(e))?;
-        if exists.is_none() {
-            return Err(StoreError::Query(format!(
-                "status change for analysis {analysis_id}: no such analysis"
-            )));
-        }
-    }
-    Ok(())
+/// A list query ready to run: the SQL and its values in placeholder order.
+#[derive(Debug)]
+pub(super) struct Listing {
+    sql: String,
+    args: Vec<Arg>,
 }
 
-#[async_trait]
-impl Store for SqlStore {
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.migrator().run(&self.pool).await.map_err(|e| match e {
-            MigrateError::Execute(inner) => match classify(self.backend, inner) {
-                StoreError::Query(msg) => StoreError::Migration(msg),
-                other => other,
-            },
-            other => StoreError::Migration(other.to_string()),
-        })
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
-    async fn open_analysis(&self, new: &NewAnalysis) -> Result<(Analysis, bool), StoreError> {
-        analysis::open(self, new).await
-    }
-
-    async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError> {
-        analysis::find(self, key).await
-    }
-
-    async fn get_analysis(&self, id: i64) -> Result<Option<Analysis>, StoreError> {
-        analysis::get(self, id).await
-    }
-
-    async fn looks(&self, analysis_id: i64) -> Result<Vec<LookRow>, StoreError> {
-        look::list(self, analysis_id).await
-    }
-
-    async fn record_look(
-        &self,
-        new: &NewLook,
-        decision: &NewDecision,
-        status: Option<&StatusChange>,
-    ) -> Result<LookInsert, StoreError> {
-        look::record(self, new, decision, status).await
-    }
-
-    async fn record_decision(
-        &self,
-        decision: &NewDecision,
-        status: Option<&StatusChange>,
-    ) -> Result<i64, StoreError> {
-        decision::record(self, decision, status).await
-    }
-
-    async fn record_decision_if_running(
-        &self,
-        decision: &NewDecision,
-    ) -> Result<Option<i64>, StoreError> {
-        decision::record_if_running(self, decision).await
-    }
-
-    async fn decisions(&self, analysis_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
-        decision::of_analysis(self, analysis_id).await
-    }
-
-    async fn decisions_for(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Vec<DecisionRow>, StoreError> {
-        decision::of_canary(self, namespace, name).await
-    }
-
-    async fn record_event(&self, new: &NewEvent) -> Result<i64, StoreError> {
-        event::record(self, new).await
-    }
-
-    async fn events(&self, namespace: &str, name: &str) -> Result<Vec<EventRow>, StoreError> {
-        event::list(self, namespace, name).await
-    }
-
-    async fn start_load_run(&self, run: &NewLoadRun) -> Result<i64, StoreError> {
-        load_run::start(self, run).await
-    }
-
-    async fn finish_load_run(
-        &self,
-        run_id: &str,
-        outcome: &LoadRunOutcome,
-    ) -> Result<(), StoreError> {
-        load_run::finish(self, run_id, outcome).await
-    }
-
-    async fn load_runs(&self, namespace: &str, name: &str) -> Result<Vec<LoadRunRow>, StoreError> {
-        load_run::of_canary(self, namespace, name).await
-    }
-
-    async fn enqueue_annotation(
-        &self,
-        annotation: &NewAnnotation,
-    ) -> Result<Option<i64>, StoreError> {
-        outbox::enqueue(self, annotation).await
-    }
-
-    async fn claim_annotations(
-        &self,
-        now: Millis,
-        lease_until: Millis,
-        limit: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        outbox::claim(self, now, lease_until, limit).await
-    }
-
-    async fn annotation_delivered(
-        &self,
-        id: i64,
-        external_id: Option<&str>,
-        at: Millis,
-    ) -> Result<bool, StoreError> {
-        outbox::delivered(self, id, external_id, at).await
-    }
-
-    async fn annotation_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Millis,
-    ) -> Result<(), StoreError> {
-        outbox::failed(self, id, error, retry_at).await
-    }
-
-    async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        outbox::backlog(self).await
-    }
-
-    async fn outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        outbox::list(self, limit).await
-    }
-
-    async fn list_analyses(&self, filter: &AnalysisFilter) -> Result<Vec<Analysis>, StoreError> {
-        analysis::list(self, filter).await
-    }
-
-    async fn latest_analysis(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<Analysis>, StoreError> {
-        analysis::latest(self, namespace, name).await
-    }
-
-    async fn gates(&self, namespace: &str, name: &str) -> Result<Vec<GateRow>, StoreError> {
-        gate::of_canary(self, namespace, name).await
-    }
-
-    async fn gate_mode(&self, namespace: &str, name: &str) -> Result<Option<bool>, StoreError> {
-        gate::mode(self, namespace, name).await
-    }
-
-    async fn set_gate_mode(
-        &self,
-        namespace: &str,
-        name: &str,
-        manual: bool,
-        at: Millis,
-    ) -> Result<(), StoreError> {
-        gate::set_mode(self, namespace, name, manual, at).await
-    }
-
-    async fn set_gate(
-        &self,
-        gate: &GateRow,
-        audit: &NewAudit,
-        annotation: Option<&NewAnnotation>,
-    ) -> Result<GateRow, StoreError> {
-        gate::set(self, gate, audit, annotation).await
-    }
-
-    async fn request_rollback(
-        &self,
-        analysis_id: i64,
-        change: &StatusChange,
-        audit: &NewAudit,
-        annotation: Option<&NewAnnotation>,
-    ) -> Result<RollbackRequest, StoreError> {
-        analysis::request_rollback(self, analysis_id, change, audit, annotation).await
-    }
-
-    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
-        audit::list(self, filter).await
+impl Listing {
+    /// The query, with its values bound, reading rows as `T`.
+    pub(super) fn query<T>(&self) -> Select<'_, T>
+    where
+        T: for<'r> FromRow<'r, AnyRow>,
+    {
+        self.args
+            .iter()
+            .fold(sqlx::query_as(&self.sql), |q, arg| match arg {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+            })
     }
 }
 
@@ -546,20 +428,25 @@ mod tests {
 
     #[test]
     fn conditions_number_their_placeholders_in_order() {
-        let mut w = Conditions::default();
+        let w = Conditions::default();
         assert_eq!(w.where_clause(), "");
+        let mut w = Conditions::default();
         w.text("namespace =", "x'; DROP TABLE analysis; --");
         w.int("id <", 7);
-        let limit = w.limit(50).ok();
         assert_eq!(w.where_clause(), " WHERE namespace = $1 AND id < $2");
-        assert_eq!(limit.as_deref(), Some("LIMIT $3"));
+        let listing = w.newest_first("analysis", None, 50).expect("valid limit");
+        assert_eq!(
+            listing.sql,
+            "SELECT * FROM analysis WHERE namespace = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
         assert!(
-            !w.where_clause().contains("DROP"),
+            !listing.sql.contains("DROP"),
             "values are bound, not written"
         );
-        assert!(
-            matches!(Conditions::default().limit(-1), Err(StoreError::Query(m)) if m.contains("-1"))
-        );
+        assert!(matches!(
+            Conditions::default().newest_first("audit", None, -1),
+            Err(StoreError::Query(m)) if m.contains("-1")
+        ));
     }
 
     #[test]

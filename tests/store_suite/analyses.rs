@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
+use verdict::domain::AnalysisId;
 use verdict::store::{connect, AnalysisStatus, NewEvent};
 
-use super::{analysis, key, Ctx};
+use super::{analysis, canary, key, settings, Ctx};
 
 pub(crate) async fn open_is_idempotent(ctx: &Ctx) {
     let s = &ctx.store;
@@ -16,7 +17,7 @@ pub(crate) async fn open_is_idempotent(ctx: &Ctx) {
         .expect("open");
     assert!(created);
     let mut retry = analysis("podinfo", "abc123");
-    retry.settings = r#"{"alpha":0.05}"#.to_owned();
+    retry.settings.canary.judge.alpha = 0.05;
     retry.started_at += 60_000;
     let (again, created) = s.open_analysis(&retry).await.expect("reopen");
     assert!(!created, "a retry must not create a second analysis");
@@ -71,13 +72,16 @@ pub(crate) async fn find_and_get(ctx: &Ctx) {
             .expect("find"),
         None
     );
-    assert_eq!(s.get_analysis(424_242).await.expect("get"), None);
+    assert_eq!(
+        s.get_analysis(AnalysisId::new(424_242)).await.expect("get"),
+        None
+    );
     let (a, _) = s
         .open_analysis(&analysis("podinfo", "abc123"))
         .await
         .expect("open");
     assert_eq!(a.key, key("podinfo", "abc123"));
-    assert_eq!(a.settings, r#"{"alpha":0.01}"#);
+    assert_eq!(a.settings, Ok(settings("podinfo")));
     assert_eq!(a.status, AnalysisStatus::Running);
     assert_eq!(
         (a.status_reason.as_deref(), a.started_at, a.finished_at),
@@ -99,9 +103,7 @@ pub(crate) async fn find_and_get(ctx: &Ctx) {
 pub(crate) async fn events_round_trip(ctx: &Ctx) {
     let s = &ctx.store;
     let event = |name: &str, message: &str, time: Option<i64>| NewEvent {
-        namespace: "test".into(),
-        name: name.into(),
-        checksum: "abc123".into(),
+        key: key(name, "abc123"),
         phase: "Progressing".into(),
         event_type: "Normal".into(),
         message: message.into(),
@@ -116,12 +118,15 @@ pub(crate) async fn events_round_trip(ctx: &Ctx) {
         .await
         .expect("other");
     let i2 = s.record_event(&e2).await.expect("e2");
-    let got = s.events("test", "podinfo").await.expect("events");
+    let got = s.events(&canary("test", "podinfo")).await.expect("events");
     assert_eq!(
         got.iter().map(|e| (e.id, &e.event)).collect::<Vec<_>>(),
         [(i1, &e1), (i2, &e2)]
     );
-    assert_eq!(s.events("test", "nobody").await.expect("events"), []);
+    assert_eq!(
+        s.events(&canary("test", "nobody")).await.expect("events"),
+        []
+    );
 }
 
 pub(crate) async fn migrations_are_idempotent(ctx: &Ctx) {

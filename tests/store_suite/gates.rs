@@ -6,20 +6,20 @@ use std::sync::Arc;
 use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use verdict::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
+use verdict::domain::{AnalysisId, AnalysisKey, CanaryName, Checksum, Namespace};
 use verdict::store::{
     Analysis, AnalysisFilter, AnalysisStatus, AuditFilter, AuditRow, GateKind, GateRow, GateState,
-    NewAnalysis, NewAnnotation, NewAudit, RollbackRequest, StatusChange, StoreError,
+    ManualAction, Milestone, MilestoneKind, NewAnalysis, NewAudit, OutboxEntry, RollbackRequest,
+    StatusChange, StoreError,
 };
 
-use super::{analysis, decision, Ctx};
+use super::{analysis, canary, decision, settings, Ctx};
 
 // ---------------------------------------------------------------- fixtures
 
 fn gate(name: &str, kind: GateKind, state: GateState, actor: &str, at: i64) -> GateRow {
     GateRow {
-        namespace: "test".to_owned(),
-        name: name.to_owned(),
+        canary: canary("test", name),
         kind,
         state,
         actor: actor.to_owned(),
@@ -38,7 +38,7 @@ fn audit_of(g: &GateRow) -> NewAudit {
         actor: g.actor.clone(),
         role: "release-manager".to_owned(),
         action: format!("gate.{}.{verb}", g.kind.as_str()),
-        target: format!("{}/{}", g.namespace, g.name),
+        target: g.canary.clone(),
         reason: g.reason.clone(),
         at: g.updated_at,
     }
@@ -49,20 +49,41 @@ fn rollback_audit(target: &str, actor: &str, at: i64) -> NewAudit {
         actor: actor.to_owned(),
         role: "release-manager".to_owned(),
         action: "rollback".to_owned(),
-        target: target.to_owned(),
+        target: verdict::domain::CanaryRef::parse(target).expect("target"),
         reason: "customer reports of 502s".to_owned(),
         at,
     }
 }
 
-fn annotation(text: &str, at: i64) -> NewAnnotation {
-    NewAnnotation {
-        time: at,
-        time_end: None,
-        tags: vec!["verdict".to_owned(), "manual".to_owned()],
-        text: text.to_owned(),
-        dedup_key: None,
+/// A person's action as the store records it.
+fn act(audit: NewAudit, milestone: Option<&Milestone>) -> ManualAction {
+    ManualAction {
+        audit,
+        milestone: milestone.cloned(),
     }
+}
+
+/// The milestone of a person's action (these may repeat: no once-only key).
+fn annotation(text: &str, at: i64) -> Milestone {
+    Milestone {
+        kind: MilestoneKind::GateHeld,
+        canary: canary("test", "podinfo"),
+        analysis: None,
+        actor: Some("alice".to_owned()),
+        detail: text.to_owned(),
+        time: at,
+        since: None,
+    }
+}
+
+/// The milestones in outbox rows.
+fn milestones(rows: &[verdict::store::OutboxRow]) -> Vec<&Milestone> {
+    rows.iter()
+        .filter_map(|r| match &r.entry {
+            OutboxEntry::Milestone(m) => Some(m),
+            OutboxEntry::Other { .. } => None,
+        })
+        .collect()
 }
 
 fn rollback_change(at: i64) -> StatusChange {
@@ -80,7 +101,7 @@ fn new_analysis(namespace: &str, name: &str, checksum: &str, started_at: i64) ->
             name: CanaryName::parse(name).expect("name"),
             checksum: Checksum::parse(checksum).expect("checksum"),
         },
-        settings: "{}".to_owned(),
+        settings: settings(name),
         started_at,
     }
 }
@@ -142,7 +163,10 @@ async fn fail_with(ctx: &Ctx, a: &Analysis, status: AnalysisStatus, at: i64) {
 
 pub(crate) async fn gates_are_empty_until_set_then_read_back(ctx: &Ctx) {
     let s = &ctx.store;
-    assert_eq!(s.gates("test", "podinfo").await.expect("gates"), []);
+    assert_eq!(
+        s.gates(&canary("test", "podinfo")).await.expect("gates"),
+        []
+    );
     let held = gate(
         "podinfo",
         GateKind::Promotion,
@@ -151,25 +175,28 @@ pub(crate) async fn gates_are_empty_until_set_then_read_back(ctx: &Ctx) {
         1_000,
     );
     let stored = s
-        .set_gate(&held, &audit_of(&held), None)
+        .set_gate(&held, &act(audit_of(&held), None))
         .await
         .expect("set");
     assert_eq!(stored, held, "the row as stored is the row given");
     assert_eq!(
-        s.gates("test", "podinfo").await.expect("gates"),
+        s.gates(&canary("test", "podinfo")).await.expect("gates"),
         std::slice::from_ref(&held)
     );
     let rollout = gate("podinfo", GateKind::Rollout, GateState::Open, "bob", 2_000);
-    s.set_gate(&rollout, &audit_of(&rollout), None)
+    s.set_gate(&rollout, &act(audit_of(&rollout), None))
         .await
         .expect("set");
     assert_eq!(
-        s.gates("test", "podinfo").await.expect("gates"),
+        s.gates(&canary("test", "podinfo")).await.expect("gates"),
         [rollout, held],
         "both kinds, rollout first"
     );
-    assert_eq!(s.gates("test", "other").await.expect("gates"), []);
-    assert_eq!(s.gates("prod", "podinfo").await.expect("gates"), []);
+    assert_eq!(s.gates(&canary("test", "other")).await.expect("gates"), []);
+    assert_eq!(
+        s.gates(&canary("prod", "podinfo")).await.expect("gates"),
+        []
+    );
 }
 
 pub(crate) async fn set_gate_replaces_its_one_row_and_writes_audit_and_outbox(ctx: &Ctx) {
@@ -182,7 +209,7 @@ pub(crate) async fn set_gate_replaces_its_one_row_and_writes_audit_and_outbox(ct
         1_000,
     );
     let note = annotation("promotion held by alice", 1_000);
-    s.set_gate(&held, &audit_of(&held), Some(&note))
+    s.set_gate(&held, &act(audit_of(&held), Some(&note)))
         .await
         .expect("hold");
     let opened = gate(
@@ -193,12 +220,12 @@ pub(crate) async fn set_gate_replaces_its_one_row_and_writes_audit_and_outbox(ct
         2_000,
     );
     let stored = s
-        .set_gate(&opened, &audit_of(&opened), None)
+        .set_gate(&opened, &act(audit_of(&opened), None))
         .await
         .expect("open");
     assert_eq!(stored, opened);
     assert_eq!(
-        s.gates("test", "podinfo").await.expect("gates"),
+        s.gates(&canary("test", "podinfo")).await.expect("gates"),
         std::slice::from_ref(&opened),
         "the second set replaces the first: one row per kind"
     );
@@ -213,7 +240,7 @@ pub(crate) async fn set_gate_replaces_its_one_row_and_writes_audit_and_outbox(ct
     assert!(log[0].id > log[1].id);
     let outbox = s.outbox(100).await.expect("outbox");
     assert_eq!(
-        outbox.iter().map(|r| &r.annotation).collect::<Vec<_>>(),
+        milestones(&outbox),
         [&note],
         "only the set that carried an annotation wrote one"
     );
@@ -228,7 +255,7 @@ pub(crate) async fn set_gate_writes_nothing_when_its_transaction_fails(ctx: &Ctx
         "alice",
         1_000,
     );
-    s.set_gate(&held, &audit_of(&held), None)
+    s.set_gate(&held, &act(audit_of(&held), None))
         .await
         .expect("first set");
     let opened = gate(
@@ -242,18 +269,22 @@ pub(crate) async fn set_gate_writes_nothing_when_its_transaction_fails(ctx: &Ctx
 
     // The audit insert fails after the gate upsert: the upsert must not survive.
     exec(ctx, "ALTER TABLE audit RENAME TO audit_away").await;
-    let got = s.set_gate(&opened, &audit_of(&opened), Some(&note)).await;
+    let got = s
+        .set_gate(&opened, &act(audit_of(&opened), Some(&note)))
+        .await;
     exec(ctx, "ALTER TABLE audit_away RENAME TO audit").await;
     assert!(matches!(got, Err(StoreError::Query(_))), "{got:?}");
 
     // The outbox insert fails after the upsert and the audit row: neither may survive.
     exec(ctx, "ALTER TABLE outbox RENAME TO outbox_away").await;
-    let got = s.set_gate(&opened, &audit_of(&opened), Some(&note)).await;
+    let got = s
+        .set_gate(&opened, &act(audit_of(&opened), Some(&note)))
+        .await;
     exec(ctx, "ALTER TABLE outbox_away RENAME TO outbox").await;
     assert!(matches!(got, Err(StoreError::Query(_))), "{got:?}");
 
     assert_eq!(
-        s.gates("test", "podinfo").await.expect("gates"),
+        s.gates(&canary("test", "podinfo")).await.expect("gates"),
         std::slice::from_ref(&held),
         "the gate is as the last successful set left it"
     );
@@ -268,10 +299,13 @@ pub(crate) async fn set_gate_writes_nothing_when_its_transaction_fails(ctx: &Ctx
     assert_eq!(s.outbox(100).await.expect("outbox"), []);
 
     // The store works again once the tables are back.
-    s.set_gate(&opened, &audit_of(&opened), Some(&note))
+    s.set_gate(&opened, &act(audit_of(&opened), Some(&note)))
         .await
         .expect("set after repair");
-    assert_eq!(s.gates("test", "podinfo").await.expect("gates"), [opened]);
+    assert_eq!(
+        s.gates(&canary("test", "podinfo")).await.expect("gates"),
+        [opened]
+    );
     assert_eq!(count(ctx, "audit").await, 2);
     assert_eq!(count(ctx, "outbox").await, 1);
 }
@@ -296,7 +330,7 @@ pub(crate) async fn concurrent_set_gate_leaves_one_row(ctx: &Ctx) {
         );
         tasks.spawn(async move {
             b.wait().await;
-            let stored = s.set_gate(&g, &audit_of(&g), None).await;
+            let stored = s.set_gate(&g, &act(audit_of(&g), None)).await;
             (g, stored)
         });
     }
@@ -304,7 +338,11 @@ pub(crate) async fn concurrent_set_gate_leaves_one_row(ctx: &Ctx) {
     for (given, stored) in &results {
         assert_eq!(stored.as_ref().expect("set"), given);
     }
-    let rows = ctx.store.gates("test", "podinfo").await.expect("gates");
+    let rows = ctx
+        .store
+        .gates(&canary("test", "podinfo"))
+        .await
+        .expect("gates");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(
         results.iter().any(|(given, _)| *given == rows[0]),
@@ -342,7 +380,7 @@ pub(crate) async fn a_stored_gate_with_an_unknown_state_is_an_error(ctx: &Ctx) {
         )
         .await;
     }
-    let got = ctx.store.gates("test", "podinfo").await;
+    let got = ctx.store.gates(&canary("test", "podinfo")).await;
     match got {
         Err(StoreError::Query(msg)) => assert!(msg.contains("\"ajar\""), "{msg}"),
         other => panic!("expected a query error naming the state, got {other:?}"),
@@ -361,7 +399,7 @@ pub(crate) async fn request_rollback_fails_a_running_analysis_once(ctx: &Ctx) {
     let audit = rollback_audit("test/podinfo", "alice", change.at);
     let note = annotation("rollback requested by alice", change.at);
     let got = s
-        .request_rollback(a.id, &change, &audit, Some(&note))
+        .request_rollback(a.id, &change, &act(audit.clone(), Some(&note)))
         .await
         .expect("request");
     let RollbackRequest::Recorded(failed) = got else {
@@ -386,18 +424,17 @@ pub(crate) async fn request_rollback_fails_a_running_analysis_once(ctx: &Ctx) {
     let log = all_audit(ctx).await;
     assert_eq!(log.iter().map(|r| &r.audit).collect::<Vec<_>>(), [&audit]);
     let outbox = s.outbox(100).await.expect("outbox");
-    assert_eq!(
-        outbox.iter().map(|r| &r.annotation).collect::<Vec<_>>(),
-        [&note]
-    );
+    assert_eq!(milestones(&outbox), [&note]);
 
     // Asking again changes nothing and says why.
     let again = s
         .request_rollback(
             a.id,
             &rollback_change(1_700_000_600_000),
-            &rollback_audit("test/podinfo", "bob", 1_700_000_600_000),
-            Some(&annotation("again", 1_700_000_600_000)),
+            &act(
+                rollback_audit("test/podinfo", "bob", 1_700_000_600_000),
+                Some(&annotation("again", 1_700_000_600_000)),
+            ),
         )
         .await
         .expect("again");
@@ -420,7 +457,7 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
     let audit = rollback_audit("test/podinfo", "alice", change.at);
     let note = annotation("rollback", change.at);
     let got = s
-        .request_rollback(a.id, &change, &audit, Some(&note))
+        .request_rollback(a.id, &change, &act(audit.clone(), Some(&note)))
         .await
         .expect("request");
     assert_eq!(got, RollbackRequest::NotRunning(finished.clone()));
@@ -431,7 +468,11 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
     );
 
     let got = s
-        .request_rollback(424_242, &change, &audit, Some(&note))
+        .request_rollback(
+            AnalysisId::new(424_242),
+            &change,
+            &act(audit.clone(), Some(&note)),
+        )
         .await
         .expect("request");
     assert_eq!(got, RollbackRequest::Missing);
@@ -445,7 +486,9 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
         status: AnalysisStatus::Succeeded,
         ..change.clone()
     };
-    let got = s.request_rollback(b.id, &wrong, &audit, Some(&note)).await;
+    let got = s
+        .request_rollback(b.id, &wrong, &act(audit.clone(), Some(&note)))
+        .await;
     assert!(
         matches!(&got, Err(StoreError::Query(m)) if m.contains("succeeded")),
         "{got:?}"
@@ -458,7 +501,9 @@ pub(crate) async fn request_rollback_of_a_finished_or_missing_analysis_writes_no
         .await
         .expect("open");
     exec(ctx, "ALTER TABLE audit RENAME TO audit_away").await;
-    let got = s.request_rollback(c.id, &change, &audit, Some(&note)).await;
+    let got = s
+        .request_rollback(c.id, &change, &act(audit.clone(), Some(&note)))
+        .await;
     exec(ctx, "ALTER TABLE audit_away RENAME TO audit").await;
     assert!(matches!(got, Err(StoreError::Query(_))), "{got:?}");
     assert_eq!(s.get_analysis(c.id).await.expect("get"), Some(c));
@@ -482,7 +527,7 @@ pub(crate) async fn concurrent_rollback_requests_record_once(ctx: &Ctx) {
             let at = 1_700_000_000_000 + i as i64;
             let audit = rollback_audit("test/podinfo", &format!("user-{i}"), at);
             b.wait().await;
-            s.request_rollback(a.id, &rollback_change(at), &audit, None)
+            s.request_rollback(a.id, &rollback_change(at), &act(audit.clone(), None))
                 .await
         });
     }
@@ -558,15 +603,11 @@ async fn populate(ctx: &Ctx) -> Vec<Analysis> {
 fn expected(all: &[Analysis], f: &AnalysisFilter) -> Vec<Analysis> {
     let mut rows: Vec<Analysis> = all
         .iter()
-        .filter(|a| {
-            f.namespace
-                .as_deref()
-                .is_none_or(|n| a.key.namespace.as_str() == n)
-        })
-        .filter(|a| f.name.as_deref().is_none_or(|n| a.key.name.as_str() == n))
+        .filter(|a| f.namespace.as_ref().is_none_or(|n| a.key.namespace == *n))
+        .filter(|a| f.name.as_ref().is_none_or(|n| a.key.name == *n))
         .filter(|a| f.status.is_none_or(|st| a.status == st))
         .filter(|a| f.since.is_none_or(|t| a.started_at >= t))
-        .filter(|a| f.before_id.is_none_or(|id| a.id < id))
+        .filter(|a| f.before.is_none_or(|id| a.id < id))
         .cloned()
         .collect();
     rows.sort_by_key(|a| std::cmp::Reverse(a.id));
@@ -592,13 +633,13 @@ pub(crate) async fn list_analyses_applies_each_filter_and_their_combinations(ctx
         for name in names {
             for status in statuses {
                 for since in sinces {
-                    for before_id in befores {
+                    for before in befores {
                         let f = AnalysisFilter {
-                            namespace: ns.map(str::to_owned),
-                            name: name.map(str::to_owned),
+                            namespace: ns.map(|n| Namespace::parse(n).expect("namespace")),
+                            name: name.map(|n| CanaryName::parse(n).expect("name")),
                             status,
                             since,
-                            before_id,
+                            before,
                             limit: 100,
                         };
                         let got = ctx.store.list_analyses(&f).await.expect("list");
@@ -621,7 +662,7 @@ pub(crate) async fn list_analyses_applies_each_filter_and_their_combinations(ctx
         ..AnalysisFilter::default()
     };
     let got = ctx.store.list_analyses(&newest).await.expect("list");
-    let ids: Vec<i64> = got.iter().map(|a| a.id).collect();
+    let ids: Vec<AnalysisId> = got.iter().map(|a| a.id).collect();
     assert_eq!(ids, [all[23].id, all[22].id, all[21].id]);
     let none = AnalysisFilter::default();
     assert_eq!(ctx.store.list_analyses(&none).await.expect("limit 0"), []);
@@ -635,7 +676,7 @@ pub(crate) async fn list_analyses_pages_without_gaps_or_duplicates(ctx: &Ctx) {
         (None, Some(AnalysisStatus::Failed)),
     ] {
         let base = AnalysisFilter {
-            namespace: namespace.map(str::to_owned),
+            namespace: namespace.map(|n| Namespace::parse(n).expect("namespace")),
             status,
             limit: 5,
             ..AnalysisFilter::default()
@@ -654,7 +695,7 @@ pub(crate) async fn list_analyses_pages_without_gaps_or_duplicates(ctx: &Ctx) {
             let page = ctx
                 .store
                 .list_analyses(&AnalysisFilter {
-                    before_id: cursor,
+                    before: cursor,
                     ..base.clone()
                 })
                 .await
@@ -697,7 +738,9 @@ pub(crate) async fn list_analyses_refuses_a_negative_limit(ctx: &Ctx) {
 pub(crate) async fn latest_analysis_is_the_last_opened(ctx: &Ctx) {
     let s = &ctx.store;
     assert_eq!(
-        s.latest_analysis("test", "podinfo").await.expect("latest"),
+        s.latest_analysis(&canary("test", "podinfo"))
+            .await
+            .expect("latest"),
         None
     );
     // Start times run backwards so that "latest" can only mean "opened last".
@@ -710,7 +753,9 @@ pub(crate) async fn latest_analysis_is_the_last_opened(ctx: &Ctx) {
         .await
         .expect("open");
     assert_eq!(
-        s.latest_analysis("test", "podinfo").await.expect("latest"),
+        s.latest_analysis(&canary("test", "podinfo"))
+            .await
+            .expect("latest"),
         Some(first)
     );
     let (second, _) = s
@@ -721,7 +766,10 @@ pub(crate) async fn latest_analysis_is_the_last_opened(ctx: &Ctx) {
         .await
         .expect("open");
     fail_with(ctx, &second, AnalysisStatus::Aborted, 5_000).await;
-    let latest = s.latest_analysis("test", "podinfo").await.expect("latest");
+    let latest = s
+        .latest_analysis(&canary("test", "podinfo"))
+        .await
+        .expect("latest");
     assert_eq!(latest.as_ref().map(|a| a.id), Some(second.id));
     assert_eq!(
         latest.map(|a| a.status),
@@ -729,7 +777,9 @@ pub(crate) async fn latest_analysis_is_the_last_opened(ctx: &Ctx) {
         "whatever its status"
     );
     assert_eq!(
-        s.latest_analysis("test", "nobody").await.expect("latest"),
+        s.latest_analysis(&canary("test", "nobody"))
+            .await
+            .expect("latest"),
         None
     );
 }
@@ -748,7 +798,7 @@ pub(crate) async fn audit_filters_by_target_and_pages(ctx: &Ctx) {
             &format!("u{i}"),
             i,
         );
-        s.set_gate(&g, &audit_of(&g), None).await.expect("set");
+        s.set_gate(&g, &act(audit_of(&g), None)).await.expect("set");
         written.push(audit_of(&g));
     }
     let all = all_audit(ctx).await;
@@ -760,7 +810,7 @@ pub(crate) async fn audit_filters_by_target_and_pages(ctx: &Ctx) {
     for target in [None, Some("test/podinfo"), Some("test/nobody")] {
         let want: Vec<AuditRow> = all
             .iter()
-            .filter(|r| target.is_none_or(|t| r.audit.target == t))
+            .filter(|r| target.is_none_or(|t| r.audit.target.to_string() == t))
             .cloned()
             .collect();
         let mut seen = Vec::new();
@@ -768,8 +818,8 @@ pub(crate) async fn audit_filters_by_target_and_pages(ctx: &Ctx) {
         loop {
             let page = s
                 .audit(&AuditFilter {
-                    target: target.map(str::to_owned),
-                    before_id: cursor,
+                    target: target.map(|t| verdict::domain::CanaryRef::parse(t).expect("target")),
+                    before: cursor,
                     limit: 2,
                 })
                 .await
@@ -784,38 +834,52 @@ pub(crate) async fn audit_filters_by_target_and_pages(ctx: &Ctx) {
     // Exact match: `test/podinfo` does not take in `test/podinfo-x`.
     let podinfo = s
         .audit(&AuditFilter {
-            target: Some("test/podinfo".to_owned()),
-            before_id: None,
+            target: Some(canary("test", "podinfo")),
+            before: None,
             limit: 100,
         })
         .await
         .expect("audit");
     assert_eq!(podinfo.len(), 5);
-    assert!(podinfo.iter().all(|r| r.audit.target == "test/podinfo"));
+    assert!(podinfo
+        .iter()
+        .all(|r| r.audit.target == canary("test", "podinfo")));
 }
 
 // ---------------------------------------------------------------- gate mode, first end wins
 
 pub(crate) async fn gate_mode_is_recorded_per_canary(ctx: &Ctx) {
     let s = &ctx.store;
-    assert_eq!(s.gate_mode("test", "shop").await.expect("mode"), None);
-    s.set_gate_mode("test", "shop", true, 1_000)
+    assert_eq!(
+        s.gate_mode(&canary("test", "shop")).await.expect("mode"),
+        None
+    );
+    s.set_gate_mode(&canary("test", "shop"), true, 1_000)
         .await
         .expect("set");
-    assert_eq!(s.gate_mode("test", "shop").await.expect("mode"), Some(true));
+    assert_eq!(
+        s.gate_mode(&canary("test", "shop")).await.expect("mode"),
+        Some(true)
+    );
     // Unchanged: a no-op; changed: replaced; other canaries untouched.
-    s.set_gate_mode("test", "shop", true, 2_000)
+    s.set_gate_mode(&canary("test", "shop"), true, 2_000)
         .await
         .expect("set again");
-    s.set_gate_mode("test", "shop", false, 3_000)
+    s.set_gate_mode(&canary("test", "shop"), false, 3_000)
         .await
         .expect("switch");
     assert_eq!(
-        s.gate_mode("test", "shop").await.expect("mode"),
+        s.gate_mode(&canary("test", "shop")).await.expect("mode"),
         Some(false)
     );
-    assert_eq!(s.gate_mode("test", "cart").await.expect("mode"), None);
-    assert_eq!(s.gate_mode("other", "shop").await.expect("mode"), None);
+    assert_eq!(
+        s.gate_mode(&canary("test", "cart")).await.expect("mode"),
+        None
+    );
+    assert_eq!(
+        s.gate_mode(&canary("other", "shop")).await.expect("mode"),
+        None
+    );
     assert_eq!(count(ctx, "gate_mode").await, 1);
 }
 
@@ -829,7 +893,7 @@ pub(crate) async fn a_later_end_does_not_overwrite_a_rollback_request(ctx: &Ctx)
         .expect("open");
     let change = rollback_change(1_700_000_500_000);
     let audit = rollback_audit("test/podinfo", "alice", change.at);
-    s.request_rollback(a.id, &change, &audit, None)
+    s.request_rollback(a.id, &change, &act(audit.clone(), None))
         .await
         .expect("request");
     let succeeded = StatusChange {
@@ -851,7 +915,12 @@ pub(crate) async fn a_later_end_does_not_overwrite_a_rollback_request(ctx: &Ctx)
     // A status change for an analysis that does not exist is still an error.
     let missing = s
         .record_decision(
-            &decision(Some(a.id + 1000), "podinfo", "post-rollout", "req-x"),
+            &decision(
+                Some(AnalysisId::new(a.id.get() + 1000)),
+                "podinfo",
+                "post-rollout",
+                "req-x",
+            ),
             Some(&succeeded),
         )
         .await;
@@ -880,8 +949,7 @@ pub(crate) async fn a_promotion_is_recorded_only_while_running(ctx: &Ctx) {
     s.request_rollback(
         a.id,
         &change,
-        &rollback_audit("test/podinfo", "bob", change.at),
-        None,
+        &act(rollback_audit("test/podinfo", "bob", change.at), None),
     )
     .await
     .expect("rollback");

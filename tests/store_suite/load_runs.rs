@@ -1,13 +1,12 @@
 //! Load runs: started, finished, listed per canary.
 
-use super::Ctx;
+use super::{canary, Ctx};
 use verdict::store::{LoadRunOutcome, NewLoadRun};
 
 fn run(run_id: &str, name: &str) -> NewLoadRun {
     NewLoadRun {
         run_id: run_id.to_owned(),
-        namespace: "test".to_owned(),
-        name: name.to_owned(),
+        canary: canary("test", name),
         spec_checksum: "abc123".to_owned(),
         spec: r#"{"url":"http://podinfo-canary.test:9898/","rate":10}"#.to_owned(),
         started_at: 1_700_000_000_000,
@@ -52,7 +51,10 @@ pub async fn load_runs_start_finish_and_list(ctx: &Ctx) {
         "finishing an unknown run must be an error, not a silent no-op"
     );
 
-    let runs = store.load_runs("test", "podinfo").await.expect("list");
+    let runs = store
+        .load_runs(&canary("test", "podinfo"))
+        .await
+        .expect("list");
     assert_eq!(runs.len(), 2, "only this canary's runs");
     assert_eq!(runs[0].run, run("r-1", "podinfo"));
     assert_eq!(runs[0].outcome.as_ref(), Some(&outcome));

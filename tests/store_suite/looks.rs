@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use verdict::judge::ArmLook;
+use verdict::domain::AnalysisId;
 use verdict::store::{
-    AnalysisStatus, LookInsert, LookRow, NewAnalysis, NewDecision, NewEvent, StatusChange,
-    StoreError,
+    AnalysisStatus, ArmTally, LookInsert, LookRow, NewAnalysis, NewDecision, NewEvent,
+    StatusChange, StoreError,
 };
 
-use super::{analysis, decision, failed, look, Ctx};
+use super::{analysis, canary, decision, failed, key, look, settings, Ctx};
 
 pub(crate) async fn looks_are_ordered_and_round_trip(ctx: &Ctx) {
     let s = &ctx.store;
@@ -23,11 +23,10 @@ pub(crate) async fn looks_are_ordered_and_round_trip(ctx: &Ctx) {
         .await
         .expect("open");
     let mut big = look(a.id, 2, 1);
-    big.canary = ArmLook {
+    big.canary = ArmTally {
         requests: i64::MAX as u64,
         errors: 0,
-        slow: 1 << 40,
-        slo_slow: 5,
+        slower: vec![1 << 40, 5],
     };
     for l in [
         look(a.id, 3, 30),
@@ -51,7 +50,7 @@ pub(crate) async fn looks_are_ordered_and_round_trip(ctx: &Ctx) {
     assert_eq!(looks[1].look, big, "counts up to i64::MAX survive");
     assert!(looks.iter().all(|l| l.created_at > 1_600_000_000_000));
     assert_eq!(s.looks(b.id).await.expect("looks").len(), 1);
-    assert_eq!(s.looks(424_242).await.expect("looks"), []);
+    assert_eq!(s.looks(AnalysisId::new(424_242)).await.expect("looks"), []);
     let ds = s.decisions(a.id).await.expect("decisions");
     assert_eq!(ds.len(), 3, "each inserted look wrote its decision");
     assert!(ds.iter().all(|d| d.decision.analysis_id == Some(a.id)));
@@ -156,7 +155,7 @@ pub(crate) async fn record_look_concurrently_inserts_one_look(ctx: &Ctx) {
     );
 }
 
-pub(crate) async fn s_looks(ctx: &Ctx, id: i64) -> Vec<LookRow> {
+pub(crate) async fn s_looks(ctx: &Ctx, id: AnalysisId) -> Vec<LookRow> {
     ctx.store.looks(id).await.expect("looks")
 }
 
@@ -194,7 +193,7 @@ pub(crate) async fn decisions_by_analysis_and_by_canary(ctx: &Ctx) {
         decision(Some(a.id), "podinfo", "pre-rollout", "r1")
     );
     let of_canary = s
-        .decisions_for("test", "podinfo")
+        .decisions_for(&canary("test", "podinfo"))
         .await
         .expect("decisions_for");
     assert_eq!(
@@ -206,7 +205,7 @@ pub(crate) async fn decisions_by_analysis_and_by_canary(ctx: &Ctx) {
         "answers without an analysis are kept too"
     );
     assert_eq!(
-        s.decisions_for("prod", "podinfo")
+        s.decisions_for(&canary("prod", "podinfo"))
             .await
             .expect("decisions_for"),
         []
@@ -241,13 +240,18 @@ pub(crate) async fn status_change_is_atomic_with_its_look_or_decision(ctx: &Ctx)
     assert!(matches!(err, Err(StoreError::Query(_))), "{err:?}");
     let err = s
         .record_decision(
-            &decision(Some(a.id + 1000), "podinfo", "rollback", "y"),
+            &decision(
+                Some(AnalysisId::new(a.id.get() + 1000)),
+                "podinfo",
+                "rollback",
+                "y",
+            ),
             Some(&failed(5)),
         )
         .await;
     assert!(matches!(err, Err(StoreError::Query(_))), "{err:?}");
     assert_eq!(
-        s.decisions_for("test", "podinfo")
+        s.decisions_for(&canary("test", "podinfo"))
             .await
             .expect("decisions_for"),
         []
@@ -309,37 +313,42 @@ pub(crate) async fn odd_strings_round_trip_unchanged(ctx: &Ctx) {
         "back\\slash\nnew line\ttab",
         "$1 ?1 :name @p %_ *",
     ];
+    // Names are Kubernetes names by type; every free-text column takes the odd strings.
+    let mut odd_settings = settings("podinfo");
+    odd_settings
+        .canary
+        .variables
+        .insert("note".into(), odd[0].into());
     let (a, _) = s
         .open_analysis(&NewAnalysis {
-            settings: odd[0].into(),
+            settings: odd_settings,
             ..analysis("podinfo", "abc123")
         })
         .await
         .expect("open");
     for (i, text) in odd.iter().enumerate() {
+        let name = format!("odd-{i}");
         let mut l = look(a.id, i as i64 + 1, 1);
         (l.reason, l.evidence) = (text.to_string(), format!("{{\"note\":{text:?}}}"));
         let d = NewDecision {
-            namespace: text.to_string(),
-            name: text.to_string(),
-            checksum: text.to_string(),
             hook: text.to_string(),
             reason: text.to_string(),
             evidence: Some(text.to_string()),
             request_id: text.to_string(),
-            ..decision(Some(a.id), "podinfo", "rollout", "r")
+            ..decision(Some(a.id), &name, "rollout", "r")
         };
         s.record_look(&l, &d, None).await.expect("record");
-        let got = s.decisions_for(text, text).await.expect("decisions_for");
+        let got = s
+            .decisions_for(&canary("test", &name))
+            .await
+            .expect("decisions_for");
         assert_eq!(
             got.iter().map(|r| &r.decision).collect::<Vec<_>>(),
             [&d],
             "{text:?}"
         );
         let e = NewEvent {
-            namespace: text.to_string(),
-            name: text.to_string(),
-            checksum: text.to_string(),
+            key: key(&name, "abc123"),
             phase: text.to_string(),
             event_type: text.to_string(),
             message: text.to_string(),
@@ -348,7 +357,7 @@ pub(crate) async fn odd_strings_round_trip_unchanged(ctx: &Ctx) {
             received_at: 1,
         };
         s.record_event(&e).await.expect("event");
-        let got = s.events(text, text).await.expect("events");
+        let got = s.events(&canary("test", &name)).await.expect("events");
         assert_eq!(
             got.iter().map(|r| &r.event).collect::<Vec<_>>(),
             [&e],
@@ -359,7 +368,16 @@ pub(crate) async fn odd_strings_round_trip_unchanged(ctx: &Ctx) {
     let reasons: Vec<&str> = looks.iter().map(|l| l.look.reason.as_str()).collect();
     assert_eq!(reasons, odd);
     let again = s.get_analysis(a.id).await.expect("get").expect("analysis");
-    assert_eq!(again.settings, odd[0], "and every table is still there");
+    let note = again
+        .settings
+        .as_ref()
+        .ok()
+        .and_then(|s| s.canary.variables.get("note").cloned());
+    assert_eq!(
+        note.as_deref(),
+        Some(odd[0]),
+        "and every table is still there"
+    );
 }
 
 pub(crate) async fn out_of_range_input_is_refused_without_writing(ctx: &Ctx) {
@@ -376,14 +394,19 @@ pub(crate) async fn out_of_range_input_is_refused_without_writing(ctx: &Ctx) {
         matches!(err, Err(StoreError::Query(ref m)) if m.contains("primary requests")),
         "{err:?}"
     );
-    let other_analysis = decision(Some(a.id + 1), "podinfo", "rollout", "r");
+    let other_analysis = decision(
+        Some(AnalysisId::new(a.id.get() + 1)),
+        "podinfo",
+        "rollout",
+        "r",
+    );
     let err = s
         .record_look(&look(a.id, 1, 1), &other_analysis, None)
         .await;
     assert!(matches!(err, Err(StoreError::Query(_))), "{err:?}");
     let err = s
         .record_look(
-            &look(a.id + 1000, 1, 1),
+            &look(AnalysisId::new(a.id.get() + 1000), 1, 1),
             &decision(None, "podinfo", "rollout", "r"),
             None,
         )
@@ -398,7 +421,7 @@ pub(crate) async fn out_of_range_input_is_refused_without_writing(ctx: &Ctx) {
     assert!(matches!(err, Err(StoreError::Query(_))), "{err:?}");
     assert_eq!(s_looks(ctx, a.id).await, []);
     assert_eq!(
-        s.decisions_for("test", "podinfo")
+        s.decisions_for(&canary("test", "podinfo"))
             .await
             .expect("decisions_for"),
         []

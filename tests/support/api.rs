@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 
 /// The HS256 secret test servers are configured with.
 pub const SECRET: &str = "verdict-test-secret-0123456789-abcdef";
+/// The issuer test servers require.
 pub const ISSUER: &str = "verdict";
+/// The audience test servers require.
 pub const AUDIENCE: &str = "verdict";
 
 /// Unix seconds now.
@@ -44,7 +46,7 @@ pub fn token(role: &str, sub: &str) -> String {
 /// Signs `claims` with RS256 and a PEM private key from `tests/fixtures/jwt/`.
 pub fn rs256(claims: &Value, private_pem_file: &str) -> String {
     let path = format!(
-        "{}/tests/fixtures/jwt/{private_pem_file}",
+        "{}/../fixtures/jwt/{private_pem_file}",
         env!("CARGO_MANIFEST_DIR")
     );
     let pem = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -67,9 +69,13 @@ pub fn alg_none(claims: &Value) -> String {
 /// An API answer: status, JSON body (Null when the body is not JSON) and raw text.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// The body as JSON, or Null.
     pub json: Value,
+    /// The body as text.
     pub text: String,
+    /// The `WWW-Authenticate` header, if any.
     pub www_authenticate: Option<String>,
 }
 

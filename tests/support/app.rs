@@ -1,6 +1,9 @@
-//! The real verdict server for integration tests: bound on 127.0.0.1:0, a fresh Postgres
-//! database, a [`TestExporter`] playing canary and primary, and a [`TestPrometheus`]
-//! scraping it every second.
+//! The real verdict server for integration tests, started one way: [`spawn_app`].
+//!
+//! The server is bound on 127.0.0.1:0 over a fresh database ([`Backend`]: Postgres or
+//! SQLite) and reads SLIs from a real Prometheus scraping a [`TestExporter`] that plays
+//! canary and primary, or from verdict's simulator ([`Sli`]); Grafana annotations and the
+//! release-manager API are on when their settings are given.
 //!
 //! The server gets its own store connection; the test reads the same database through
 //! another one ([`TestApp::store`]), as an operator would, so nothing the test sees can
@@ -15,27 +18,56 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use verdict::config::{Config, JwtAlgorithm, JwtSettings};
-use verdict::demo::client::{FlaggerClient, HookReply, Payload};
+use verdict::auth::{JwtAlgorithm, JwtSettings};
+use verdict::config::{Config, GrafanaSettings, LogFormat};
+use verdict::domain::{now_millis, AnalysisId, AnalysisKey, CanaryName, CanaryRef, Namespace};
+use verdict::loadgen::LoadPolicy;
 use verdict::sli::prometheus::{PrometheusConfig, PrometheusSli};
+use verdict::sli::simulator::{SimulatedSli, SimulatedSliConfig};
 use verdict::sli::templates::TemplateSet;
+use verdict::sli::SliSource;
 use verdict::startup::Application;
 use verdict::store::{Analysis, DecisionRow, LookRow, Store};
 use verdict::telemetry::Metrics;
 
-use super::exporter::{Profile, TestExporter};
-use super::postgres;
-use super::prometheus::TestPrometheus;
+pub use crate::db::Backend;
+use crate::db::TestDb;
+use crate::exporter::{Profile, TestExporter};
+use crate::flagger::{Flagger, HookReply, Payload};
+use crate::prometheus::TestPrometheus;
 
-/// The namespace every test canary lives in.
+/// The namespace every Prometheus-backed test canary lives in.
 pub const NS: &str = "test";
 
 /// Identical arms' latency (ms): inside Istio's 25 ms bucket, so b* is 25 ms.
 pub const FAST_MS: f64 = 20.0;
 
+/// Where the server reads its SLIs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sli {
+    /// A real Prometheus scraping a [`TestExporter`] every second.
+    Prometheus,
+    /// verdict's simulator (as in `verdict demo`): `time_scale` simulated seconds per
+    /// real second, an hour of history, randomness from `seed`.
+    Simulated {
+        /// Simulated seconds per real second.
+        time_scale: f64,
+        /// Seeds the simulated traffic.
+        seed: u64,
+    },
+}
+
 /// How the server under test is configured.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
+    /// Where SLIs come from.
+    pub sli: Sli,
+    /// Which database.
+    pub store: Backend,
+    /// `grafana.*`: annotations on (and written to the outbox) when given.
+    pub grafana: Option<GrafanaSettings>,
+    /// `jwt.*`: the release-manager API (off when `None`).
+    pub jwt: Option<JwtSettings>,
     /// `defaults.min_look_gap`: calls closer together reuse the last look.
     pub min_look_gap: Duration,
     /// `webhook_token`.
@@ -44,22 +76,15 @@ pub struct AppOptions {
     pub namespace_allow: Option<String>,
     /// `prometheus.timeout`.
     pub prometheus_timeout: Duration,
-    /// `jwt.*`: the release-manager API (off when `None`).
-    pub jwt: Option<JwtSettings>,
-    /// `load.*`: the load-test hook's allow-list and caps (the defaults when `None`).
-    pub load: Option<verdict::loadgen::LoadPolicy>,
+    /// `load.*`: what the load-test hook may target and how much.
+    pub load: LoadPolicy,
 }
 
 impl AppOptions {
-    /// The API on, with HS256 and [`super::api::SECRET`].
+    /// The API on, with HS256 and [`crate::api::SECRET`].
     pub fn with_api() -> Self {
         Self {
-            jwt: Some(JwtSettings {
-                key: Some(SecretString::from(super::api::SECRET)),
-                issuer: super::api::ISSUER.to_owned(),
-                audience: super::api::AUDIENCE.to_owned(),
-                ..JwtSettings::default()
-            }),
+            jwt: Some(hs256_api()),
             ..Self::default()
         }
     }
@@ -71,33 +96,71 @@ impl AppOptions {
                 algorithm: JwtAlgorithm::Rs256,
                 key_file: Some(
                     format!(
-                        "{}/tests/fixtures/jwt/rsa-public.pem",
+                        "{}/../fixtures/jwt/rsa-public.pem",
                         env!("CARGO_MANIFEST_DIR")
                     )
                     .into(),
                 ),
-                issuer: super::api::ISSUER.to_owned(),
-                audience: super::api::AUDIENCE.to_owned(),
+                issuer: crate::api::ISSUER.to_owned(),
+                audience: crate::api::AUDIENCE.to_owned(),
                 ..JwtSettings::default()
             }),
             ..Self::default()
         }
+    }
+
+    /// Simulated SLIs as `verdict demo` has them (120 simulated seconds per second).
+    pub fn simulated(seed: u64) -> Self {
+        Self {
+            sli: Sli::Simulated {
+                time_scale: 120.0,
+                seed,
+            },
+            ..Self::default()
+        }
+    }
+}
+
+/// The API's settings with HS256 and [`crate::api::SECRET`].
+pub fn hs256_api() -> JwtSettings {
+    JwtSettings {
+        key: Some(SecretString::from(crate::api::SECRET)),
+        issuer: crate::api::ISSUER.to_owned(),
+        audience: crate::api::AUDIENCE.to_owned(),
+        ..JwtSettings::default()
     }
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
+            sli: Sli::Prometheus,
+            store: Backend::Postgres,
+            grafana: None,
+            jwt: None,
             // Prometheus scrapes every second; a 1 s gap keeps each look's window at least
             // one scrape wide while tests stay short.
             min_look_gap: Duration::from_secs(1),
             webhook_token: None,
             namespace_allow: None,
             prometheus_timeout: Duration::from_secs(2),
-            jwt: None,
-            load: None,
+            load: LoadPolicy::default(),
         }
     }
+}
+
+/// Where the running server reads its SLIs, and what the test uses to steer them.
+#[derive(Debug)]
+enum Sources {
+    Prometheus(Box<Scraped>),
+    Simulated(Arc<SimulatedSli>),
+}
+
+/// A real Prometheus and the exporter it scrapes.
+#[derive(Debug)]
+struct Scraped {
+    exporter: TestExporter,
+    prometheus: TestPrometheus,
 }
 
 /// A running server task and the means to stop it.
@@ -107,11 +170,24 @@ struct Server {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Another server on the same database and Prometheus.
+impl Server {
+    /// Stops it and waits until it has stopped cleanly.
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.task
+            .await
+            .expect("server task did not panic")
+            .expect("server stopped cleanly");
+    }
+}
+
+/// Another server on the same database and SLI source.
 #[derive(Debug)]
 pub struct Replica {
+    /// Where it listens.
     pub addr: SocketAddr,
-    pub client: FlaggerClient,
+    /// Calls its hooks like Flagger does.
+    pub client: Flagger,
     server: Server,
 }
 
@@ -123,80 +199,92 @@ impl Replica {
 
     /// Calls a hook of this replica like Flagger does.
     pub async fn call(&self, hook: &str, payload: &Payload) -> HookReply {
-        self.client
-            .call(hook, payload)
-            .await
-            .unwrap_or_else(|e| panic!("calling {hook} on the replica: {e}"))
+        self.client.call(hook, payload).await
     }
 
     /// Stops this replica and waits until it has stopped.
     pub async fn stop(self) {
-        let _ = self.server.shutdown.send(());
-        self.server
-            .task
-            .await
-            .expect("replica task did not panic")
-            .expect("replica stopped cleanly");
+        self.server.stop().await;
     }
 }
 
 /// Everything a test talks to.
+#[derive(Debug)]
 pub struct TestApp {
     /// Where the server currently listens.
     pub addr: SocketAddr,
     /// A client that follows Flagger's contract, pointed at the current server.
-    pub client: FlaggerClient,
-    /// Plain HTTP for the non-hook endpoints and for malformed bodies.
+    pub client: Flagger,
+    /// Plain HTTP for the non-hook endpoints.
     pub http: reqwest::Client,
     /// The test's own connection to the server's database.
-    pub store: Arc<dyn Store>,
-    /// The fresh database's URL.
-    pub database_url: String,
-    pub exporter: TestExporter,
-    pub prometheus: TestPrometheus,
+    pub store: Store,
+    /// The server's database.
+    pub db: TestDb,
+    sources: Sources,
     config: Config,
     server: Option<Server>,
 }
 
-/// Starts an exporter with both arms of `canary` idle, Prometheus, a fresh database and
-/// the server. Set the arms' traffic with [`TestApp::traffic`].
+/// Starts the SLI source (for Prometheus: an exporter with every arm idle, and
+/// Prometheus scraping it), a fresh database and the server.
 pub async fn spawn_app(options: AppOptions) -> TestApp {
-    let exporter = TestExporter::start().await;
-    let targets = [exporter.addr()];
-    let (prometheus, database_url) =
-        tokio::join!(TestPrometheus::start(&targets), postgres::fresh_database());
+    let (sources, db) = match options.sli {
+        Sli::Prometheus => {
+            let exporter = TestExporter::start().await;
+            let targets = [exporter.addr()];
+            let (prometheus, db) =
+                tokio::join!(TestPrometheus::start(&targets), TestDb::new(options.store));
+            (
+                Sources::Prometheus(Box::new(Scraped {
+                    exporter,
+                    prometheus,
+                })),
+                db,
+            )
+        }
+        Sli::Simulated { time_scale, seed } => {
+            // An hour of simulated history before now, for pre-rollout's look-back.
+            let history = (3_600_000.0 / time_scale) as i64;
+            let simulator = SimulatedSli::new(SimulatedSliConfig {
+                time_scale,
+                ..SimulatedSliConfig::demo(now_millis() - history, seed)
+            })
+            .expect("the simulator's settings are valid");
+            let db = TestDb::new(options.store).await;
+            (Sources::Simulated(Arc::new(simulator)), db)
+        }
+    };
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: SecretString::from(database_url.clone()),
+        database_url: SecretString::from(db.url.clone()),
         webhook_token: options.webhook_token.map(SecretString::from),
         namespace_allow: options.namespace_allow,
+        log_format: LogFormat::Pretty,
         shutdown_grace: Duration::from_secs(2),
+        load: options.load,
         ..Config::default()
     };
-    config.prometheus.url = prometheus.url();
+    if let Sources::Prometheus(scraped) = &sources {
+        config.prometheus.url = scraped.prometheus.url();
+    }
     config.prometheus.timeout = options.prometheus_timeout;
     config.defaults.min_look_gap = options.min_look_gap;
     if let Some(jwt) = options.jwt {
         config.jwt = jwt;
     }
-    if let Some(load) = options.load {
-        config.load = load;
+    if let Some(grafana) = options.grafana {
+        config.grafana = grafana;
     }
     config.validate().expect("the test configuration is valid");
 
-    let store = verdict::store::connect(&database_url)
-        .await
-        .expect("connect the test's store");
-    store.migrate().await.expect("migrate the fresh database");
-
     let mut app = TestApp {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        client: FlaggerClient::new("http://127.0.0.1:0"),
+        client: Flagger::new("http://127.0.0.1:0"),
         http: reqwest::Client::new(),
-        store,
-        database_url,
-        exporter,
-        prometheus,
+        store: db.store().await,
+        db,
+        sources,
         config,
         server: None,
     };
@@ -204,44 +292,40 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     app
 }
 
-impl std::fmt::Debug for TestApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestApp")
-            .field("addr", &self.addr)
-            .field("prometheus", &self.prometheus.url())
-            .finish_non_exhaustive()
-    }
-}
-
 impl TestApp {
-    /// Builds and starts a server on the same database and Prometheus: what a new
+    /// Builds and starts a server on the same database and SLI source: what a new
     /// replica, or the old one after a restart, does.
     async fn start_server(&mut self) {
         let (addr, server) = self.launch().await;
         self.addr = addr;
-        self.client = FlaggerClient::new(self.base_url());
+        self.client = Flagger::new(self.base_url());
         self.server = Some(server);
     }
 
-    /// Builds and starts one more server on the same database and Prometheus.
+    /// Builds and starts one more server on the same database and SLI source.
     async fn launch(&self) -> (SocketAddr, Server) {
-        let metrics = Metrics::new();
-        let store = verdict::store::connect(&self.database_url)
-            .await
-            .expect("connect the server's store");
-        store.migrate().await.expect("migrate (idempotent)");
-        let sli = PrometheusSli::new(
-            PrometheusConfig {
-                url: self.config.prometheus.url.clone(),
-                timeout: self.config.prometheus.timeout,
-                auth: None,
-            },
-            TemplateSet::builtin().expect("shipped templates load"),
+        let sli: Arc<dyn SliSource> = match &self.sources {
+            Sources::Prometheus(_) => Arc::new(
+                PrometheusSli::new(
+                    PrometheusConfig {
+                        url: self.config.prometheus.url.clone(),
+                        timeout: self.config.prometheus.timeout,
+                        auth: None,
+                    },
+                    TemplateSet::builtin().expect("shipped templates load"),
+                )
+                .expect("Prometheus client"),
+            ),
+            Sources::Simulated(simulator) => simulator.clone(),
+        };
+        let application = Application::build(
+            self.config.clone(),
+            self.db.store().await,
+            sli,
+            Metrics::new(),
         )
-        .expect("Prometheus client");
-        let application = Application::build(self.config.clone(), store, Arc::new(sli), metrics)
-            .await
-            .expect("build the application");
+        .await
+        .expect("build the application");
         let addr = application.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(application.run_until(async move {
@@ -256,7 +340,7 @@ impl TestApp {
         let (addr, server) = self.launch().await;
         Replica {
             addr,
-            client: FlaggerClient::new(format!("http://{addr}")),
+            client: Flagger::new(format!("http://{addr}")),
             server,
         }
     }
@@ -264,12 +348,7 @@ impl TestApp {
     /// Stops the server (in-flight calls may finish) and waits until it has stopped.
     pub async fn stop_server(&mut self) {
         if let Some(server) = self.server.take() {
-            let _ = server.shutdown.send(());
-            server
-                .task
-                .await
-                .expect("server task did not panic")
-                .expect("server stopped cleanly");
+            server.stop().await;
         }
     }
 
@@ -279,6 +358,38 @@ impl TestApp {
         self.start_server().await;
     }
 
+    /// The test Prometheus; panics for a simulated app.
+    pub fn prometheus(&self) -> &TestPrometheus {
+        match &self.sources {
+            Sources::Prometheus(scraped) => &scraped.prometheus,
+            Sources::Simulated(_) => panic!("this test's app reads simulated SLIs"),
+        }
+    }
+
+    /// The test Prometheus, to stop or restart it; panics for a simulated app.
+    pub fn prometheus_mut(&mut self) -> &mut TestPrometheus {
+        match &mut self.sources {
+            Sources::Prometheus(scraped) => &mut scraped.prometheus,
+            Sources::Simulated(_) => panic!("this test's app reads simulated SLIs"),
+        }
+    }
+
+    /// The exporter playing every arm; panics for a simulated app.
+    pub fn exporter(&self) -> &TestExporter {
+        match &self.sources {
+            Sources::Prometheus(scraped) => &scraped.exporter,
+            Sources::Simulated(_) => panic!("this test's app reads simulated SLIs"),
+        }
+    }
+
+    /// The simulator; panics for an app that reads Prometheus.
+    pub fn simulator(&self) -> &SimulatedSli {
+        match &self.sources {
+            Sources::Simulated(simulator) => simulator,
+            Sources::Prometheus(_) => panic!("this test's app reads Prometheus"),
+        }
+    }
+
     /// Restarts Prometheus on the same port and data, and waits for its first new scrape.
     ///
     /// [`TestPrometheus::restart`] returns once Prometheus is ready, but a restarted
@@ -286,7 +397,7 @@ impl TestApp {
     /// scrape check also counts samples kept from before the restart.
     pub async fn restart_prometheus(&mut self) {
         let since = unix_seconds();
-        self.prometheus.restart().await;
+        self.prometheus_mut().restart().await;
         let query = format!("count(timestamp(up) > {since:.3})");
         let this = &*self;
         eventually(
@@ -304,7 +415,7 @@ impl TestApp {
     pub async fn prometheus_value(&self, query: &str) -> Option<f64> {
         let response = self
             .http
-            .get(format!("{}/api/v1/query", self.prometheus.url()))
+            .get(format!("{}/api/v1/query", self.prometheus().url()))
             .query(&[("query", query)])
             .send()
             .await
@@ -323,37 +434,21 @@ impl TestApp {
         format!("http://{}", self.addr)
     }
 
-    /// Sets the traffic of `target` (canary) and `target-primary` from now on.
+    /// Sets the traffic of `target` (canary) and `target-primary` in [`NS`] from now on.
     pub fn traffic(&self, target: &str, canary: Profile, primary: Profile) {
-        self.exporter.set_profile(NS, target, canary);
-        self.exporter
-            .set_profile(NS, &format!("{target}-primary"), primary);
+        let exporter = self.exporter();
+        exporter.set_profile(NS, target, canary);
+        exporter.set_profile(NS, &format!("{target}-primary"), primary);
     }
 
     /// Calls a hook like Flagger does; panics only if the server cannot be reached.
     pub async fn call(&self, hook: &str, payload: &Payload) -> HookReply {
-        self.client
-            .call(hook, payload)
-            .await
-            .unwrap_or_else(|e| panic!("calling {hook}: {e}"))
+        self.client.call(hook, payload).await
     }
 
     /// POSTs raw bytes to a hook (for bodies Flagger's client could never produce).
     pub async fn post_raw(&self, hook: &str, body: impl Into<reqwest::Body>) -> HookReply {
-        let response = self
-            .http
-            .post(format!("{}/flagger/{hook}", self.base_url()))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("posting to {hook}: {e}"));
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        HookReply {
-            status,
-            body: body.trim_end().to_owned(),
-        }
+        self.client.post_raw(hook, body).await
     }
 
     /// GETs a path of the server; returns the status and the body.
@@ -370,28 +465,28 @@ impl TestApp {
 
     /// The analysis of `payload`'s revision, if one was opened.
     pub async fn analysis(&self, payload: &Payload) -> Option<Analysis> {
-        let key = verdict::domain::AnalysisKey {
-            namespace: verdict::domain::Namespace::parse(&payload.namespace).ok()?,
-            name: verdict::domain::CanaryName::parse(&payload.name).ok()?,
+        let key = AnalysisKey {
+            namespace: Namespace::parse(&payload.namespace).ok()?,
+            name: CanaryName::parse(&payload.name).ok()?,
             checksum: verdict::domain::Checksum::parse(&payload.checksum).ok()?,
         };
         self.store.find_analysis(&key).await.expect("find_analysis")
     }
 
     /// The looks of an analysis, by `seq`.
-    pub async fn looks(&self, analysis_id: i64) -> Vec<LookRow> {
+    pub async fn looks(&self, analysis_id: AnalysisId) -> Vec<LookRow> {
         self.store.looks(analysis_id).await.expect("looks")
     }
 
     /// The decisions of an analysis, oldest first.
-    pub async fn decisions(&self, analysis_id: i64) -> Vec<DecisionRow> {
+    pub async fn decisions(&self, analysis_id: AnalysisId) -> Vec<DecisionRow> {
         self.store.decisions(analysis_id).await.expect("decisions")
     }
 
     /// Every decision recorded for a canary name in [`NS`], with or without an analysis.
     pub async fn decisions_for(&self, name: &str) -> Vec<DecisionRow> {
         self.store
-            .decisions_for(NS, name)
+            .decisions_for(&canary(NS, name))
             .await
             .expect("decisions_for")
     }
@@ -400,11 +495,17 @@ impl TestApp {
     /// passing test; a failing test leaves its database for inspection.
     pub async fn shutdown(mut self) {
         self.stop_server().await;
-        self.prometheus.stop().await;
-        let url = self.database_url.clone();
-        drop(self);
-        postgres::drop_database(&url).await;
+        if let Sources::Prometheus(scraped) = &mut self.sources {
+            scraped.prometheus.stop().await;
+        }
+        self.db.drop_database().await;
     }
+}
+
+/// A canary from its namespace and name; panics on an invalid name (a test's mistake).
+pub fn canary(namespace: &str, name: &str) -> CanaryRef {
+    CanaryRef::parse(&format!("{namespace}/{name}"))
+        .unwrap_or_else(|e| panic!("{namespace}/{name}: {e}"))
 }
 
 /// A Flagger payload for canary `name` in [`NS`] with the given metadata.

@@ -64,7 +64,9 @@ impl Profile {
 /// Cumulative counters of one arm, as exported.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
+    /// Requests answered.
     pub requests: u64,
+    /// Of which 5xx.
     pub errors: u64,
     /// Non-cumulative count per [`BUCKETS_MS`] boundary, plus one for `+Inf`.
     pub per_bucket: Vec<u64>,

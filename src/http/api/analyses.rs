@@ -5,13 +5,10 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody};
-use super::model::{
-    AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary, DecisionView, LoadRunView,
-    LookView,
-};
+use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
+use super::model::{AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary};
 use super::params;
-use crate::domain::now_millis;
+use crate::domain::AnalysisId;
 use crate::http::AppState;
 use crate::store::{AnalysisFilter, AnalysisStatus};
 
@@ -25,11 +22,10 @@ use crate::store::{AnalysisFilter, AnalysisStatus};
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of analyses", body = AnalysisPage),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        NothingChanged,
     )
 )]
 pub async fn list(
@@ -50,31 +46,21 @@ pub async fn list(
         })
         .transpose()?;
     let limit = params::limit(q.limit)?;
-    let namespace = q
-        .namespace
-        .as_deref()
-        .map(|n| params::namespace(n).map(|n| n.to_string()))
-        .transpose()?;
-    let name = q
-        .name
-        .as_deref()
-        .map(|n| params::name(n).map(|n| n.to_string()))
-        .transpose()?;
     let filter = AnalysisFilter {
-        namespace,
-        name,
+        namespace: q.namespace.as_deref().map(params::namespace).transpose()?,
+        name: q.name.as_deref().map(params::name).transpose()?,
         status,
         since: q
             .since
             .as_deref()
             .map(|s| params::time("since", s))
             .transpose()?,
-        before_id: params::cursor(q.cursor.as_deref())?,
+        before: params::cursor(q.cursor.as_deref())?.map(AnalysisId::new),
         // One more than asked tells whether another page follows.
         limit: limit + 1,
     };
-    let rows = state.analyst.store.list_analyses(&filter).await?;
-    let (rows, next_cursor) = params::page(rows, limit, |a| a.id);
+    let rows = state.analyst.analyses(&filter).await?;
+    let (rows, next_cursor) = params::page(rows, limit, |a| a.id.get());
     Ok(Json(AnalysisPage {
         items: rows.iter().map(AnalysisSummary::from).collect(),
         next_cursor,
@@ -91,12 +77,11 @@ pub async fn list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The analysis and its evidence", body = AnalysisDetail),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Unknown role", body = ErrorBody),
         (status = 404, description = "No such analysis", body = ErrorBody),
         (status = 422, description = "The id is not a number", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        NothingChanged,
     )
 )]
 pub async fn show(
@@ -105,32 +90,6 @@ pub async fn show(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<AnalysisDetail>, ApiError> {
     let Path(id) = id?;
-    let store = &state.analyst.store;
-    let analysis = store
-        .get_analysis(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no analysis {id}")))?;
-    let looks = store.looks(id).await?;
-    let decisions = store.decisions(id).await?;
-    let runs = store
-        .load_runs(analysis.key.namespace.as_str(), analysis.key.name.as_str())
-        .await?;
-    // The canary's runs that overlapped the analysis.
-    let end = analysis.finished_at.unwrap_or_else(now_millis);
-    let load_runs = runs
-        .iter()
-        .filter(|r| {
-            let run_end = r.outcome.as_ref().map_or(i64::MAX, |o| o.ended_at);
-            r.run.started_at <= end && run_end >= analysis.started_at
-        })
-        .map(LoadRunView::from)
-        .collect();
-    Ok(Json(AnalysisDetail {
-        analysis: AnalysisSummary::from(&analysis),
-        settings: serde_json::from_str(&analysis.settings)
-            .unwrap_or(serde_json::Value::String(analysis.settings.clone())),
-        looks: looks.iter().map(LookView::from).collect(),
-        decisions: decisions.iter().map(DecisionView::from).collect(),
-        load_runs,
-    }))
+    let record = state.analyst.analysis(AnalysisId::new(id)).await?;
+    Ok(Json(AnalysisDetail::from(&record)))
 }

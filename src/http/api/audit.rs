@@ -5,9 +5,10 @@ use axum::extract::{Query, State};
 use axum::Json;
 
 use super::caller::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
 use super::model::{AuditEntry, AuditPage, AuditQuery};
 use super::params;
+use crate::domain::AuditId;
 use crate::http::AppState;
 use crate::store::AuditFilter;
 
@@ -21,11 +22,10 @@ use crate::store::AuditFilter;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the audit log", body = AuditPage),
-        (status = 401, description = "No valid token", body = ErrorBody),
+        NoValidToken,
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Invalid filter", body = ErrorBody),
-        (status = 500, description = "The store refused the request; nothing changed", body = ErrorBody),
-        (status = 503, description = "The API is off (no JWT key) or the store is unreachable; nothing changed", body = ErrorBody),
+        NothingChanged,
     )
 )]
 pub async fn list(
@@ -36,10 +36,7 @@ pub async fn list(
     caller.require_admin("read the audit log")?;
     let Query(q) = query?;
     let target = match (q.namespace.as_deref(), q.name.as_deref()) {
-        (Some(ns), Some(name)) => {
-            let (ns, name) = params::canary(ns, name)?;
-            Some(format!("{ns}/{name}"))
-        }
+        (Some(ns), Some(name)) => Some(params::canary(ns, name)?),
         (None, None) => None,
         _ => {
             return Err(ApiError::invalid(
@@ -50,11 +47,11 @@ pub async fn list(
     let limit = params::limit(q.limit)?;
     let filter = AuditFilter {
         target,
-        before_id: params::cursor(q.cursor.as_deref())?,
+        before: params::cursor(q.cursor.as_deref())?.map(AuditId::new),
         limit: limit + 1,
     };
-    let rows = state.analyst.store.audit(&filter).await?;
-    let (rows, next_cursor) = params::page(rows, limit, |r| r.id);
+    let rows = state.analyst.audit_log(&filter).await?;
+    let (rows, next_cursor) = params::page(rows, limit, |r| r.id.get());
     Ok(Json(AuditPage {
         items: rows.iter().map(AuditEntry::from).collect(),
         next_cursor,

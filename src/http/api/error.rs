@@ -5,10 +5,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
+use crate::analysis::ServiceError;
 use crate::auth::AuthError;
-use crate::store::StoreError;
 
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -22,10 +22,32 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The 401 of every endpoint that takes a token, documented once.
+#[derive(Debug, IntoResponses)]
+pub enum NoValidToken {
+    /// No valid token
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+}
+
+/// The 500 and 503 of every endpoint that reads the store (nothing changed in either),
+/// documented once.
+#[derive(Debug, IntoResponses)]
+pub enum NothingChanged {
+    /// The store refused the request; nothing changed
+    #[response(status = 500)]
+    Refused(ErrorBody),
+    /// The API is off (no JWT key) or the store is unreachable; nothing changed
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// An API call that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// What the caller reads.
     pub body: ErrorBody,
 }
 
@@ -85,17 +107,18 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::warn!(error = %e, "API call failed in the store");
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::new(
+            ServiceError::NotFound(message) => Self::not_found(message),
+            ServiceError::Conflict(message) => Self::conflict(message),
+            ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "the store cannot be reached; nothing was changed, try again",
             ),
             // The database's own text stays in the server's log.
-            _ => Self::new(
+            ServiceError::Internal => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the store refused the request; nothing was changed (details in the server log)",

@@ -1,5 +1,10 @@
 //! What the API sends and takes: the JSON shapes of `docs/api.md`, with their OpenAPI
-//! schemas. Store rows are converted here, so the store's types stay free of API concerns.
+//! schemas. The rows the service returns are converted here, so the store's types stay
+//! free of API concerns.
+//!
+//! Doc comments here are the OpenAPI document's descriptions, so a field is documented
+//! only where the document says more than its name; `docs/api.md` describes the rest.
+#![allow(missing_docs)]
 
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
@@ -7,9 +12,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::analysis::gates::GateView;
+use crate::analysis::{AnalysisRecord, CanaryView};
 use crate::domain::Millis;
-use crate::judge::ArmLook;
-use crate::store::{Analysis, AuditRow, DecisionRow, GateState, LoadRunRow, LookRow};
+use crate::store::{Analysis, ArmTally, AuditRow, DecisionRow, GateState, LoadRunRow, LookRow};
 
 /// Unix milliseconds as an RFC 3339 UTC string.
 pub fn rfc3339(ms: Millis) -> String {
@@ -43,7 +48,7 @@ pub struct AnalysisSummary {
 impl From<&Analysis> for AnalysisSummary {
     fn from(a: &Analysis) -> Self {
         Self {
-            id: a.id,
+            id: a.id.get(),
             namespace: a.key.namespace.to_string(),
             name: a.key.name.to_string(),
             checksum: a.key.checksum.to_string(),
@@ -81,23 +86,21 @@ pub struct AnalysisQuery {
 }
 
 /// Both arms' counts over one look's window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArmCounts {
     pub requests: u64,
     pub errors: u64,
-    /// Requests slower than the analysis' latency boundary.
-    pub slow: u64,
-    /// Requests slower than the SLO latency (0 without an SLO).
-    pub slo_slow: u64,
+    /// Requests slower than each latency edge of the analysis' plan
+    /// (`settings.plan.edges`, seconds, same order).
+    pub slower: Vec<u64>,
 }
 
-impl From<ArmLook> for ArmCounts {
-    fn from(a: ArmLook) -> Self {
+impl From<&ArmTally> for ArmCounts {
+    fn from(a: &ArmTally) -> Self {
         Self {
             requests: a.requests,
             errors: a.errors,
-            slow: a.slow,
-            slo_slow: a.slo_slow,
+            slower: a.slower.clone(),
         }
     }
 }
@@ -125,8 +128,8 @@ impl From<&LookRow> for LookView {
             seq: r.look.seq,
             window_start: rfc3339(r.look.window_start),
             window_end: rfc3339(r.look.window_end),
-            canary: r.look.canary.into(),
-            primary: r.look.primary.into(),
+            canary: (&r.look.canary).into(),
+            primary: (&r.look.primary).into(),
             verdict: r.look.verdict.clone(),
             reason: r.look.reason.clone(),
             evidence: json(&r.look.evidence),
@@ -156,7 +159,7 @@ impl From<&DecisionRow> for DecisionView {
     fn from(r: &DecisionRow) -> Self {
         let d = &r.decision;
         Self {
-            id: r.id,
+            id: r.id.get(),
             hook: d.hook.clone(),
             verdict: d.verdict.clone(),
             status_code: d.status_code,
@@ -195,7 +198,7 @@ impl From<&LoadRunRow> for LoadRunView {
     fn from(r: &LoadRunRow) -> Self {
         let o = r.outcome.as_ref();
         Self {
-            id: r.id,
+            id: r.id.get(),
             run_id: r.run.run_id.clone(),
             spec: json(&r.run.spec),
             started_at: rfc3339(r.run.started_at),
@@ -220,6 +223,23 @@ pub struct AnalysisDetail {
     pub decisions: Vec<DecisionView>,
     /// Load runs of the canary during the analysis.
     pub load_runs: Vec<LoadRunView>,
+}
+
+impl From<&AnalysisRecord> for AnalysisDetail {
+    fn from(r: &AnalysisRecord) -> Self {
+        let settings = match &r.analysis.settings {
+            Ok(settings) => serde_json::to_value(settings).unwrap_or(Value::Null),
+            // Settings this verdict cannot read are shown as they are stored.
+            Err(unreadable) => json(&unreadable.json),
+        };
+        Self {
+            analysis: AnalysisSummary::from(&r.analysis),
+            settings,
+            looks: r.looks.iter().map(LookView::from).collect(),
+            decisions: r.decisions.iter().map(DecisionView::from).collect(),
+            load_runs: r.load_runs.iter().map(LoadRunView::from).collect(),
+        }
+    }
 }
 
 /// Whether a gate lets its hook pass.
@@ -297,6 +317,20 @@ pub struct CanaryState {
     pub gates: Gates,
 }
 
+impl From<&CanaryView> for CanaryState {
+    fn from(v: &CanaryView) -> Self {
+        Self {
+            namespace: v.canary.namespace.to_string(),
+            name: v.canary.name.to_string(),
+            latest_analysis: v.latest.as_ref().map(AnalysisSummary::from),
+            gates: Gates {
+                rollout: GateOut::from(&v.rollout),
+                promotion: GateOut::from(&v.promotion),
+            },
+        }
+    }
+}
+
 /// Body of `PUT …/gates/{gate}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -339,11 +373,11 @@ impl From<&AuditRow> for AuditEntry {
     fn from(r: &AuditRow) -> Self {
         let a = &r.audit;
         Self {
-            id: r.id,
+            id: r.id.get(),
             actor: a.actor.clone(),
             role: a.role.clone(),
             action: a.action.clone(),
-            target: a.target.clone(),
+            target: a.target.to_string(),
             reason: a.reason.clone(),
             at: rfc3339(a.at),
         }

@@ -4,10 +4,11 @@
 use chrono::DateTime;
 
 use super::error::ApiError;
-use crate::domain::{CanaryName, Millis, Namespace};
+use crate::domain::{CanaryName, CanaryRef, Millis, Namespace};
 
-/// The default and largest page size.
+/// The page size when the caller asks for none.
 pub const DEFAULT_LIMIT: i64 = 50;
+/// The largest page size.
 pub const MAX_LIMIT: i64 = 200;
 
 /// The longest reason kept (it ends up in Kubernetes events through Flagger).
@@ -24,8 +25,11 @@ pub fn name(name: &str) -> Result<CanaryName, ApiError> {
 }
 
 /// A canary's namespace and name from the path, as Kubernetes names.
-pub fn canary(namespace_: &str, name_: &str) -> Result<(Namespace, CanaryName), ApiError> {
-    Ok((namespace(namespace_)?, name(name_)?))
+pub fn canary(namespace_: &str, name_: &str) -> Result<CanaryRef, ApiError> {
+    Ok(CanaryRef {
+        namespace: namespace(namespace_)?,
+        name: name(name_)?,
+    })
 }
 
 /// A reason: 1–500 characters after trimming, one line.

@@ -14,6 +14,9 @@ use rand_distr::{Binomial, Distribution, Poisson, StandardNormal};
 
 use crate::judge::latency::Bucket;
 
+/// z of the primary's p80, the pivot of latency noise and warm-up.
+const PIVOT_Z: f64 = 0.841_621_233_572_914_3;
+
 /// Prometheus client libraries' default histogram buckets (seconds); `+Inf` is implied.
 pub const PROMETHEUS_DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -81,6 +84,11 @@ pub struct Workload {
     /// independently per arm, to the request rate and to the error probability
     /// (0 = Poisson/binomial counts only). Models bursty, overdispersed traffic.
     pub noise_sd: f64,
+    /// Standard deviation of a log-normal per-interval factor (mean 1) applied,
+    /// independently per arm, to the share of requests slower than the primary's p80
+    /// latency — and so to the share above every boundary at or above it (0 = none).
+    /// Models looks whose latency tail swells and shrinks (GC, noisy neighbours).
+    pub latency_noise_sd: f64,
     /// The primary's error probability per request.
     pub base_error_rate: f64,
     /// The primary's latency distribution.
@@ -97,6 +105,7 @@ impl Workload {
             total_rps: 50.0,
             pattern: TrafficPattern::Steady,
             noise_sd: 0.0,
+            latency_noise_sd: 0.0,
             base_error_rate: 0.005,
             latency: LatencyModel {
                 median_s: 0.050,
@@ -144,11 +153,13 @@ impl Workload {
                 return Err(invalid("period", "must be a positive number of seconds"));
             }
         }
-        if !(self.noise_sd.is_finite() && (0.0..=3.0).contains(&self.noise_sd)) {
-            return Err(invalid(
-                "noise_sd",
-                format!("must be in [0, 3], got {}", self.noise_sd),
-            ));
+        for (field, sd) in [
+            ("noise_sd", self.noise_sd),
+            ("latency_noise_sd", self.latency_noise_sd),
+        ] {
+            if !(sd.is_finite() && (0.0..=3.0).contains(&sd)) {
+                return Err(invalid(field, format!("must be in [0, 3], got {sd}")));
+            }
         }
         check_probability("base_error_rate", self.base_error_rate)?;
         check_latency(&self.latency)?;
@@ -191,6 +202,25 @@ fn check_latency(latency: &LatencyModel) -> Result<(), InvalidSimulation> {
     Ok(())
 }
 
+/// A canary that is slower below some latency and unchanged above it: every request
+/// faster than `up_to_s` takes `factor`× as long, but at most `up_to_s`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BodyShift {
+    /// How many times slower the affected requests are (> 1).
+    pub factor: f64,
+    /// Latency (seconds) above which nothing changes.
+    pub up_to_s: f64,
+}
+
+/// A canary whose slow share is multiplied for its first seconds (JIT, cold caches).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warmup {
+    /// Simulated seconds after the start during which the canary is slower.
+    pub until_s: f64,
+    /// Factor on the canary's share of requests slower than the primary's p80.
+    pub slow_factor: f64,
+}
+
 /// How the canary differs from the primary.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CanaryEffect {
@@ -198,8 +228,17 @@ pub struct CanaryEffect {
     pub error_ratio: f64,
     /// Multiplies every canary request's latency (1 = unchanged).
     pub latency_shift: f64,
+    /// With `latency_shift`: the quantile of the primary's latency the shift leaves in
+    /// place (the log-normal's σ is adjusted), e.g. 0.99 for "median ×1.3, p99 unchanged".
+    pub shift_pivot_quantile: Option<f64>,
     /// Optional tail-only regression on top of the shift.
     pub tail: Option<TailRegression>,
+    /// Optional regression confined below a latency.
+    pub body: Option<BodyShift>,
+    /// Optional slower start.
+    pub warmup: Option<Warmup>,
+    /// Multiplies the canary's share of traffic (1 = its weight; 0 = it gets nothing).
+    pub traffic_share: f64,
 }
 
 impl CanaryEffect {
@@ -208,7 +247,11 @@ impl CanaryEffect {
         Self {
             error_ratio: 1.0,
             latency_shift: 1.0,
+            shift_pivot_quantile: None,
             tail: None,
+            body: None,
+            warmup: None,
+            traffic_share: 1.0,
         }
     }
 
@@ -233,6 +276,38 @@ impl CanaryEffect {
                     format!("must be > 0, got {}", tail.factor),
                 ));
             }
+        }
+        if let Some(q) = self.shift_pivot_quantile {
+            if !(q > 0.5 && q < 1.0) {
+                return Err(invalid(
+                    "shift pivot",
+                    format!("must be in (0.5, 1), got {q}"),
+                ));
+            }
+        }
+        if let Some(b) = self.body {
+            if !(b.factor.is_finite()
+                && b.factor >= 1.0
+                && b.up_to_s.is_finite()
+                && b.up_to_s > 0.0)
+            {
+                return Err(invalid("body shift", "factor ≥ 1 and a positive latency"));
+            }
+        }
+        if let Some(w) = self.warmup {
+            if !(w.until_s.is_finite()
+                && w.until_s >= 0.0
+                && w.slow_factor.is_finite()
+                && w.slow_factor > 0.0)
+            {
+                return Err(invalid("warmup", "a duration ≥ 0 and a factor > 0"));
+            }
+        }
+        if !(self.traffic_share.is_finite() && (0.0..=1.0).contains(&self.traffic_share)) {
+            return Err(invalid(
+                "traffic_share",
+                format!("must be in [0, 1], got {}", self.traffic_share),
+            ));
         }
         Ok(())
     }
@@ -326,6 +401,10 @@ pub struct Interval {
 #[derive(Debug, Clone)]
 struct ArmModel {
     error_p: f64,
+    /// P(latency ≤ bound) per finite bound.
+    cdf: Vec<f64>,
+    /// P(latency ≤ the primary's p80): the pivot of latency noise and warm-up.
+    cdf_pivot: f64,
     /// Probability of each bucket alone (`bounds.len() + 1` entries, summing to 1).
     bucket_p: Vec<f64>,
 }
@@ -339,17 +418,49 @@ fn lognormal_cdf(b: f64, median: f64, sigma: f64) -> f64 {
     normal_cdf((b / median).ln() / sigma)
 }
 
+/// Bucket probabilities from a cdf at the bounds.
+fn bucket_probabilities(cdf: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut bucket_p = Vec::new();
+    let mut below = 0.0;
+    for c in cdf {
+        bucket_p.push((c - below).max(0.0));
+        below = c.max(below);
+    }
+    bucket_p.push((1.0 - below).max(0.0));
+    bucket_p
+}
+
 impl ArmModel {
-    fn new(error_p: f64, bounds: &[f64], cdf: impl Fn(f64) -> f64) -> Self {
-        let mut bucket_p = Vec::with_capacity(bounds.len() + 1);
-        let mut below = 0.0;
-        for b in bounds {
-            let c = cdf(*b);
-            bucket_p.push((c - below).max(0.0));
-            below = c;
+    fn new(error_p: f64, bounds: &[f64], pivot: f64, cdf: impl Fn(f64) -> f64) -> Self {
+        let cdf_at: Vec<f64> = bounds.iter().map(|b| cdf(*b)).collect();
+        Self {
+            error_p,
+            bucket_p: bucket_probabilities(cdf_at.iter().copied()),
+            cdf: cdf_at,
+            cdf_pivot: cdf(pivot),
         }
-        bucket_p.push((1.0 - below).max(0.0));
-        Self { error_p, bucket_p }
+    }
+
+    /// Bucket probabilities with the share slower than the pivot multiplied by `factor`
+    /// (capped so it stays a probability); the share below the pivot shrinks to match.
+    fn scaled_buckets(&self, factor: f64) -> std::borrow::Cow<'_, [f64]> {
+        let above_pivot = 1.0 - self.cdf_pivot;
+        if factor == 1.0 || above_pivot <= 0.0 {
+            return std::borrow::Cow::Borrowed(&self.bucket_p);
+        }
+        let f = factor.min(1.0 / above_pivot);
+        let below_scale = if self.cdf_pivot > 0.0 {
+            (1.0 - f * above_pivot) / self.cdf_pivot
+        } else {
+            1.0
+        };
+        std::borrow::Cow::Owned(bucket_probabilities(self.cdf.iter().map(|&c| {
+            if c >= self.cdf_pivot {
+                1.0 - f * (1.0 - c)
+            } else {
+                c * below_scale
+            }
+        })))
     }
 
     /// P(latency > `boundary`), exact when `boundary` is one of the bucket bounds.
@@ -384,16 +495,41 @@ impl Simulator {
         workload.validate()?;
         effect.validate()?;
         let lat = workload.latency;
-        let primary = ArmModel::new(workload.base_error_rate, &workload.bucket_bounds, |b| {
-            lognormal_cdf(b, lat.median_s, lat.sigma)
-        });
+        // The primary's p80: latency noise and warm-up scale the share above it (20 %), so
+        // a factor up to 5 keeps it a probability.
+        let pivot = lat.median_s * (lat.sigma * PIVOT_Z).exp();
+        let primary = ArmModel::new(
+            workload.base_error_rate,
+            &workload.bucket_bounds,
+            pivot,
+            |b| lognormal_cdf(b, lat.median_s, lat.sigma),
+        );
         let shifted = lat.median_s * effect.latency_shift;
+        // "Median ×k, quantile q unchanged": σ' keeps the q-quantile where it was.
+        let sigma = match effect.shift_pivot_quantile {
+            Some(q) => {
+                let z = statrs::distribution::ContinuousCDF::inverse_cdf(
+                    &statrs::distribution::Normal::standard(),
+                    q,
+                );
+                let kept = lat.median_s * (lat.sigma * z).exp();
+                ((kept / shifted).ln() / z).max(1e-3)
+            }
+            None => lat.sigma,
+        };
         let (tail_fraction, tail_factor) =
             effect.tail.map_or((0.0, 1.0), |t| (t.fraction, t.factor));
+        let body = effect.body;
         let canary_error = (workload.base_error_rate * effect.error_ratio).min(1.0);
-        let canary = ArmModel::new(canary_error, &workload.bucket_bounds, |b| {
-            (1.0 - tail_fraction) * lognormal_cdf(b, shifted, lat.sigma)
-                + tail_fraction * lognormal_cdf(b, shifted * tail_factor, lat.sigma)
+        let canary = ArmModel::new(canary_error, &workload.bucket_bounds, pivot, |b| {
+            // Below the body's limit a request is slower by the body factor, so it is at
+            // most b when it used to be at most b / factor; above it nothing changes.
+            let at = match body {
+                Some(s) if b < s.up_to_s => b / s.factor,
+                _ => b,
+            };
+            (1.0 - tail_fraction) * lognormal_cdf(at, shifted, sigma)
+                + tail_fraction * lognormal_cdf(at, shifted * tail_factor, sigma)
         });
         Ok(Self {
             workload,
@@ -436,17 +572,27 @@ impl Simulator {
         let dt = dt_s.max(0.0);
         // The rate at the interval's midpoint: intervals are short against the diurnal period.
         let total = self.workload.rate_at(t_s + dt / 2.0) * dt;
+        let warm = match self.effect.warmup {
+            Some(w) if t_s + dt / 2.0 < w.until_s => w.slow_factor,
+            _ => 1.0,
+        };
+        let noise = Noise {
+            counts_sd: self.workload.noise_sd,
+            latency_sd: self.workload.latency_noise_sd,
+        };
         let canary = draw_arm(
             &mut self.rng,
             &self.canary,
-            total * weight,
-            self.workload.noise_sd,
+            total * weight * self.effect.traffic_share,
+            noise,
+            warm,
         );
         let primary = draw_arm(
             &mut self.rng,
             &self.primary,
             total * (1.0 - weight),
-            self.workload.noise_sd,
+            noise,
+            1.0,
         );
         Interval { canary, primary }
     }
@@ -485,18 +631,35 @@ fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
     Binomial::new(n, p).map_or(0, |d| d.sample(rng))
 }
 
-fn draw_arm(rng: &mut StdRng, model: &ArmModel, mean_requests: f64, noise_sd: f64) -> ArmIncrement {
-    let rate_noise = noise_factor(rng, noise_sd);
-    let error_noise = noise_factor(rng, noise_sd);
+/// Per-interval noise of one draw.
+#[derive(Debug, Clone, Copy)]
+struct Noise {
+    /// On the request rate and the error probability.
+    counts_sd: f64,
+    /// On the share of requests slower than the pivot.
+    latency_sd: f64,
+}
+
+fn draw_arm(
+    rng: &mut StdRng,
+    model: &ArmModel,
+    mean_requests: f64,
+    noise: Noise,
+    slow_factor: f64,
+) -> ArmIncrement {
+    let rate_noise = noise_factor(rng, noise.counts_sd);
+    let error_noise = noise_factor(rng, noise.counts_sd);
     let requests = poisson(rng, mean_requests * rate_noise);
     let errors = binomial(rng, requests, (model.error_p * error_noise).min(1.0));
+    let latency_factor = noise_factor(rng, noise.latency_sd) * slow_factor;
+    let bucket_p = model.scaled_buckets(latency_factor);
     // Multinomial by sequential binomials: each bucket takes its conditional share of
     // the requests not yet placed.
-    let mut buckets = Vec::with_capacity(model.bucket_p.len());
+    let mut buckets = Vec::with_capacity(bucket_p.len());
     let mut left = requests;
     let mut mass = 1.0;
-    let last = model.bucket_p.len() - 1;
-    for (i, p) in model.bucket_p.iter().enumerate() {
+    let last = bucket_p.len() - 1;
+    for (i, p) in bucket_p.iter().enumerate() {
         let here = if i == last || mass <= 0.0 {
             left
         } else {
@@ -623,6 +786,7 @@ mod tests {
                 fraction: 0.05,
                 factor: 4.0,
             }),
+            ..CanaryEffect::none()
         };
         let mut sim =
             Simulator::new(Workload::reference(), effect, 11).unwrap_or_else(|e| panic!("{e}"));

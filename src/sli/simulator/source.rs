@@ -293,14 +293,15 @@ impl SliSource for SimulatedSli {
     }
 
     /// An independent, seeded draw of the primary serving all traffic (as before a
-    /// canary starts) over `lookback` scaled to simulated time; the same
-    /// `(end, lookback)` always gives the same buckets.
-    async fn primary_lookback(
+    /// canary starts) over `lookback` scaled to simulated time, in `step` intervals; the
+    /// same `(end, lookback, step)` always gives the same counts.
+    async fn primary_history(
         &self,
         target: &SliTarget,
         end: Millis,
         lookback: Duration,
-    ) -> Result<ArmCounts, SliError> {
+        step: Duration,
+    ) -> Result<Vec<ArmCounts>, SliError> {
         let services = self.lock();
         let state = services
             .get(&(target.namespace.clone(), target.target.clone()))
@@ -311,21 +312,28 @@ impl SliSource for SimulatedSli {
                     target.namespace, target.target
                 ),
             })?;
+        if step.is_zero() || lookback < step {
+            return Err(SliError::Query(format!(
+                "the history step ({step:?}) must be positive and at most the look-back ({lookback:?})"
+            )));
+        }
         let seed = mix_seed(
             mix_seed(state.seed, end as u64),
             lookback.as_millis() as u64,
         );
         let mut sim = Simulator::new(state.sim.workload().clone(), CanaryEffect::none(), seed)
             .map_err(|e| SliError::Query(e.to_string()))?;
-        let span_s = lookback.as_secs_f64() * self.config.time_scale;
-        let start_s = (end.saturating_sub(self.config.origin)) as f64 / 1000.0
-            * self.config.time_scale
-            - span_s;
-        let drawn = sim.interval(start_s, span_s, 0.0);
-        Ok(arm_counts(
-            &drawn.primary,
-            &state.sim.workload().bucket_bounds,
-        ))
+        let step_s = step.as_secs_f64() * self.config.time_scale;
+        let intervals = (lookback.as_secs_f64() / step.as_secs_f64()).floor() as u64;
+        let end_s =
+            (end.saturating_sub(self.config.origin)) as f64 / 1000.0 * self.config.time_scale;
+        let bounds = &state.sim.workload().bucket_bounds;
+        Ok((0..intervals)
+            .map(|i| {
+                let start_s = end_s - (intervals - i) as f64 * step_s;
+                arm_counts(&sim.interval(start_s, step_s, 0.0).primary, bounds)
+            })
+            .collect())
     }
 
     async fn ready(&self) -> Result<(), SliError> {
@@ -445,13 +453,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lookback_is_reproducible_and_unknown_services_have_no_data() {
+    async fn history_is_reproducible_and_unknown_services_have_no_data() {
         let (sli, target) = demo_source(6);
-        let hour = Duration::from_secs(60);
-        let one = sli.primary_lookback(&target, 1_100_000, hour).await.ok();
-        let two = sli.primary_lookback(&target, 1_100_000, hour).await.ok();
-        assert!(one.is_some());
+        let (minute, second) = (Duration::from_secs(60), Duration::from_secs(1));
+        let one = sli
+            .primary_history(&target, 1_100_000, minute, second)
+            .await
+            .ok();
+        let two = sli
+            .primary_history(&target, 1_100_000, minute, second)
+            .await
+            .ok();
+        assert_eq!(one.as_ref().map(Vec::len), Some(60));
         assert_eq!(one, two);
+        assert!(one
+            .iter()
+            .flatten()
+            .all(|c| c.requests > 0.0 && !c.buckets.is_empty()));
+        assert!(matches!(
+            sli.primary_history(&target, 1_100_000, second, minute)
+                .await,
+            Err(SliError::Query(_))
+        ));
         let other = SliTarget {
             target: CanaryName::parse("other").unwrap_or_else(|e| panic!("{e}")),
             ..target.clone()

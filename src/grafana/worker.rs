@@ -1,9 +1,4 @@
-//! Grafana annotations: what each one says, and the worker that delivers the outbox.
-//!
-//! Annotations are written to the outbox in the same transaction as the decision they
-//! describe (see [`crate::store::NewDecision::annotations`]); this worker sends them to
-//! Grafana's `POST /api/annotations` later. A Grafana outage therefore delays
-//! annotations but never a webhook answer, and loses nothing.
+//! The worker that delivers the outbox to Grafana's `POST /api/annotations`.
 //!
 //! Delivery is at most once per row in every case but one: a row is claimed under a
 //! lease (a conditional UPDATE, so two replicas never send the same row), marked
@@ -17,126 +12,25 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::annotation::{annotation, Annotation};
 use crate::config::GrafanaSettings;
-use crate::domain::{now_millis, AnalysisKey, Millis};
-use crate::store::{NewAnnotation, OutboxRow, Store};
+use crate::domain::{now_millis, Millis};
+use crate::store::{OutboxEntry, OutboxRow, Store};
 use crate::telemetry::Metrics;
 
-/// The tag every verdict annotation carries.
-pub const TAG: &str = "verdict";
-
-/// What an annotation marks; its tag is the outcome tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// An analysis was opened (pre-rollout or the first rollout call).
-    Started,
-    /// The analysis established a regression (the rollout hook's first 422).
-    Regression,
-    /// confirm-promotion answered 200.
-    Promoted,
-    /// The rollback hook answered 200, or Flagger ended the rollout Failed.
-    RolledBack,
-    /// Flagger ended the rollout Succeeded.
-    Succeeded,
-    /// A release manager opened a gate.
-    GateOpened,
-    /// A release manager held a gate.
-    GateHeld,
-    /// A release manager asked for a rollback.
-    RollbackRequested,
-}
-
-impl Outcome {
-    /// The outcome tag.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Outcome::Started => "started",
-            Outcome::Regression => "regression",
-            Outcome::Promoted => "promoted",
-            Outcome::RolledBack => "rolled-back",
-            Outcome::Succeeded => "succeeded",
-            Outcome::GateOpened => "gate-opened",
-            Outcome::GateHeld => "gate-held",
-            Outcome::RollbackRequested => "rollback-requested",
-        }
-    }
-}
-
-fn tags(namespace: &str, name: &str, outcome: Outcome) -> Vec<String> {
-    vec![
-        TAG.to_owned(),
-        format!("{namespace}/{name}"),
-        outcome.tag().to_owned(),
-    ]
-}
-
-/// The annotation of an analysis milestone. Each milestone is annotated once per
-/// analysis (the dedup key `analysis/<id>/<outcome>`); both "rolled back" paths share one.
-pub fn milestone(
-    outcome: Outcome,
-    key: &AnalysisKey,
-    analysis_id: i64,
-    detail: &str,
-    time: Millis,
-    time_end: Option<Millis>,
-) -> NewAnnotation {
-    let canary = format!("{}/{}", key.namespace, key.name);
-    let text = match outcome {
-        Outcome::Started => format!("verdict: analysis {analysis_id} of {canary} started"),
-        Outcome::Regression => format!("verdict: regression in {canary}"),
-        Outcome::Promoted => format!("verdict: promotion of {canary} confirmed"),
-        Outcome::RolledBack => format!("verdict: {canary} rolled back"),
-        Outcome::Succeeded => format!("verdict: rollout of {canary} succeeded"),
-        Outcome::GateOpened | Outcome::GateHeld | Outcome::RollbackRequested => {
-            format!("verdict: {} on {canary}", outcome.tag())
-        }
-    };
-    let text = if detail.is_empty() {
-        format!("{text} (revision {})", key.checksum)
-    } else {
-        format!("{text} (revision {}): {detail}", key.checksum)
-    };
-    NewAnnotation {
-        time,
-        time_end,
-        tags: tags(key.namespace.as_str(), key.name.as_str(), outcome),
-        text,
-        dedup_key: Some(format!("analysis/{analysis_id}/{}", outcome.tag())),
-    }
-}
-
-/// The annotation of a manual action by a release manager (gate opened or held,
-/// rollback requested). Never deduplicated: every action is shown. The API writes it
-/// with its audit row, through [`Store::enqueue_annotation`] or inside the audit
-/// transaction.
-pub fn manual_action(
-    outcome: Outcome,
-    namespace: &str,
-    name: &str,
-    actor: &str,
-    reason: &str,
-    time: Millis,
-) -> NewAnnotation {
-    NewAnnotation {
-        time,
-        time_end: None,
-        tags: tags(namespace, name, outcome),
-        text: format!(
-            "verdict: {} on {namespace}/{name} by {actor}: {reason}",
-            outcome.tag()
-        ),
-        dedup_key: None,
-    }
-}
+/// The outbox kind of rows written by verdict before the outbox held milestones: the
+/// annotation itself as the payload. Delivered as they are.
+const EARLIER_ANNOTATION: &str = "grafana_annotation";
 
 /// The body Grafana's `POST /api/annotations` takes.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AnnotationBody<'a> {
+struct AnnotationBody<'a, A: Serialize> {
     #[serde(flatten)]
-    annotation: &'a NewAnnotation,
+    annotation: &'a A,
     #[serde(rename = "dashboardUID", skip_serializing_if = "Option::is_none")]
     dashboard_uid: Option<&'a str>,
 }
@@ -154,33 +48,32 @@ enum DeliveryError {
     Transport(String),
     #[error("grafana answered {status}: {body}")]
     Status { status: u16, body: String },
+    #[error("outbox rows of kind {0:?} are not annotations")]
+    NotAnAnnotation(String),
 }
 
 /// Delivers the outbox to Grafana until cancelled.
+#[derive(Debug)]
 pub struct Worker {
-    store: Arc<dyn Store>,
+    store: Store,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     endpoint: String,
+    /// Shown as `[REDACTED]` by `Debug`.
     token: SecretString,
     settings: GrafanaSettings,
-}
-
-impl std::fmt::Debug for Worker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why a worker could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// Annotations are off.
     #[error("configuration key `grafana.url` is not set")]
     Disabled,
+    /// Grafana needs a service-account token.
     #[error("configuration key `grafana.token` is not set")]
     NoToken,
+    /// The HTTP client could not be built.
     #[error("building the Grafana HTTP client: {0}")]
     Client(String),
 }
@@ -189,7 +82,7 @@ impl Worker {
     /// A worker for the configured Grafana; [`WorkerError::Disabled`] without a URL.
     pub fn new(
         settings: &GrafanaSettings,
-        store: Arc<dyn Store>,
+        store: Store,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WorkerError> {
         let url = settings.url.as_deref().ok_or(WorkerError::Disabled)?;
@@ -218,7 +111,7 @@ impl Worker {
         while !stop.is_cancelled() {
             self.refresh_backlog().await;
             let now = now_millis();
-            let claimed = match self.store.claim_annotations(now, now + lease, batch).await {
+            let claimed = match self.store.claim_outbox(now, now + lease, batch).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim annotations");
@@ -257,17 +150,31 @@ impl Worker {
         }
     }
 
-    /// Sends one annotation; Grafana's id on success.
+    /// Sends one row's annotation; Grafana's id on success.
     async fn send(&self, row: &OutboxRow) -> Result<Option<String>, DeliveryError> {
-        let body = AnnotationBody {
-            annotation: &row.annotation,
-            dashboard_uid: self.settings.dashboard_uid.as_deref(),
-        };
-        let response = self
+        let dashboard_uid = self.settings.dashboard_uid.as_deref();
+        let request = self
             .http
             .post(&self.endpoint)
-            .bearer_auth(self.token.expose_secret())
-            .json(&body)
+            .bearer_auth(self.token.expose_secret());
+        let request = match &row.entry {
+            OutboxEntry::Milestone(milestone) => request.json(&AnnotationBody::<Annotation> {
+                annotation: &annotation(milestone),
+                dashboard_uid,
+            }),
+            OutboxEntry::Other { kind, payload } if kind == EARLIER_ANNOTATION => {
+                let earlier: Value = serde_json::from_str(payload)
+                    .map_err(|_| DeliveryError::NotAnAnnotation(kind.clone()))?;
+                request.json(&AnnotationBody {
+                    annotation: &earlier,
+                    dashboard_uid,
+                })
+            }
+            OutboxEntry::Other { kind, .. } => {
+                return Err(DeliveryError::NotAnAnnotation(kind.clone()))
+            }
+        };
+        let response = request
             .send()
             .await
             .map_err(|e| DeliveryError::Transport(e.to_string()))?;
@@ -297,30 +204,30 @@ impl Worker {
             Ok(external_id) => {
                 self.metrics.annotation_delivery("delivered");
                 if external_id.is_none() {
-                    tracing::warn!(row = row.id, "grafana accepted an annotation without an id");
+                    tracing::warn!(row = %row.id, "grafana accepted an annotation without an id");
                 }
                 if let Err(e) = self
                     .store
-                    .annotation_delivered(row.id, external_id.as_deref(), now_millis())
+                    .outbox_delivered(row.id, external_id.as_deref(), now_millis())
                     .await
                 {
                     // The lease keeps other workers off it until it expires; then it is
                     // sent again (a duplicate) — better than losing it.
-                    tracing::warn!(row = row.id, error = %e, "could not mark an annotation delivered");
+                    tracing::warn!(row = %row.id, error = %e, "could not mark an annotation delivered");
                 }
             }
             Err(e) => {
                 self.metrics.annotation_delivery("failed");
                 let delay = retry_delay(&self.settings, row.attempts);
-                tracing::warn!(row = row.id, attempts = row.attempts, retry_in = ?delay, error = %e,
+                tracing::warn!(row = %row.id, attempts = row.attempts, retry_in = ?delay, error = %e,
                     "annotation not delivered");
                 let retry_at = now_millis() + millis(delay);
                 if let Err(e) = self
                     .store
-                    .annotation_failed(row.id, &e.to_string(), retry_at)
+                    .outbox_failed(row.id, &e.to_string(), retry_at)
                     .await
                 {
-                    tracing::warn!(row = row.id, error = %e, "could not reschedule an annotation");
+                    tracing::warn!(row = %row.id, error = %e, "could not reschedule an annotation");
                 }
             }
         }
@@ -328,12 +235,8 @@ impl Worker {
 
     async fn release(&self, row: &OutboxRow) {
         let note = "not sent: verdict was stopping";
-        if let Err(e) = self
-            .store
-            .annotation_failed(row.id, note, now_millis())
-            .await
-        {
-            tracing::warn!(row = row.id, error = %e, "could not release an annotation");
+        if let Err(e) = self.store.outbox_failed(row.id, note, now_millis()).await {
+            tracing::warn!(row = %row.id, error = %e, "could not release an annotation");
         }
     }
 }
@@ -360,15 +263,8 @@ fn millis(d: Duration) -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CanaryName, Checksum, Namespace};
-
-    fn key() -> AnalysisKey {
-        AnalysisKey {
-            namespace: Namespace::parse("test").expect("namespace"),
-            name: CanaryName::parse("podinfo").expect("name"),
-            checksum: Checksum::parse("85d557f47b").expect("checksum"),
-        }
-    }
+    use crate::domain::CanaryRef;
+    use crate::store::{Milestone, MilestoneKind};
 
     #[test]
     fn retry_delays_grow_and_stay_within_jittered_bounds() {
@@ -399,43 +295,34 @@ mod tests {
     }
 
     #[test]
-    fn milestones_carry_the_tags_and_a_per_analysis_key() {
-        let a = milestone(
-            Outcome::Regression,
-            &key(),
-            7,
-            "error ratio above 1.1",
-            1_000,
-            None,
-        );
-        assert_eq!(a.tags, ["verdict", "test/podinfo", "regression"]);
-        assert_eq!(a.dedup_key.as_deref(), Some("analysis/7/regression"));
-        assert!(a.text.contains("error ratio above 1.1"), "{}", a.text);
-        assert!(a.text.contains("85d557f47b"), "{}", a.text);
-        let m = manual_action(Outcome::GateHeld, "test", "podinfo", "alice", "freeze", 5);
-        assert_eq!(m.dedup_key, None);
-        assert_eq!(m.tags, ["verdict", "test/podinfo", "gate-held"]);
-    }
-
-    #[test]
     fn the_body_is_grafanas_shape() {
-        let a = milestone(Outcome::Succeeded, &key(), 7, "", 1_000, Some(2_000));
+        let m = Milestone {
+            kind: MilestoneKind::GateHeld,
+            canary: CanaryRef::parse("test/podinfo").expect("canary"),
+            analysis: None,
+            actor: Some("alice".into()),
+            detail: "freeze".into(),
+            time: 1_000,
+            since: None,
+        };
         let body = AnnotationBody {
-            annotation: &a,
+            annotation: &annotation(&m),
             dashboard_uid: Some("verdict-canary"),
         };
         let json = serde_json::to_value(&body).expect("json");
         assert_eq!(json["time"], 1_000);
-        assert_eq!(json["timeEnd"], 2_000);
         assert_eq!(json["dashboardUID"], "verdict-canary");
-        assert_eq!(json["tags"][2], "succeeded");
-        assert!(json.get("dedupKey").is_none() && json.get("dedup_key").is_none());
-        let point = milestone(Outcome::Started, &key(), 7, "", 1_000, None);
+        assert_eq!(json["tags"][2], "gate-held");
+        assert!(json.get("timeEnd").is_none());
+        let earlier: Value = serde_json::json!({"time": 5, "tags": ["verdict"], "text": "t"});
         let json = serde_json::to_value(AnnotationBody {
-            annotation: &point,
+            annotation: &earlier,
             dashboard_uid: None,
         })
         .expect("json");
-        assert!(json.get("timeEnd").is_none() && json.get("dashboardUID").is_none());
+        assert_eq!(
+            json, earlier,
+            "an earlier verdict's row is sent as it was stored"
+        );
     }
 }

@@ -1,9 +1,72 @@
-//! A real Postgres for integration tests: one fresh database per test.
+//! A fresh database per test: Postgres (a new database on a real server) or SQLite (a
+//! file in a temporary directory).
 //!
-//! The server is the local one (user `postgres`, trust auth) unless `VERDICT_TEST_PG`
-//! names another base URL. If it is not running, `pg_ctlcluster 15 main start` starts it.
+//! The Postgres server is the local one (user `postgres`, trust auth) unless
+//! `VERDICT_TEST_PG` names another base URL. If it is not running,
+//! `pg_ctlcluster 15 main start` starts it.
 
 use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+use verdict::store::Store;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh database on the test Postgres server (production's store).
+    Postgres,
+    /// A fresh SQLite file (the embedded default).
+    Sqlite,
+}
+
+/// A fresh, empty database; [`TestDb::drop_database`] removes a Postgres one.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The URL verdict connects with.
+    pub url: String,
+    /// Which backend.
+    pub backend: Backend,
+    /// Holds the SQLite file as long as the database lives.
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    /// Creates a fresh database on `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => Self {
+                url: fresh_database().await,
+                backend,
+                _dir: None,
+            },
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir for SQLite");
+                let url = format!("sqlite://{}", dir.path().join("verdict.db").display());
+                Self {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    /// A new connection pool to it, migrated, as a server (or an operator) would open.
+    pub async fn store(&self) -> Store {
+        let store = verdict::store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url));
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// Drops a Postgres database (a SQLite one goes with its directory). Call it at the
+    /// end of a passing test; a failing test leaves its database for inspection.
+    pub async fn drop_database(self) {
+        if self.backend == Backend::Postgres {
+            drop_database(&self.url).await;
+        }
+    }
+}
 
 /// The server's maintenance database, from which test databases are created.
 pub const DEFAULT_BASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -17,7 +80,7 @@ pub fn base_url() -> String {
 ///
 /// Panics with a hint when the server cannot be reached: every test that asks for a
 /// database needs it, and a skipped test would hide a Postgres-only failure.
-pub async fn fresh_database() -> String {
+async fn fresh_database() -> String {
     let base = base_url();
     let name = format!("verdict_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = PgConnection::connect(&base).await.unwrap_or_else(|e| {
@@ -36,7 +99,7 @@ pub async fn fresh_database() -> String {
 
 /// Drops a database made by [`fresh_database`], disconnecting its sessions. Best
 /// effort: a test that already passed must not fail while cleaning up.
-pub async fn drop_database(url: &str) {
+async fn drop_database(url: &str) {
     let Some(name) = database_name(url) else {
         return;
     };

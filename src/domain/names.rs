@@ -1,18 +1,22 @@
-//! Validated identifiers that arrive from outside (Flagger payloads, API paths).
+//! Names that arrive from outside (Flagger payloads, API paths, stored rows).
 //!
 //! Parse, don't validate: each newtype's only constructor checks its input, so a
-//! value of the type is safe to use in a PromQL label matcher or a store key.
+//! value of the type is safe to use in a PromQL label matcher or a store key. They
+//! deserialize through the same check.
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why an identifier was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{field} {value:?} is not a valid Kubernetes name: {why}")]
 pub struct InvalidName {
+    /// What was being parsed: `namespace`, `name`, `checksum` or `canary`.
     pub field: &'static str,
+    /// The refused value (at most 80 characters of it).
     pub value: String,
+    /// What is wrong with it.
     pub why: &'static str,
 }
 
@@ -47,8 +51,8 @@ fn check_dns1123_label(field: &'static str, value: &str) -> Result<(), InvalidNa
 macro_rules! dns_label_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
@@ -58,8 +62,24 @@ macro_rules! dns_label_type {
                 Ok(Self(value.to_owned()))
             }
 
+            /// The name itself.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+
+            fn try_from(value: String) -> Result<Self, InvalidName> {
+                check_dns1123_label($field, &value)?;
+                Ok(Self(value))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
             }
         }
 
@@ -89,11 +109,16 @@ dns_label_type!(
 );
 
 /// The revision checksum Flagger sends; hex-ish, bounded, no whitespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Checksum(String);
 
 impl Checksum {
+    /// What a hook that may come before any revision (confirm-rollout, event,
+    /// load-test) records when Flagger sent no checksum.
+    pub const NONE: &'static str = "none";
+
+    /// Parses a checksum: 1-128 characters of `[A-Za-z0-9._-]`.
     pub fn parse(value: &str) -> Result<Self, InvalidName> {
         let ok = !value.is_empty()
             && value.len() <= 128
@@ -111,8 +136,23 @@ impl Checksum {
         }
     }
 
+    /// The checksum itself.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Checksum {
+    type Error = InvalidName;
+
+    fn try_from(value: String) -> Result<Self, InvalidName> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Checksum> for String {
+    fn from(value: Checksum) -> String {
+        value.0
     }
 }
 
@@ -122,26 +162,61 @@ impl fmt::Display for Checksum {
     }
 }
 
-/// Identifies one analysis: one canary revision.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct AnalysisKey {
+/// One canary: its namespace and name, written `namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CanaryRef {
+    /// The canary's namespace.
     pub namespace: Namespace,
+    /// The canary's name.
     pub name: CanaryName,
+}
+
+impl CanaryRef {
+    /// Parses `namespace/name`, both valid Kubernetes names.
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        let (namespace, name) = value.split_once('/').ok_or_else(|| InvalidName {
+            field: "canary",
+            value: value.chars().take(80).collect(),
+            why: "expected NAMESPACE/NAME, e.g. test/podinfo",
+        })?;
+        Ok(Self {
+            namespace: Namespace::parse(namespace)?,
+            name: CanaryName::parse(name)?,
+        })
+    }
+}
+
+impl fmt::Display for CanaryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Identifies one analysis: one canary revision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AnalysisKey {
+    /// The canary's namespace.
+    pub namespace: Namespace,
+    /// The canary's name.
+    pub name: CanaryName,
+    /// The revision.
     pub checksum: Checksum,
+}
+
+impl AnalysisKey {
+    /// The canary this revision belongs to.
+    pub fn canary(&self) -> CanaryRef {
+        CanaryRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 impl fmt::Display for AnalysisKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}@{}", self.namespace, self.name, self.checksum)
     }
-}
-
-/// Milliseconds since the Unix epoch; the one time representation in the store.
-pub type Millis = i64;
-
-/// The current wall-clock time in [`Millis`].
-pub fn now_millis() -> Millis {
-    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]
@@ -169,6 +244,23 @@ mod tests {
         ] {
             assert!(CanaryName::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn canary_refs_parse_and_print_as_namespace_slash_name() {
+        let canary = CanaryRef::parse("test/podinfo").expect("valid");
+        assert_eq!(canary.to_string(), "test/podinfo");
+        for bad in ["test", "test/", "/podinfo", "Test/podinfo", "a/b/c"] {
+            assert!(CanaryRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn names_deserialize_through_their_check() {
+        let ok: Result<Namespace, _> = serde_json::from_str("\"test\"");
+        assert!(ok.is_ok());
+        let bad: Result<CanaryName, _> = serde_json::from_str("\"x\\\"} or vector(1)\"");
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! Opening an analysis: the call's metadata resolved into settings, the preflight, the
+//! judge's plan from the primary's history, and the analysis of a revision found again
+//! on later calls.
+
+use super::{judging, settings, Analyst, HookCall, Refusal};
+use crate::domain::{now_millis, AnalysisSettings, CanaryName, CanarySettings};
+use crate::sli::templates::TemplateVariables;
+use crate::sli::SliTarget;
+use crate::store::{Analysis, NewAnalysis};
+
+impl Analyst {
+    /// The call's metadata resolved against the server's defaults; 400 naming the key
+    /// of a value that does not parse.
+    pub(super) fn resolve_settings(&self, call: &HookCall) -> Result<CanarySettings, Refusal> {
+        settings::resolve(&call.key.name, &call.metadata, &self.config)
+            .map_err(|e| Refusal::bad_request(e.to_string()))
+    }
+
+    /// What the SLI source reads for this analysis.
+    pub(super) fn sli_target(
+        &self,
+        settings: &AnalysisSettings,
+        call: &HookCall,
+    ) -> Result<SliTarget, Refusal> {
+        Ok(SliTarget {
+            namespace: call.key.namespace.clone(),
+            target: CanaryName::parse(&settings.canary.target)
+                .map_err(|e| Refusal::bad_request(e.to_string()))?,
+            template: settings.canary.template.clone(),
+            variables: TemplateVariables {
+                service: settings
+                    .canary
+                    .service
+                    .as_deref()
+                    .map(CanaryName::parse)
+                    .transpose()
+                    .map_err(|e| Refusal::bad_request(e.to_string()))?,
+                custom: settings.canary.variables.clone(),
+            },
+        })
+    }
+
+    /// Finds the analysis of this revision, or opens it after a preflight: the template
+    /// renders, Prometheus answers, and the primary has traffic to compare against.
+    pub(super) async fn find_or_open(&self, call: &HookCall) -> Result<(Analysis, bool), Refusal> {
+        // Metadata is validated on every call, even when the analysis already exists.
+        let canary = self.resolve_settings(call)?;
+        if let Some(existing) = self.store.find_analysis(&call.key).await? {
+            return Ok((existing, false));
+        }
+        let mut settings = AnalysisSettings {
+            slo_boundary_s: canary.slo_p95_s,
+            canary,
+            plan: None,
+            boundary_s: None,
+        };
+        let target = self.sli_target(&settings, call)?;
+        self.sli.check_template(&target)?;
+        let now = now_millis();
+        let defaults = &self.config.defaults;
+        let history = self
+            .sli
+            .primary_history(&target, now, defaults.lookback, defaults.lookback_step)
+            .await?;
+        if history.iter().map(|h| h.requests).sum::<f64>() < 1.0 {
+            return Err(Refusal::dependency(format!(
+                "the primary {}-primary served no requests in the last {}: nothing to compare the canary against",
+                target.target,
+                humantime::format_duration(defaults.lookback)
+            )));
+        }
+        let plan = judging::plan_from(&settings.canary, &history)
+            .map_err(|e| Refusal::bad_request(format!("metadata: {e}")))?;
+        settings.plan = Some(plan);
+        let new = NewAnalysis {
+            key: call.key.clone(),
+            settings,
+            started_at: now,
+        };
+        Ok(self.store.open_analysis(&new).await?)
+    }
+
+    /// Finds the analysis of this revision without opening one (the metadata is still
+    /// checked).
+    pub(super) async fn existing(&self, call: &HookCall) -> Result<Option<Analysis>, Refusal> {
+        self.resolve_settings(call)?;
+        Ok(self.store.find_analysis(&call.key).await?)
+    }
+}

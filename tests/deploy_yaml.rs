@@ -393,6 +393,19 @@ fn values_json() -> serde_json::Value {
 fn values_schema_accepts_the_defaults_and_refuses_bad_values() {
     assert_eq!(schema_errors(&values_json()), Vec::<String>::new());
 
+    // The schema offers every `defaults.*` key the README documents, and no other.
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(&path("deploy/helm/verdict/values.schema.json")))
+            .expect("schema JSON");
+    let in_schema: BTreeSet<String> = schema
+        .pointer("/properties/config/properties/defaults/properties")
+        .and_then(serde_json::Value::as_object)
+        .expect("config.defaults in the schema")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(in_schema, readme_default_keys(), "schema vs README");
+
     // What a user sets on the documented paths is accepted.
     let mut ok = values_json();
     ok["secrets"]["databaseUrl"] = "postgres://verdict:pw@postgres.db:5432/verdict".into();
@@ -400,6 +413,10 @@ fn values_schema_accepts_the_defaults_and_refuses_bad_values() {
     ok["image"]["repository"] = "registry.example.com/verdict".into();
     ok["config"]["defaults"]["template"] = "linkerd".into();
     ok["config"]["defaults"]["alpha"] = 0.05.into();
+    ok["config"]["defaults"]["dispersion"] = "auto".into();
+    ok["config"]["defaults"]["max_looks"] = 40.into();
+    ok["config"]["defaults"]["on_inconclusive"] = "hold".into();
+    ok["config"]["defaults"]["lookback_step"] = "30s".into();
     ok["serviceMonitor"]["enabled"] = true.into();
     ok["resources"] = serde_json::json!({"requests": {"cpu": "1", "memory": "1Gi"},
         "limits": {"memory": "2Gi", "ephemeral-storage": "1Gi"}});

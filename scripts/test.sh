@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs verdict's whole test suite on a fresh machine: checks formatting and lints,
-# installs and starts what the tests need (Prometheus from Debian, PostgreSQL, an
-# OpenAPI validator from PyPI), then runs cargo's tests.
+# installs and starts what the tests need (Prometheus, PostgreSQL and envsubst from
+# Debian, an OpenAPI validator from PyPI), then runs cargo's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+# tests/first_day.rs runs README's `envsubst … < webhooks/canary.yaml` line.
+command -v envsubst >/dev/null 2>&1 || missing+=(gettext-base)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -29,6 +31,12 @@ fi
 if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
   echo "installing: openapi-spec-validator (PyPI)"
   python3 -m pip install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
+fi
+
+# The chart's values.schema.json is checked with a real JSON Schema validator.
+if ! python3 -c "import jsonschema" >/dev/null 2>&1; then
+  echo "installing: jsonschema (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "jsonschema==4.26.0"
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then

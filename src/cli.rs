@@ -19,6 +19,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line like clap, then checks what clap cannot check one argument
+    /// at a time; every refusal is a clap usage error (exit code 2).
+    pub fn parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Self::try_parse_from(args)?;
+        if let Command::Client(client) = &cli.command {
+            client.check().map_err(|why| {
+                <Self as clap::CommandFactory>::command()
+                    .error(clap::error::ErrorKind::ValueValidation, why)
+            })?;
+        }
+        Ok(cli)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the webhook and API server.
@@ -69,8 +88,6 @@ pub struct DemoArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
     use crate::client::args::{AnalysesCommand, ClientCommand, Gate, GateCommand};
     use crate::store::AnalysisStatus;
@@ -78,7 +95,7 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Command, String> {
         let mut argv = vec!["verdict"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv)
+        Cli::parse_checked(argv)
             .map(|c| c.command)
             .map_err(|e| e.to_string())
     }
@@ -114,7 +131,10 @@ mod tests {
         assert!(matches!(g.command, GateCommand::Hold(_)));
         assert_eq!(g.command.state(), "held");
         let change = g.command.change();
-        assert_eq!(change.canary.to_string(), "test/podinfo");
+        assert_eq!(
+            change.target.resolve().map(|c| c.to_string()),
+            Ok("test/podinfo".to_owned())
+        );
         assert_eq!(change.gate, Gate::Promotion);
         assert_eq!(change.reason, "waiting for the marketing launch");
         assert_eq!(
@@ -132,6 +152,80 @@ mod tests {
         assert_eq!(g.command.change().gate, Gate::Rollout);
         assert_eq!(g.command.change().reason, "go");
         assert!(c.connection().json);
+    }
+
+    #[test]
+    fn canaries_are_named_as_kubectl_users_name_them() {
+        let name = |args: &[&str]| match client(args) {
+            ClientCommand::Canary(c) => c.target.resolve().map(|c| c.to_string()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(name(&["canary", "test/podinfo"]), Ok("test/podinfo".into()));
+        assert_eq!(
+            name(&["canary", "-n", "test", "podinfo"]),
+            Ok("test/podinfo".into())
+        );
+        assert_eq!(
+            name(&["canary", "podinfo", "--namespace", "test"]),
+            Ok("test/podinfo".into())
+        );
+        assert_eq!(
+            name(&["canary", "-n", "test", "test/podinfo"]),
+            Ok("test/podinfo".into())
+        );
+        refused(&["canary", "-n", "prod", "test/podinfo"], "-n names prod");
+        refused(&["canary", "-n", "Bad_NS", "podinfo"], "namespace");
+        let ClientCommand::Gate(g) = client(&[
+            "gate", "approve", "-n", "test", "podinfo", "--gate", "rollout", "--reason", "go",
+        ]) else {
+            panic!("gate")
+        };
+        assert_eq!(
+            g.command.change().target.resolve().map(|c| c.to_string()),
+            Ok("test/podinfo".into())
+        );
+        let ClientCommand::Wait(w) = client(&["wait", "-n", "test", "podinfo", "--timeout", "45m"])
+        else {
+            panic!("wait")
+        };
+        assert_eq!(w.timeout, Duration::from_secs(45 * 60));
+        assert_eq!(w.interval, Duration::from_secs(10));
+        let ClientCommand::Wait(w) = client(&["wait", "test/podinfo"]) else {
+            panic!("wait")
+        };
+        assert_eq!(w.timeout, Duration::from_secs(30 * 60));
+        refused(&["wait", "podinfo"], "NAMESPACE/NAME");
+        refused(&["wait", "test/podinfo", "--timeout", "0s"], "above 0");
+        // analyses list and audit take -n as their namespace filter.
+        let ClientCommand::Analyses(a) = client(&["analyses", "list", "-n", "test"]) else {
+            panic!("analyses")
+        };
+        let AnalysesCommand::List(l) = &a.command else {
+            panic!("list")
+        };
+        assert_eq!(l.namespace.as_ref().map(|n| n.as_str()), Some("test"));
+    }
+
+    #[test]
+    fn output_formats_and_the_json_alias() {
+        use crate::client::args::OutputFormat;
+        let format = |args: &[&str]| client(args).connection().format();
+        assert_eq!(format(&["canary", "test/podinfo"]), None);
+        for (flag, want) in [
+            ("json", OutputFormat::Json),
+            ("yaml", OutputFormat::Yaml),
+            ("wide", OutputFormat::Wide),
+        ] {
+            assert_eq!(format(&["canary", "test/podinfo", "-o", flag]), Some(want));
+            assert_eq!(format(&["analyses", "list", "--output", flag]), Some(want));
+        }
+        assert_eq!(
+            format(&["audit", "--json"]),
+            Some(OutputFormat::Json),
+            "--json stays as an alias"
+        );
+        refused(&["audit", "-o", "xml"], "xml");
+        refused(&["audit", "--json", "-o", "yaml"], "--json");
     }
 
     #[test]
@@ -186,8 +280,9 @@ mod tests {
         let ClientCommand::Rollback(r) = &c else {
             panic!("{c:?}")
         };
-        assert_eq!(r.canary.namespace.as_str(), "test");
-        assert_eq!(r.canary.name.as_str(), "podinfo");
+        let canary = r.target.resolve().expect("canary");
+        assert_eq!(canary.namespace.as_str(), "test");
+        assert_eq!(canary.name.as_str(), "podinfo");
         assert_eq!(r.reason, "customer reports of 502s");
 
         let c = client(&[

@@ -334,8 +334,20 @@ impl Default for Config {
 
 impl Config {
     /// Defaults, then the file (if any), then `VERDICT_*` variables (`__` separates
-    /// levels: `VERDICT_PROMETHEUS__URL`), then validation.
+    /// levels: `VERDICT_PROMETHEUS__URL`), then validation. Variables that name no
+    /// configuration key are left out; [`Config::load_reporting`] says which.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_reporting(file).map(|(config, _)| config)
+    }
+
+    /// Like [`Config::load`], and also returns the `VERDICT_*` variables that were left out
+    /// because they name no configuration key, for the caller to log once logging is up.
+    ///
+    /// The file is strict (an unknown key stops start-up, since a typo there is ours to
+    /// fix), the environment is not: Kubernetes injects `VERDICT_PORT`,
+    /// `VERDICT_SERVICE_HOST`, … into every pod of a namespace that has a Service named
+    /// `verdict`, and a sidecar or a CI job may set more (docs/deployment.md).
+    pub fn load_reporting(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()));
         if let Some(path) = file {
             if !path.exists() {
@@ -346,8 +358,21 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("VERDICT_").split("__"));
-        Self::from_figment(figment)
+        let env = Env::prefixed(ENV_PREFIX).split("__").ignore(CLI_ONLY_KEYS);
+        let ignored = unknown_keys(env.iter().map(|(key, value)| (key.to_string(), value)));
+        let keep: Vec<String> = ignored.clone();
+        // Keys reach the filter in their original case: compare without it, as figment does.
+        figment = figment.merge(env.filter(move |key| !keep.iter().any(|k| k.as_str() == key)));
+        let shown = ignored
+            .iter()
+            .map(|key| {
+                format!(
+                    "{ENV_PREFIX}{}",
+                    key.to_ascii_uppercase().replace('.', "__")
+                )
+            })
+            .collect();
+        Ok((Self::from_figment(figment)?, shown))
     }
 
     /// Extracts and validates a configuration from any figment (tests build their own).
@@ -438,9 +463,9 @@ impl Config {
         if self.load.max_duration.is_zero() {
             return Err(invalid("load.max_duration", "must be above 0"));
         }
-        if self.load.allow_hosts.iter().any(|h| h.trim().is_empty()) {
-            return Err(invalid("load.allow_hosts", "patterns must not be empty"));
-        }
+        self.load
+            .validate_patterns()
+            .map_err(|why| invalid("load.allow_hosts", why))?;
         if let Some(dir) = &self.template_dir {
             if !dir.is_dir() {
                 return Err(invalid(
@@ -474,6 +499,40 @@ impl Config {
             ..JudgeConfig::recommended()
         }
     }
+}
+
+/// Prefix of the configuration's environment variables.
+const ENV_PREFIX: &str = "VERDICT_";
+
+/// `VERDICT_*` variables that belong to the command line, not to the configuration:
+/// `VERDICT_CONFIG` names the file, `VERDICT_SERVER` and `VERDICT_TOKEN` are the API
+/// client's (README, "Release-manager API and CLI").
+const CLI_ONLY_KEYS: &[&str] = &["config", "server", "token"];
+
+/// The keys among `vars` (configuration paths like `prometheus.url`, with their values)
+/// that the configuration does not have, sorted. Each is tried alone on top of the
+/// defaults, so the answer comes from the same serde definitions that parse the file: a
+/// key is unknown exactly when the file would refuse it as unknown. A known key with a bad
+/// value is kept, so that loading refuses it with its name.
+pub fn unknown_keys(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let mut unknown: Vec<String> = vars
+        .into_iter()
+        .filter(|(key, value)| {
+            let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
+            let probe = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+                .merge((key.as_str(), value));
+            match probe.extract::<Config>() {
+                Ok(_) => false,
+                Err(e) => e
+                    .into_iter()
+                    .any(|e| matches!(e.kind, figment::error::Kind::UnknownField(..))),
+            }
+        })
+        .map(|(key, _)| key)
+        .collect();
+    unknown.sort();
+    unknown.dedup();
+    unknown
 }
 
 /// Maps a judge field name to its configuration key.
@@ -694,8 +753,8 @@ mod tests {
             .is_some());
     }
 
-    #[test]
-    fn a_secret_file_may_end_in_a_newline() {
+    #[tokio::test]
+    async fn a_secret_file_may_end_in_a_newline() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("secret");
         std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").expect("write");
@@ -712,7 +771,10 @@ mod tests {
         let verifier = crate::auth::Verifier::from_config(&inline.jwt)
             .expect("valid")
             .expect("configured");
-        assert_eq!(verifier.verify(&token).expect("valid").subject, "alice");
+        assert_eq!(
+            verifier.verify(&token).await.expect("valid").subject,
+            "alice"
+        );
     }
 
     #[test]
@@ -749,7 +811,16 @@ mod tests {
                 format!("key_file = \"{}\"", fixture("rsa-public.pem")),
                 "jwt.key_file",
             ),
-            ("algorithm = \"ES256\"".into(), "algorithm"),
+            ("algorithm = \"PS256\"".into(), "algorithm"),
+            ("jwks_min_refresh = \"0s\"".into(), "jwt.jwks_min_refresh"),
+            (
+                "jwks_refresh = \"10s\"\njwks_min_refresh = \"1m\"".into(),
+                "jwt.jwks_refresh",
+            ),
+            (
+                "jwks_url = \"https://idp.example/jwks.json\"".into(),
+                "jwt.algorithm",
+            ),
             ("issuer = \"\"".into(), "jwt.issuer"),
             ("audience = \" \"".into(), "jwt.audience"),
             ("role_claim = \"sub\"".into(), "jwt.role_claim"),
@@ -765,6 +836,74 @@ mod tests {
                 "the error repeats the secret: {err}"
             );
         }
+    }
+
+    #[test]
+    fn environment_keys_outside_the_configuration_are_found() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        // What Kubernetes injects for a Service named `verdict` with a port named http.
+        let injected = vars(&[
+            ("port", "tcp://10.96.0.12:80"),
+            ("port_80_tcp", "tcp://10.96.0.12:80"),
+            ("port_80_tcp_addr", "10.96.0.12"),
+            ("service_host", "10.96.0.12"),
+            ("service_port", "80"),
+            ("service_port_http", "80"),
+        ]);
+        assert_eq!(
+            unknown_keys(injected),
+            [
+                "port",
+                "port_80_tcp",
+                "port_80_tcp_addr",
+                "service_host",
+                "service_port",
+                "service_port_http"
+            ]
+        );
+        // Nested keys are looked up where they belong; a known key with a bad value is
+        // no unknown key (loading refuses it by name).
+        assert_eq!(
+            unknown_keys(vars(&[
+                ("prometheus.url", "http://p:9090"),
+                ("prometheus.timeout", "not a duration"),
+                ("prometheus.urll", "x"),
+                ("jwt.algorithm", "HS256"),
+                ("load.allow_hosts", "[\"a\"]"),
+                ("grafana", "x"),
+            ])),
+            ["prometheus.urll"]
+        );
+    }
+
+    #[test]
+    fn the_documented_allow_list_variable_parses_as_a_list() {
+        // The value docs and webhooks/README.md show for VERDICT_LOAD__ALLOW_HOSTS, read the
+        // way the environment provider reads it.
+        let value: figment::value::Value =
+            r#"["*.{namespace}.svc", "*.{namespace}.svc.cluster.local", "gateway-proxy.gloo-system"]"#
+                .parse()
+                .unwrap_or_else(|never| match never {});
+        let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(("load.allow_hosts", value));
+        let config = Config::from_figment(figment).expect("valid");
+        assert_eq!(
+            config.load.allow_hosts,
+            [
+                "*.{namespace}.svc",
+                "*.{namespace}.svc.cluster.local",
+                "gateway-proxy.gloo-system"
+            ]
+        );
+        let bad = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+            .merge(("load.allow_hosts", vec!["*"]));
+        let err = Config::from_figment(bad).expect_err("bare *").to_string();
+        assert!(err.contains("load.allow_hosts"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,38 @@ struct OpLabels {
     op: String,
 }
 
+/// One arm of one canary (`name` is the canary's, `arm` canary or primary).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ArmLabels {
+    namespace: String,
+    name: String,
+    arm: String,
+}
+
+/// One arm of one canary and one latency boundary (`le`, seconds, as Prometheus spells
+/// histogram bounds).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlowerLabels {
+    namespace: String,
+    name: String,
+    arm: String,
+    le: String,
+}
+
+/// One arm's counts in one recorded look, as [`Metrics::look_recorded`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct LookCounts<'a> {
+    /// `canary` or `primary`.
+    pub arm: &'a str,
+    /// Requests served.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Of which slower than each latency boundary the analysis tests: (boundary in
+    /// seconds, count).
+    pub slower: &'a [(f64, u64)],
+}
+
 /// The service's metrics, served at `/metrics`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +94,10 @@ pub struct Metrics {
     store_errors: Family<OpLabels, Counter>,
     outbox_backlog: Gauge,
     annotation_deliveries: Family<OutcomeLabels, Counter>,
+    sli_up: Gauge,
+    look_requests: Family<ArmLabels, Counter>,
+    look_errors: Family<ArmLabels, Counter>,
+    look_slower: Family<SlowerLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -111,6 +147,35 @@ impl Metrics {
             "Grafana annotation delivery attempts by outcome (delivered, failed)",
             annotation_deliveries.clone(),
         );
+        let sli_up = Gauge::default();
+        registry.register(
+            "prometheus_up",
+            "1 when Prometheus answered the last check (made at each scrape of /metrics), 0 otherwise; hooks that need SLIs answer 424 while it is 0",
+            sli_up.clone(),
+        );
+        // What each look counted, per arm: the same numbers the judge saw, from whichever
+        // provider's template, so one dashboard serves every mesh (docs/grafana.md).
+        let look_requests = Family::<ArmLabels, Counter>::default();
+        registry.register(
+            "look_requests",
+            "Requests counted by the looks this replica took, per canary and arm (canary, primary)",
+            look_requests.clone(),
+        );
+        let look_errors = Family::<ArmLabels, Counter>::default();
+        registry.register(
+            "look_errors",
+            "Failed requests counted by the looks this replica took, per canary and arm",
+            look_errors.clone(),
+        );
+        // Judge v2 tests several latency boundaries per analysis (docs/statistics.md §3):
+        // one series per boundary, `le` in seconds, so a panel shows the share above each
+        // boundary exactly as the judge compared it.
+        let look_slower = Family::<SlowerLabels, Counter>::default();
+        registry.register(
+            "look_slower",
+            "Requests slower than each latency boundary the analysis tests (le, seconds), counted by the looks this replica took, per canary and arm",
+            look_slower.clone(),
+        );
         Arc::new(Self {
             registry,
             hook_calls,
@@ -119,6 +184,10 @@ impl Metrics {
             store_errors,
             outbox_backlog,
             annotation_deliveries,
+            sli_up,
+            look_requests,
+            look_errors,
+            look_slower,
         })
     }
 
@@ -166,6 +235,37 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Adds one recorded look's counts of one arm. Counters, so that replicas add up and
+    /// restarts do not matter to `rate()`.
+    pub fn look_recorded(&self, namespace: &str, name: &str, counts: LookCounts<'_>) {
+        let labels = ArmLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            arm: counts.arm.to_owned(),
+        };
+        self.look_requests
+            .get_or_create(&labels)
+            .inc_by(counts.requests);
+        self.look_errors
+            .get_or_create(&labels)
+            .inc_by(counts.errors);
+        for &(le_s, slower) in counts.slower {
+            self.look_slower
+                .get_or_create(&SlowerLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    arm: counts.arm.to_owned(),
+                    le: le_s.to_string(),
+                })
+                .inc_by(slower);
+        }
+    }
+
+    /// Records whether the SLI source (Prometheus) answered its last check.
+    pub fn set_sli_up(&self, up: bool) {
+        self.sli_up.set(i64::from(up));
     }
 
     /// The registry in Prometheus' text exposition format.

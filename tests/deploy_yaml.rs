@@ -37,7 +37,11 @@ const LOAD_TEST_KEYS: &[&str] = &[
     "timeout",
     "type",
     "logCmdOutput",
+    "token",
 ];
+/// What the examples hold where the chart's webhook token goes; `envsubst` fills it in
+/// (README, "Deploying with Helm").
+const TOKEN_PLACEHOLDER: &str = "${VERDICT_WEBHOOK_TOKEN}";
 const LOAD_TEST_PATH: &str = "load-test";
 
 fn path(rel: &str) -> PathBuf {
@@ -322,6 +326,165 @@ fn the_shutdown_deadline_fits_in_the_pods_grace_period() {
 }
 
 #[test]
+fn chart_yaml_names_its_home_and_sources() {
+    let chart = documents(&read(&path("deploy/helm/verdict/Chart.yaml")), "Chart.yaml").unwrap();
+    let home = str_at(&chart[0], &["home"]).expect("Chart.yaml home");
+    assert!(home.starts_with("https://"), "{home}");
+    let sources = seq(&chart[0], &["sources"]);
+    assert!(
+        !sources.is_empty()
+            && sources
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.starts_with("https://"))),
+        "Chart.yaml sources: {sources:?}"
+    );
+    let deployment = read(&path("deploy/helm/verdict/templates/deployment.yaml"));
+    assert!(
+        deployment.contains("resources: {{ toYaml .Values.resources | nindent 12 }}"),
+        "the container's resources are values.yaml's, as written"
+    );
+}
+
+/// Validates `values` (as JSON) against the chart's values.schema.json with a real JSON
+/// Schema validator (Python's jsonschema, draft-07 as Helm reads it); the error messages.
+fn schema_errors(values: &serde_json::Value) -> Vec<String> {
+    const CHECK: &str = "import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator.check_schema(schema)
+errors = jsonschema.Draft7Validator(schema).iter_errors(json.load(sys.stdin))
+print(json.dumps(sorted('/'.join(map(str, e.absolute_path)) + ': ' + e.message for e in errors)))
+";
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            CHECK,
+            &path("deploy/helm/verdict/values.schema.json")
+                .display()
+                .to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test.sh installs jsonschema)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(values.to_string().as_bytes())
+        .expect("write values");
+    let out = child.wait_with_output().expect("validator output");
+    assert!(
+        out.status.success(),
+        "the validator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON list of errors")
+}
+
+fn values_json() -> serde_json::Value {
+    let values: serde_json::Value =
+        serde_yaml_ng::from_str(&read(&path("deploy/helm/verdict/values.yaml"))).expect("values");
+    values
+}
+
+#[test]
+fn values_schema_accepts_the_defaults_and_refuses_bad_values() {
+    assert_eq!(schema_errors(&values_json()), Vec::<String>::new());
+
+    // The schema offers every `defaults.*` key the README documents, and no other.
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(&path("deploy/helm/verdict/values.schema.json")))
+            .expect("schema JSON");
+    let in_schema: BTreeSet<String> = schema
+        .pointer("/properties/config/properties/defaults/properties")
+        .and_then(serde_json::Value::as_object)
+        .expect("config.defaults in the schema")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(in_schema, readme_default_keys(), "schema vs README");
+
+    // What a user sets on the documented paths is accepted.
+    let mut ok = values_json();
+    ok["secrets"]["databaseUrl"] = "postgres://verdict:pw@postgres.db:5432/verdict".into();
+    ok["secrets"]["webhookToken"] = "0a1b2c3d4e5f6071".into();
+    ok["image"]["repository"] = "registry.example.com/verdict".into();
+    ok["config"]["defaults"]["template"] = "linkerd".into();
+    ok["config"]["defaults"]["alpha"] = 0.05.into();
+    ok["config"]["defaults"]["dispersion"] = "auto".into();
+    ok["config"]["defaults"]["max_looks"] = 40.into();
+    ok["config"]["defaults"]["on_inconclusive"] = "hold".into();
+    ok["config"]["defaults"]["lookback_step"] = "30s".into();
+    ok["serviceMonitor"]["enabled"] = true.into();
+    ok["resources"] = serde_json::json!({"requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "2Gi", "ephemeral-storage": "1Gi"}});
+    ok["global"] = serde_json::json!({"imageRegistry": "x"});
+    ok["extraEnv"] = serde_json::json!([{"name": "RUST_LOG", "value": "debug"}]);
+    assert_eq!(schema_errors(&ok), Vec::<String>::new());
+
+    for (pointer, value, why) in [
+        ("/replicaCount", serde_json::json!("two"), "replicaCount"),
+        ("/replicaCounts", serde_json::json!(2), "replicaCounts"),
+        (
+            "/image/pullPolicy",
+            serde_json::json!("Sometimes"),
+            "pullPolicy",
+        ),
+        ("/config/logFormat", serde_json::json!("xml"), "logFormat"),
+        (
+            "/config/prometheus/url",
+            serde_json::json!("prometheus:9090"),
+            "prometheus/url",
+        ),
+        (
+            "/config/prometheus/timeout",
+            serde_json::json!("3 seconds"),
+            "timeout",
+        ),
+        ("/config/defaults/alhpa", serde_json::json!(0.1), "alhpa"),
+        (
+            "/secrets/databaseUrl",
+            serde_json::json!("mysql://x"),
+            "databaseUrl",
+        ),
+        (
+            "/secrets/webhookToken",
+            serde_json::json!("short"),
+            "webhookToken",
+        ),
+        ("/service/port", serde_json::json!(70000), "service/port"),
+        (
+            "/podSecurityContext/runAsUser",
+            serde_json::json!(0),
+            "runAsUser",
+        ),
+        (
+            "/sliTemplates/My_Mesh",
+            serde_json::json!("name: x"),
+            "My_Mesh",
+        ),
+    ] {
+        let mut bad = values_json();
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer");
+        let target = if parent.is_empty() {
+            &mut bad
+        } else {
+            bad.pointer_mut(parent)
+                .unwrap_or_else(|| panic!("{parent}"))
+        };
+        target[key] = value;
+        let errors = schema_errors(&bad);
+        assert!(
+            errors.iter().any(|e| e.contains(why)),
+            "{pointer} = {}: {errors:?}",
+            bad.pointer(pointer).unwrap_or(&serde_json::Value::Null)
+        );
+    }
+}
+
+#[test]
 fn chart_templates_are_yaml_with_the_fields_each_kind_needs() {
     let objects = chart_objects();
     let kinds: BTreeSet<&str> = objects.keys().map(String::as_str).collect();
@@ -393,12 +556,13 @@ fn chart_templates_are_yaml_with_the_fields_each_kind_needs() {
             Some(false),
             "{name}"
         );
-        for key in ["cpu", "memory"] {
-            assert!(
-                !at(c, &["resources", "requests", key]).is_null(),
-                "{name}: resources.requests.{key}"
-            );
-        }
+        // Free-form: values.yaml's resources (with CPU and memory requests, checked in
+        // chart_and_values_parse) go to the container as written.
+        assert_eq!(
+            str_at(c, &["resources"]),
+            Some(PLACEHOLDER),
+            "{name}: resources"
+        );
         let ports: BTreeSet<&str> = seq(c, &["ports"])
             .iter()
             .filter_map(|p| str_at(p, &["name"]))
@@ -473,8 +637,12 @@ fn chart_templates_are_yaml_with_the_fields_each_kind_needs() {
         }
     }
 
-    // The ConfigMap is the one the Deployment mounts.
-    let config_map = one(&objects, "ConfigMap");
+    // The SLI templates' ConfigMap is the one the Deployment mounts.
+    let config_maps = objects.get("ConfigMap").map(Vec::as_slice).unwrap_or(&[]);
+    let (_, config_map) = config_maps
+        .iter()
+        .find(|(file, _)| file.ends_with("configmap.yaml"))
+        .expect("the SLI templates' ConfigMap");
     let config_map_name = str_at(config_map, &["metadata", "name"]).unwrap_or("");
     assert!(
         seq(pod, &["volumes"])
@@ -537,6 +705,75 @@ fn chart_templates_are_yaml_with_the_fields_each_kind_needs() {
         map_keys(pdb, &["spec", "selector", "matchLabels"]),
         selector,
         "PodDisruptionBudget selector"
+    );
+}
+
+#[test]
+fn the_chart_ships_the_dashboards_for_grafanas_sidecar() {
+    // The chart can only read its own files: it holds copies of dashboards/, which must
+    // not drift from what docs/grafana.md tells people to import.
+    let shipped: BTreeMap<String, String> = files("deploy/helm/verdict/dashboards", "json")
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(p),
+            )
+        })
+        .collect();
+    let source: BTreeMap<String, String> = files("dashboards", "json")
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(p),
+            )
+        })
+        .collect();
+    assert!(!source.is_empty());
+    assert_eq!(
+        shipped.keys().collect::<Vec<_>>(),
+        source.keys().collect::<Vec<_>>(),
+        "deploy/helm/verdict/dashboards/ holds dashboards/*.json"
+    );
+    for (name, text) in &source {
+        assert!(
+            shipped.get(name) == Some(text),
+            "deploy/helm/verdict/dashboards/{name} differs from dashboards/{name}: cp dashboards/*.json deploy/helm/verdict/dashboards/"
+        );
+    }
+    let objects = chart_objects();
+    let (file, dashboards) = objects
+        .get("ConfigMap")
+        .into_iter()
+        .flatten()
+        .find(|(file, _)| file.ends_with("dashboards.yaml"))
+        .expect("a dashboards ConfigMap");
+    // The sidecar's label, from values (grafana_dashboard: "1" by default).
+    assert!(
+        map_keys(dashboards, &["metadata", "labels"]).contains(PLACEHOLDER),
+        "{file}: the sidecar label"
+    );
+    let template = read(Path::new(file));
+    assert!(
+        template.contains(
+            "{{ .Values.dashboards.label }}: {{ .Values.dashboards.labelValue | quote }}"
+        ) && template.contains(".Files.Glob \"dashboards/*.json\""),
+        "{file}"
+    );
+    let values = documents(
+        &read(&path("deploy/helm/verdict/values.yaml")),
+        "values.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        str_at(&values[0], &["dashboards", "label"]),
+        Some("grafana_dashboard")
+    );
+    assert_eq!(str_at(&values[0], &["dashboards", "labelValue"]), Some("1"));
+    assert_eq!(
+        at(&values[0], &["dashboards", "enabled"]).as_bool(),
+        Some(true)
     );
 }
 
@@ -645,6 +882,13 @@ fn check_canary(file: &Path, canary: &Value) -> CanaryHooks {
             "{shown}: {hook_name} type vs path {path}"
         );
         let metadata = string_map(at(hook, &["metadata"]), &shown);
+        // The README's Helm install sets a webhook token, and then verdict refuses every
+        // call without it: each hook carries it, whatever its type.
+        assert!(
+            metadata.get("token").map(String::as_str) == Some(TOKEN_PLACEHOLDER)
+                || url.contains(&format!("{TOKEN_PLACEHOLDER}@")),
+            "{shown}: {hook_name} carries no webhook token (metadata token: \"{TOKEN_PLACEHOLDER}\")"
+        );
         if path == LOAD_TEST_PATH {
             hooks.load_tests.push(metadata);
         } else if path != "event" {
@@ -755,12 +999,53 @@ fn canary_examples_wire_verdicts_hooks() {
 }
 
 #[test]
+fn the_readme_canary_is_wired_like_the_examples() {
+    let readme = read(&path("README.md"));
+    let block = readme
+        .split("## A Flagger Canary wired to verdict")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README shows a Canary");
+    let docs = documents(block, "README.md").unwrap();
+    let hooks = check_canary(Path::new("README.md"), &docs[0]);
+    assert!(hooks.analysis.len() >= 5, "README's Canary wires the hooks");
+}
+
+#[test]
+fn the_readme_install_sets_the_token_the_examples_carry() {
+    // The chart requires no token by default; the documented install sets one from the
+    // same variable the examples' placeholder names, and fills the placeholder in.
+    let readme = read(&path("README.md"));
+    let section = readme
+        .split("## Deploying with Helm")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Deploying with Helm section");
+    assert!(
+        section.contains("--set secrets.webhookToken=\"$VERDICT_WEBHOOK_TOKEN\""),
+        "{section}"
+    );
+    assert!(
+        section.contains("envsubst '$VERDICT_WEBHOOK_TOKEN' < webhooks/canary.yaml"),
+        "{section}"
+    );
+    let values = documents(
+        &read(&path("deploy/helm/verdict/values.yaml")),
+        "values.yaml",
+    )
+    .unwrap();
+    assert_eq!(str_at(&values[0], &["secrets", "webhookToken"]), Some(""));
+}
+
+#[test]
 fn webhooks_readme_explains_every_metadata_key() {
     let readme = read(&path("webhooks/README.md"));
     let documented = |key: &str| readme.contains(&format!("| `{key}` |"));
     for key in ANALYSIS_KEYS.iter().chain(LOAD_TEST_KEYS.iter()) {
-        // type and logCmdOutput are mentioned in prose, as compatibility keys.
-        if matches!(*key, "type" | "logCmdOutput") {
+        // type and logCmdOutput are mentioned in prose, as compatibility keys; token is
+        // the analysis hooks' key, explained there.
+        if matches!(*key, "type" | "logCmdOutput" | "token") {
             assert!(readme.contains(&format!("`{key}`")), "{key}");
             continue;
         }
@@ -819,20 +1104,133 @@ fn dockerfile_builds_from_existing_paths_and_runs_as_non_root() {
             }
         }
     }
-    // The toolchain is at least the crate's rust-version.
-    let manifest = read(&path("Cargo.toml"));
-    let wanted = manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("rust-version = "))
-        .map(|v| v.trim_matches('"'))
-        .expect("rust-version");
+    // The image's toolchain can build every locked package (`cargo build --locked` in the
+    // image): base images cannot be pulled here, so this is the check that stands in for
+    // building it.
     let arg = lines
         .iter()
         .find_map(|l| l.strip_prefix("ARG RUST_VERSION="))
         .expect("ARG RUST_VERSION");
-    let version = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let (needed, by) = highest_locked_rust_version();
     assert!(
-        version(arg) >= version(wanted),
-        "RUST_VERSION {arg} < rust-version {wanted}"
+        version(arg) >= needed,
+        "deploy/Dockerfile: RUST_VERSION {arg} is older than {} (needed by {by})",
+        shown(&needed)
+    );
+    assert!(
+        version(arg) >= version(&declared_rust_version()),
+        "deploy/Dockerfile: RUST_VERSION {arg} is older than Cargo.toml's rust-version"
+    );
+}
+
+/// `1.89` or `1.89.0` as comparable numbers (a missing patch is 0).
+fn version(v: &str) -> Vec<u32> {
+    let mut parts: Vec<u32> = v
+        .trim()
+        .trim_matches('"')
+        .split('.')
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|_| panic!("{v:?} is not a version"))
+        })
+        .collect();
+    parts.resize(3, 0);
+    parts
+}
+
+fn shown(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// `rust-version` of Cargo.toml's `[package]`.
+fn declared_rust_version() -> String {
+    read(&path("Cargo.toml"))
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .expect("Cargo.toml declares rust-version")
+}
+
+/// The highest `rust-version` among the packages Cargo.lock resolves (every target and
+/// platform: the image builds from the same lock file), and which package asks for it.
+fn highest_locked_rust_version() -> (Vec<u32>, String) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(ROOT)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let locked: BTreeSet<&str> = meta["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve.nodes")
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let mut highest = (vec![0, 0, 0], String::new());
+    for package in meta["packages"].as_array().expect("packages") {
+        let id = package["id"].as_str().unwrap_or("");
+        let (Some(wanted), true) = (package["rust_version"].as_str(), locked.contains(id)) else {
+            continue;
+        };
+        // Our own crate declares what this test checks; only dependencies set the floor.
+        if package["name"] == "verdict" {
+            continue;
+        }
+        let v = version(wanted);
+        if v > highest.0 {
+            let name = format!(
+                "{} {}, rust-version {wanted}",
+                package["name"].as_str().unwrap_or("?"),
+                package["version"].as_str().unwrap_or("?")
+            );
+            highest = (v, name);
+        }
+    }
+    assert!(
+        !highest.1.is_empty(),
+        "no locked package declares rust-version"
+    );
+    highest
+}
+
+#[test]
+fn rust_version_is_the_highest_a_locked_package_needs() {
+    // Cargo.toml's rust-version says which compiler builds verdict: an older one fails in
+    // the first dependency that needs more, so it must be at least the highest rust-version
+    // of the locked packages, and it says no more than that.
+    let declared = declared_rust_version();
+    let (needed, by) = highest_locked_rust_version();
+    assert_eq!(
+        version(&declared),
+        needed,
+        "Cargo.toml rust-version = {declared:?}, but the locked packages need {} ({by})",
+        shown(&needed)
+    );
+}
+
+#[test]
+fn every_documented_variable_is_a_configuration_key() {
+    // verdict leaves out `VERDICT_*` variables that name no configuration key (Kubernetes
+    // injects some); the documented ones must never be among them.
+    let names = readme_env_names();
+    assert!(names.len() > 20, "{names:?}");
+    let keys = names.iter().map(|n| {
+        let key = n
+            .strip_prefix("VERDICT_")
+            .unwrap_or(n)
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        (key, "x".to_owned())
+    });
+    let unknown = verdict::config::unknown_keys(keys);
+    assert!(
+        unknown.is_empty(),
+        "README documents variables the configuration does not have: {unknown:?}"
     );
 }

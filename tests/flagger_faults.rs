@@ -39,9 +39,15 @@ async fn prometheus_down_is_424_without_evidence_and_the_analysis_continues() {
     assert_eq!(before.len(), 1);
 
     app.prometheus_mut().stop().await;
+    // Ready means the store answers: the API and the gates stay reachable, and the hooks
+    // below answer 424 with the reason instead of a refused connection.
     let (status, body) = app.get("/readyz").await;
-    assert_eq!(status, 503, "readyz with Prometheus down: «{body}»");
-    assert!(body.contains("Prometheus"), "«{body}»");
+    assert_eq!(status, 200, "readyz with Prometheus down: «{body}»");
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l == "verdict_prometheus_up 0"),
+        "/metrics shows Prometheus down:\n{metrics}"
+    );
 
     next_look().await;
     let r = app.call("rollout", &p).await;
@@ -70,6 +76,11 @@ async fn prometheus_down_is_424_without_evidence_and_the_analysis_continues() {
     app.restart_prometheus().await;
     let (status, body) = app.get("/readyz").await;
     assert_eq!(status, 200, "readyz with Prometheus back: «{body}»");
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l == "verdict_prometheus_up 1"),
+        "/metrics shows Prometheus up:\n{metrics}"
+    );
     next_look().await;
     let r = app.call("rollout", &p).await;
     assert_eq!(r.status, 200, "rollout with Prometheus back: «{}»", r.body);

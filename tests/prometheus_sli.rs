@@ -1,6 +1,5 @@
 //! PrometheusSli against a real Prometheus scraping the Istio-style test exporter.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,7 +7,7 @@ use support::exporter::{Profile, TestExporter};
 use support::prometheus::TestPrometheus;
 use verdict::domain::{now_millis, CanaryName, Namespace};
 use verdict::sli::prometheus::{PrometheusConfig, PrometheusSli};
-use verdict::sli::templates::{Arm, RenderInput, TemplateSet};
+use verdict::sli::templates::{Arm, RenderInput, TemplateSet, TemplateVariables};
 use verdict::sli::{ArmCounts, SliError, SliSource, SliTarget};
 
 const NS: &str = "test";
@@ -18,7 +17,7 @@ fn target(name: &str, template: &str) -> SliTarget {
         namespace: Namespace::parse(NS).expect("namespace"),
         target: CanaryName::parse(name).expect("canary name"),
         template: template.into(),
-        variables: BTreeMap::new(),
+        variables: TemplateVariables::default(),
     }
 }
 
@@ -262,8 +261,9 @@ async fn missing_series_payloads_and_every_shipped_template() {
     let mut payload = target("podinfo", "injectable");
     payload
         .variables
+        .custom
         .insert("skip".into(), "x\"} or vector(1) #".into());
-    payload.variables.insert("codes".into(), ".*".into());
+    payload.variables.custom.insert("codes".into(), ".*".into());
     let escaped = source.window(&payload, start, end).await.unwrap();
     // response_code != <payload> excludes nothing: exactly the istio counts, not vector(1).
     assert_eq!(escaped.canary.requests, baseline.canary.requests);
@@ -291,7 +291,7 @@ async fn missing_series_payloads_and_every_shipped_template() {
     let builtin = TemplateSet::builtin().unwrap();
     let ns = Namespace::parse(NS).unwrap();
     let name = CanaryName::parse("podinfo").unwrap();
-    let vars = BTreeMap::new();
+    let vars = TemplateVariables::default();
     let mut checked = 0;
     for template in builtin.iter() {
         for arm in [Arm::Canary, Arm::Primary] {

@@ -21,7 +21,7 @@ use support::prometheus::TestPrometheus;
 use support::static_exporter::StaticExporter;
 use verdict::domain::{now_millis, CanaryName, Namespace};
 use verdict::sli::prometheus::{PrometheusConfig, PrometheusSli};
-use verdict::sli::templates::{LatencyUnit, TemplateSet};
+use verdict::sli::templates::{LatencyUnit, TemplateSet, TemplateVariables};
 use verdict::sli::{ArmCounts, SliSource, SliTarget};
 
 const TARGET: &str = "podinfo";
@@ -140,6 +140,8 @@ fn expected(parts: &[Part]) -> Expected {
 struct ArmId {
     namespace: String,
     target: String,
+    /// Flagger's apex service (`spec.service.name`, by default the target's name).
+    apex: String,
     primary: bool,
 }
 
@@ -153,12 +155,12 @@ impl ArmId {
         }
     }
 
-    /// Flagger's service for the arm: `<target>-canary` or `<target>-primary`.
+    /// Flagger's service for the arm: `<apex>-canary` or `<apex>-primary`.
     fn service(&self) -> String {
         if self.primary {
-            format!("{}-primary", self.target)
+            format!("{}-primary", self.apex)
         } else {
-            format!("{}-canary", self.target)
+            format!("{}-canary", self.apex)
         }
     }
 
@@ -324,10 +326,10 @@ fn linkerd(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
 }
 
 fn nginx(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
-    // The canary ingress sends to <target>-canary and names its upstream in `canary`;
-    // the main ingress sends to the apex service <target> with `canary` empty.
+    // The canary ingress sends to <apex>-canary and names its upstream in `canary`;
+    // the main ingress sends to the apex service with `canary` empty.
     let (service, canary) = if a.primary {
-        (a.target.clone(), String::new())
+        (a.apex.clone(), String::new())
     } else {
         (a.service(), format!("{}-{}-9898", a.namespace, a.service()))
     };
@@ -384,14 +386,40 @@ fn contour(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
 }
 
 fn gloo(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
-    let cluster = format!("{}-{}-9898_gloo-system", a.namespace, a.service());
+    // Flagger ≥ 1.9 creates its own Upstreams in the canary's namespace (pkg/router/gloo.go);
+    // with Gloo's discovery on, the discovered Upstream of the same Service exists too (a
+    // decoy: Flagger's route table does not send to it), here with other traffic and no
+    // errors, so that even a ratio read from it is wrong.
+    let arm = if a.primary { "primary" } else { "canary" };
     envoy_cluster(
         e,
         vec![
-            ("envoy_cluster_name", cluster),
+            (
+                "envoy_cluster_name",
+                format!(
+                    "{}-{}-{arm}upstream-9898_{}",
+                    a.namespace, a.apex, a.namespace
+                ),
+            ),
             ("pod", format!("gateway-proxy-{r}")),
         ],
         parts,
+    );
+    let discovered: Vec<Part> = parts
+        .iter()
+        .filter(|p| !p.is_error())
+        .map(|p| p.scaled(3))
+        .collect();
+    envoy_cluster(
+        e,
+        vec![
+            (
+                "envoy_cluster_name",
+                format!("{}-{}-9898_gloo-system", a.namespace, a.service()),
+            ),
+            ("pod", format!("gateway-proxy-{r}")),
+        ],
+        &discovered,
     );
 }
 
@@ -466,7 +494,7 @@ fn traefik(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
     }
 }
 
-fn gateway_api(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+fn opentelemetry(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
     for p in parts {
         let labels: Labels = vec![
             ("k8s_namespace_name", a.namespace.clone()),
@@ -485,25 +513,57 @@ fn gateway_api(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
     }
 }
 
-fn app_metrics(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
-    let pod = vec![("namespace", a.namespace.clone()), ("pod", a.pod(r))];
+/// The application's own latency histogram with a status label, as podinfo exports it and
+/// Flagger's HTTP observer reads it, scraped with the given namespace and pod labels.
+fn app_histogram(
+    e: &mut Exposition,
+    a: &ArmId,
+    r: usize,
+    parts: &[Part],
+    (namespace_label, pod_label): (&'static str, &'static str),
+) {
     for p in parts {
-        let mut labels = pod.clone();
-        labels.push(("status", p.code.to_string()));
-        e.counter("http_requests_total", &labels, p.requests);
+        let labels: Labels = vec![
+            (namespace_label, a.namespace.clone()),
+            (pod_label, a.pod(r)),
+            ("method", "GET".into()),
+            ("path", "root".into()),
+            ("status", p.code.to_string()),
+        ];
+        e.histogram(
+            "http_request_duration_seconds",
+            &labels,
+            Unit::S,
+            p.requests,
+            p.fast,
+        );
     }
-    let (requests, fast) = total(parts);
-    e.histogram(
-        "http_request_duration_seconds",
-        &pod,
-        Unit::S,
-        requests,
-        fast,
+}
+
+/// Flagger's bundled Prometheus (charts/flagger templates/prometheus.yaml, job
+/// kubernetes-pods) relabels the namespace and pod to these.
+fn app_metrics(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    app_histogram(
+        e,
+        a,
+        r,
+        parts,
+        ("kubernetes_namespace", "kubernetes_pod_name"),
     );
 }
 
+/// Flagger maps provider gatewayapi to the same HTTP observer as kubernetes.
+fn gateway_api(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    app_metrics(e, a, r, parts);
+}
+
+/// The Prometheus Operator's PodMonitor / ServiceMonitor target labels.
+fn app_metrics_operator(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    app_histogram(e, a, r, parts, ("namespace", "pod"));
+}
+
 /// Every provider the tests know: template name, series shape, unit of its histogram.
-const PROVIDERS: [(&str, Emit, Unit); 10] = [
+const PROVIDERS: [(&str, Emit, Unit); 12] = [
     ("istio", istio, Unit::Ms),
     ("linkerd", linkerd, Unit::Ms),
     ("nginx", nginx, Unit::S),
@@ -514,11 +574,22 @@ const PROVIDERS: [(&str, Emit, Unit); 10] = [
     ("traefik", traefik, Unit::S),
     ("gateway-api", gateway_api, Unit::S),
     ("app-metrics", app_metrics, Unit::S),
+    ("app-metrics-operator", app_metrics_operator, Unit::S),
+    ("opentelemetry", opentelemetry, Unit::S),
 ];
 
 fn namespace_of(provider: &str) -> String {
     format!("t-{provider}")
 }
+
+/// Where the same provider's canary has a Service named apart from its target
+/// (`spec.service.name: frontend`, the `service` metadata key).
+fn renamed_namespace_of(provider: &str) -> String {
+    format!("r-{provider}")
+}
+
+/// The apex service of the renamed canaries.
+const APEX: &str = "frontend";
 
 /// All providers' series at `phase` (0 or 1): real arms hold `(phase + 1) × delta`, so
 /// every counter starts well above zero and Prometheus' zero-point clamp never applies.
@@ -527,17 +598,54 @@ fn exposition(phase: u64) -> String {
     let k = phase + 1;
     for (provider, emit, _) in PROVIDERS {
         let ns = namespace_of(provider);
-        // (namespace, target, multiplier): the real canary, then decoys with other counts.
+        let renamed = renamed_namespace_of(provider);
+        // (namespace, target, apex service, multiplier, arms swapped): the real canary, then
+        // decoys with other counts; then a canary whose Service is named apart from its
+        // Deployment, beside a decoy whose Services are named after the target (what
+        // `{{ target }}-canary` would find), with the arms' error rates swapped so that
+        // even a ratio read from it is wrong.
         let arms = [
-            (ns.clone(), TARGET.to_string(), 1),
-            (ns.clone(), format!("{TARGET}-extra"), 5),
-            (format!("{ns}-other"), TARGET.to_string(), 7),
+            (ns.clone(), TARGET.to_string(), TARGET.to_string(), 1, false),
+            (
+                ns.clone(),
+                format!("{TARGET}-extra"),
+                format!("{TARGET}-extra"),
+                5,
+                false,
+            ),
+            (
+                format!("{ns}-other"),
+                TARGET.to_string(),
+                TARGET.to_string(),
+                7,
+                false,
+            ),
+            (
+                renamed.clone(),
+                TARGET.to_string(),
+                APEX.to_string(),
+                1,
+                false,
+            ),
+            (
+                renamed.clone(),
+                format!("{TARGET}-x"),
+                TARGET.to_string(),
+                3,
+                true,
+            ),
         ];
-        for (namespace, target, m) in arms {
-            for (primary, delta) in [(false, canary_delta()), (true, primary_delta())] {
+        for (namespace, target, apex, m, swapped) in arms {
+            let deltas = if swapped {
+                [(false, primary_delta()), (true, canary_delta())]
+            } else {
+                [(false, canary_delta()), (true, primary_delta())]
+            };
+            for (primary, delta) in deltas {
                 let id = ArmId {
                     namespace: namespace.clone(),
                     target: target.clone(),
+                    apex: apex.clone(),
                     primary,
                 };
                 let cumulative: Vec<Part> = delta.iter().map(|p| p.scaled(k * m)).collect();
@@ -623,8 +731,14 @@ fn check_arm(what: &str, got: &ArmCounts, want: &Expected) -> Result<f64, String
     Ok(factor)
 }
 
-/// Replaces Flagger's `{{ namespace }}`, `{{ target }}`, `{{ interval }}` (any spacing).
-fn render_flagger(query: &str, namespace: &str, interval: &str) -> Result<String, String> {
+/// Replaces Flagger's `{{ namespace }}`, `{{ target }}`, `{{ service }}` (the apex
+/// service, `spec.service.name` or the target's name) and `{{ interval }}` (any spacing).
+fn render_flagger(
+    query: &str,
+    namespace: &str,
+    service: &str,
+    interval: &str,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = query;
     while let Some(open) = rest.find("{{") {
@@ -636,6 +750,7 @@ fn render_flagger(query: &str, namespace: &str, interval: &str) -> Result<String
         out.push_str(match name {
             "namespace" => namespace,
             "target" => TARGET,
+            "service" => service,
             "interval" => interval,
             other => return Err(format!("unexpected Flagger variable {other:?} in {query}")),
         });
@@ -790,24 +905,38 @@ async fn every_template_counts_its_providers_series_exactly() {
             ));
             continue;
         }
-        let target = SliTarget {
-            namespace: Namespace::parse(&namespace_of(provider)).unwrap(),
-            target: CanaryName::parse(TARGET).unwrap(),
-            template: provider.to_owned(),
-            variables: BTreeMap::new(),
-        };
-        match source.window(&target, start, end).await {
-            Err(e) => failures.push(format!("{provider}: {e}")),
-            Ok(pair) => {
-                let canary = check_arm(&format!("{provider} canary"), &pair.canary, &want_canary);
-                let primary =
-                    check_arm(&format!("{provider} primary"), &pair.primary, &want_primary);
-                match (canary, primary) {
-                    (Ok(c), Ok(p)) if (c - p).abs() > 1e-6 => failures.push(format!(
-                        "{provider}: the arms extrapolated differently ({c} vs {p}): a selector matched series of another scrape"
-                    )),
-                    (Ok(_), Ok(_)) => {}
-                    (c, p) => failures.extend(c.err().into_iter().chain(p.err())),
+        // Each provider twice: the Service named after the target, and named apart from
+        // it with the `service` metadata key.
+        for (namespace, service) in [
+            (namespace_of(provider), None),
+            (
+                renamed_namespace_of(provider),
+                Some(CanaryName::parse(APEX).unwrap()),
+            ),
+        ] {
+            let what = format!("{provider} in {namespace}");
+            let target = SliTarget {
+                namespace: Namespace::parse(&namespace).unwrap(),
+                target: CanaryName::parse(TARGET).unwrap(),
+                template: provider.to_owned(),
+                variables: TemplateVariables {
+                    service,
+                    ..TemplateVariables::default()
+                },
+            };
+            match source.window(&target, start, end).await {
+                Err(e) => failures.push(format!("{what}: {e}")),
+                Ok(pair) => {
+                    let canary = check_arm(&format!("{what}: canary"), &pair.canary, &want_canary);
+                    let primary =
+                        check_arm(&format!("{what}: primary"), &pair.primary, &want_primary);
+                    match (canary, primary) {
+                        (Ok(c), Ok(p)) if (c - p).abs() > 1e-6 => failures.push(format!(
+                            "{what}: the arms extrapolated differently ({c} vs {p}): a selector matched series of another scrape"
+                        )),
+                        (Ok(_), Ok(_)) => {}
+                        (c, p) => failures.extend(c.err().into_iter().chain(p.err())),
+                    }
                 }
             }
         }
@@ -831,14 +960,19 @@ async fn every_template_counts_its_providers_series_exactly() {
             "{}",
             path.display()
         );
-        for (name, kind, query) in docs {
+        for ((name, kind, query), (namespace, service)) in docs.iter().flat_map(|d| {
+            [
+                (d, (namespace_of(provider), TARGET)),
+                (d, (renamed_namespace_of(provider), APEX)),
+            ]
+        }) {
             assert_eq!(kind, "prometheus", "{name}");
-            let rendered = render_flagger(&query, &namespace_of(provider), "9s").unwrap();
+            let rendered = render_flagger(query, &namespace, service, "9s").unwrap();
             queried += 1;
             let value = match instant(&prometheus.url(), &rendered, end).await {
                 Ok(Some(v)) => v,
                 other => {
-                    failures.push(format!("{name}: {other:?} for {rendered}"));
+                    failures.push(format!("{name} in {namespace}: {other:?} for {rendered}"));
                     continue;
                 }
             };
@@ -852,11 +986,11 @@ async fn every_template_counts_its_providers_series_exactly() {
                 (100.0 + 400.0 * share, 1e-6)
             };
             if (value - want).abs() > tolerance * want {
-                failures.push(format!("{name}: {value}, expected {want}"));
+                failures.push(format!("{name} in {namespace}: {value}, expected {want}"));
             }
         }
     }
-    assert_eq!(queried, 2 * PROVIDERS.len());
+    assert_eq!(queried, 4 * PROVIDERS.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -890,7 +1024,7 @@ async fn a_template_that_leaks_into_decoys_is_caught() {
         namespace: Namespace::parse(&namespace_of("istio")).unwrap(),
         target: CanaryName::parse(TARGET).unwrap(),
         template: "istio".into(),
-        variables: BTreeMap::new(),
+        variables: TemplateVariables::default(),
     };
     let pair = source.window(&target, end - 5_000, end).await.unwrap();
     let err = check_arm(

@@ -101,6 +101,24 @@ pub(super) fn tallies(settings: &AnalysisSettings, window: &ArmPair) -> (ArmTall
     (tally(&window.canary, &plan), tally(&window.primary, &plan))
 }
 
+/// The requests of one arm slower than each latency boundary the analysis tests (its
+/// plan's boundaries, then the SLO latency's edge when it is another one), as
+/// (boundary in seconds, count): what the look metrics export per boundary.
+pub(super) fn slower_than_boundaries(
+    settings: &AnalysisSettings,
+    tally: &ArmTally,
+) -> Vec<(f64, u64)> {
+    let plan = settings.plan();
+    let mut edges: Vec<usize> = plan.boundaries.iter().map(|b| b.edge).collect();
+    edges.extend(plan.slo_edge);
+    edges.sort_unstable();
+    edges.dedup();
+    edges
+        .into_iter()
+        .filter_map(|e| Some((*plan.edges.get(e)?, *tally.slower.get(e)?)))
+        .collect()
+}
+
 /// The plan of a new analysis from the primary's per-interval history: its latency
 /// boundaries and dispersion (docs/statistics.md §2, §5). A latency the canary asked for
 /// that no bucket reaches is refused.
@@ -206,6 +224,38 @@ mod tests {
         assert_eq!(look.requests, 100);
         assert_eq!(look.errors, 100, "errors never exceed requests");
         assert_eq!(look.slower, vec![0], "no buckets, no slow requests");
+    }
+
+    #[test]
+    fn slower_counts_are_given_per_tested_boundary() {
+        let mut plan = Plan::fixed(vec![0.05, 0.1, 0.25, 0.5], &[(1, true), (2, false)], 0.3);
+        plan.slo_edge = Some(3);
+        let settings = AnalysisSettings {
+            canary: crate::analysis::settings::resolve(
+                &crate::domain::CanaryName::parse("podinfo").expect("name"),
+                &Default::default(),
+                &crate::config::Config::default(),
+            )
+            .expect("defaults"),
+            plan: Some(plan),
+            boundary_s: None,
+            slo_boundary_s: None,
+        };
+        let tally = ArmTally {
+            requests: 100,
+            errors: 1,
+            slower: vec![40, 20, 5, 1],
+        };
+        assert_eq!(
+            slower_than_boundaries(&settings, &tally),
+            vec![(0.1, 20), (0.25, 5), (0.5, 1)]
+        );
+        // A look stored before plans has no per-edge counts: nothing to export.
+        let old = ArmTally {
+            slower: vec![],
+            ..tally
+        };
+        assert!(slower_than_boundaries(&settings, &old).is_empty());
     }
 
     #[test]

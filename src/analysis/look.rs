@@ -9,6 +9,7 @@ use crate::domain::{now_millis, AnalysisSettings, Millis};
 use crate::store::{
     Analysis, AnalysisStatus, LookInsert, LookRow, Milestone, MilestoneKind, NewLook, StatusChange,
 };
+use crate::telemetry::LookCounts;
 
 /// How a judge's verdict is answered on the rollout hook.
 fn status_of(verdict: Verdict) -> (StatusCode, &'static str) {
@@ -114,9 +115,30 @@ impl Analyst {
             .await
             .inspect_err(|_| self.metrics.store_error("record_look"))?;
         match inserted {
-            LookInsert::Inserted(_) => Ok(answer),
+            LookInsert::Inserted(_) => {
+                self.count_look(call, settings, &new_look);
+                Ok(answer)
+            }
             // Another replica or a concurrent duplicate took this look first: answer as it did.
             LookInsert::Exists(winner) => self.answer_from_look(call, &winner, started).await,
+        }
+    }
+
+    /// Adds a recorded look's counts to the look metrics: the numbers the judge saw,
+    /// whichever provider's template read them, so one dashboard serves every mesh.
+    fn count_look(&self, call: &HookCall, settings: &AnalysisSettings, look: &NewLook) {
+        for (arm, tally) in [("canary", &look.canary), ("primary", &look.primary)] {
+            let slower = judging::slower_than_boundaries(settings, tally);
+            self.metrics.look_recorded(
+                call.key.namespace.as_str(),
+                call.key.name.as_str(),
+                LookCounts {
+                    arm,
+                    requests: tally.requests,
+                    errors: tally.errors,
+                    slower: &slower,
+                },
+            );
         }
     }
 

@@ -98,13 +98,29 @@ impl Analyst {
         }
     }
 
-    /// What keeps the service from answering: the store or the SLI source not
-    /// answering, one sentence each; empty when both answer (readiness).
+    /// What keeps the service from answering: the store not answering, in one sentence;
+    /// empty when it answers (readiness).
+    ///
+    /// The SLI source is not part of it: while Prometheus is down the API, the gates and
+    /// every hook that needs no SLI still work, and the hooks that do answer 424 with the
+    /// reason, which reaches Flagger's events; an unready replica would turn that into a
+    /// refused connection. [`Analyst::check_sli`] shows Prometheus' health instead.
     pub async fn unready_dependencies(&self) -> Vec<String> {
-        let (store, sli) = tokio::join!(self.store.ping(), self.sli.ready());
-        let store = store.err().map(|e| e.to_string());
-        let sli = sli.err().map(|e| e.to_string());
-        store.into_iter().chain(sli).collect()
+        self.store
+            .ping()
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .into_iter()
+            .collect()
+    }
+
+    /// Asks the SLI source whether it answers and records the outcome in the
+    /// `verdict_prometheus_up` gauge (called at each scrape of `/metrics`).
+    pub async fn check_sli(&self) -> bool {
+        let up = self.sli.ready().await.is_ok();
+        self.metrics.set_sli_up(up);
+        up
     }
 
     /// Stops taking background work and waits for what is running (shutdown; the caller

@@ -4,6 +4,7 @@
 
 use super::{judging, settings, Analyst, HookCall, Refusal};
 use crate::domain::{now_millis, AnalysisSettings, CanaryName, CanarySettings};
+use crate::sli::templates::TemplateVariables;
 use crate::sli::SliTarget;
 use crate::store::{Analysis, NewAnalysis};
 
@@ -26,7 +27,16 @@ impl Analyst {
             target: CanaryName::parse(&settings.canary.target)
                 .map_err(|e| Refusal::bad_request(e.to_string()))?,
             template: settings.canary.template.clone(),
-            variables: settings.canary.variables.clone(),
+            variables: TemplateVariables {
+                service: settings
+                    .canary
+                    .service
+                    .as_deref()
+                    .map(CanaryName::parse)
+                    .transpose()
+                    .map_err(|e| Refusal::bad_request(e.to_string()))?,
+                custom: settings.canary.variables.clone(),
+            },
         })
     }
 

@@ -13,6 +13,7 @@ use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidVal
 pub const ANALYSIS_KEYS: &[&str] = &[
     "template",
     "target",
+    "service",
     "alpha",
     "errorMargin",
     "latencyMargin",
@@ -140,6 +141,16 @@ pub fn resolve(
             .to_string(),
         None => name.to_string(),
     };
+    let service = get("service")
+        .map(|s| {
+            CanaryName::parse(s).map(|n| n.to_string()).map_err(|e| {
+                invalid(
+                    "service",
+                    format!("{:?} is not a valid Kubernetes name: {}", e.value, e.why),
+                )
+            })
+        })
+        .transpose()?;
     let template = match get("template") {
         Some(t) if is_template_name(t) => t.to_owned(),
         Some(t) => return Err(invalid("template", format!("{t:?} is not a template name")).into()),
@@ -176,6 +187,7 @@ pub fn resolve(
     Ok(CanarySettings {
         template,
         target,
+        service,
         judge,
         latency_threshold_s,
         slo_p95_s,
@@ -308,6 +320,14 @@ mod tests {
         assert_eq!(s.judge.slo_slow_fraction, Some(0.05));
         assert_eq!(s.latency_threshold_s, Some(0.1));
         assert_eq!(s.variables.get("region").map(String::as_str), Some("eu"));
+        assert_eq!(s.service, None);
+        let s = resolve(
+            &name(),
+            &meta(&[("service", "frontend")]),
+            &Config::default(),
+        )
+        .expect("service");
+        assert_eq!(s.service.as_deref(), Some("frontend"));
     }
 
     #[test]
@@ -327,6 +347,7 @@ mod tests {
             ("minCanaryRequests", "-5"),
             ("latencyThresholdMs", "0"),
             ("target", "x\"} or vector(1) #"),
+            ("service", "Front_End"),
             ("template", "../etc/passwd"),
             ("var.Bad-Name", "x"),
             ("var.ok", "line\nbreak"),

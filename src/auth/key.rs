@@ -1,5 +1,8 @@
 //! The configured JWT key: read from `jwt.key` or `jwt.key_file` and checked for the
-//! configured algorithm, so a bad key stops start-up instead of refusing every token.
+//! configured algorithm, so a bad key stops start-up instead of refusing every token; or
+//! the identity provider's key set at `jwt.jwks_url`, fetched when tokens arrive.
+
+use std::sync::Arc;
 
 use jsonwebtoken::DecodingKey;
 use rsa::pkcs1::DecodeRsaPublicKey;
@@ -8,6 +11,7 @@ use rsa::traits::PublicKeyParts;
 use rsa::RsaPublicKey;
 use secrecy::ExposeSecret;
 
+use super::jwks::Jwks;
 use super::settings::{JwtAlgorithm, JwtSettings};
 use crate::domain::{invalid, InvalidValue};
 
@@ -20,22 +24,18 @@ const MIN_RSA_BITS: usize = 2048;
 pub(super) enum Key {
     /// The HS256 shared secret (signs and verifies).
     Hmac(Vec<u8>),
-    /// The RS256 public key (verifies only).
-    Rsa(DecodingKey),
-}
-
-impl Key {
-    pub(super) fn decoding_key(&self) -> DecodingKey {
-        match self {
-            Self::Hmac(secret) => DecodingKey::from_secret(secret),
-            Self::Rsa(key) => key.clone(),
-        }
-    }
+    /// The RS256 or ES256 public key (verifies only).
+    Public(DecodingKey),
+    /// The identity provider's key set, by `kid` (verifies only).
+    Jwks(Arc<Jwks>),
 }
 
 /// Reads and checks the configured key; `None` when neither `jwt.key` nor `jwt.key_file`
 /// is set. Errors name the key they come from.
 pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, InvalidValue> {
+    if let Some(url) = &jwt.jwks_url {
+        return jwks(jwt, url).map(Some);
+    }
     let (name, bytes) = match (&jwt.key, &jwt.key_file) {
         (Some(_), Some(_)) => {
             return Err(invalid("jwt.key", "set jwt.key or jwt.key_file, not both"))
@@ -77,9 +77,50 @@ pub(super) fn load(jwt: &JwtSettings) -> Result<Option<Key>, InvalidValue> {
             }
             Key::Hmac(bytes.to_vec())
         }
-        JwtAlgorithm::Rs256 => Key::Rsa(rsa_public_key(name, bytes)?),
+        JwtAlgorithm::Rs256 => Key::Public(rsa_public_key(name, bytes)?),
+        JwtAlgorithm::Es256 => Key::Public(ec_public_key(name, bytes)?),
     };
     Ok(Some(key))
+}
+
+/// The key set of `jwt.jwks_url`: public keys only, so never with HS256.
+fn jwks(jwt: &JwtSettings, url: &str) -> Result<Key, InvalidValue> {
+    if jwt.key.is_some() || jwt.key_file.is_some() {
+        return Err(invalid(
+            "jwt.jwks_url",
+            "set one of jwt.key, jwt.key_file and jwt.jwks_url",
+        ));
+    }
+    if jwt.algorithm == JwtAlgorithm::Hs256 {
+        return Err(invalid(
+            "jwt.algorithm",
+            "a key set publishes public keys: set jwt.algorithm = \"RS256\" or \"ES256\" with jwt.jwks_url",
+        ));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(invalid("jwt.jwks_url", "expected an https:// URL"));
+    }
+    let set = Jwks::new(url, jwt.algorithm, jwt.jwks_refresh, jwt.jwks_min_refresh)
+        .map_err(|why| invalid("jwt.jwks_url", why))?;
+    Ok(Key::Jwks(Arc::new(set)))
+}
+
+/// Parses an EC public key in PEM (`BEGIN PUBLIC KEY`), for ES256.
+fn ec_public_key(name: &'static str, bytes: &[u8]) -> Result<DecodingKey, InvalidValue> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| invalid(name, "expected an EC public key in PEM, found binary data"))?;
+    if text.contains("PRIVATE KEY-----") {
+        return Err(invalid(
+            name,
+            "holds a private key; give verdict only the public key (openssl ec -in key.pem -pubout)",
+        ));
+    }
+    DecodingKey::from_ec_pem(bytes).map_err(|_| {
+        invalid(
+            name,
+            "not a PEM EC public key (expected -----BEGIN PUBLIC KEY----- of a P-256 key)",
+        )
+    })
 }
 
 /// Parses an RSA public key in PEM, either SPKI (`BEGIN PUBLIC KEY`) or PKCS#1

@@ -23,7 +23,7 @@ pub fn mint(
 ) -> Result<String, AuthError> {
     if jwt.algorithm != JwtAlgorithm::Hs256 {
         return Err(AuthError::CannotMint(format!(
-            "jwt.algorithm is {}; verdict mints HS256 tokens only (RS256 tokens come from your identity provider)",
+            "jwt.algorithm is {}; verdict mints HS256 tokens only (RS256 and ES256 tokens come from your identity provider)",
             jwt.algorithm.as_str()
         )));
     }
@@ -36,9 +36,9 @@ pub fn mint(
     let secret = match key::load(jwt).map_err(|e| AuthError::CannotMint(e.to_string()))? {
         Some(key::Key::Hmac(secret)) => secret,
         // Cannot happen with HS256 configured; an error all the same, not a panic.
-        Some(key::Key::Rsa(_)) => {
+        Some(key::Key::Public(_) | key::Key::Jwks(_)) => {
             return Err(AuthError::CannotMint(
-                "the configured key is an RSA public key, which cannot sign".into(),
+                "the configured key is a public key, which cannot sign".into(),
             ))
         }
         None => return Err(AuthError::NotConfigured),

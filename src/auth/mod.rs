@@ -1,16 +1,20 @@
 //! Who may call the release-manager API: JWT bearer tokens (docs/api.md, "Authentication").
 //!
-//! A token is verified against one configured key and one pinned algorithm ([`Verifier`]);
+//! A token is verified against one configured key, or the identity provider's key set by
+//! `kid`, and one pinned algorithm ([`Verifier`]);
 //! its subject and role become a [`Principal`]. [`mint`] makes HS256 tokens from the
 //! configured secret for set-up and tests (`verdict token`).
 
 use serde::{Deserialize, Serialize};
 
+mod jwks;
 mod key;
 mod mint;
 mod settings;
 mod verify;
 
+#[cfg(test)]
+mod jwks_tests;
 #[cfg(test)]
 mod tests;
 
@@ -95,6 +99,12 @@ pub enum AuthError {
     /// The signature does not match the configured key.
     #[error("the token's signature does not match the configured key")]
     BadSignature,
+    /// The token's `kid` names no key of the identity provider's key set.
+    #[error("the token's key id (kid) is not among the identity provider's keys")]
+    UnknownKey,
+    /// The identity provider's key set could not be fetched, and no key is held.
+    #[error("the identity provider's keys could not be fetched: {0}")]
+    KeysUnavailable(String),
     /// Signed with an algorithm other than the configured one.
     #[error("token signed with {got}, this server accepts {expected} only")]
     WrongAlgorithm {

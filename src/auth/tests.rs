@@ -101,8 +101,8 @@ fn signed_by_hand(header: &str, payload: &str) -> String {
 }
 
 /// Asserts the refusal, its class, and that its message does not repeat the token.
-fn refused(v: &Verifier, token: &str, expected: AuthError) {
-    let err = v.verify(token).expect_err("must be refused");
+async fn refused(v: &Verifier, token: &str, expected: AuthError) {
+    let err = v.verify(token).await.expect_err("must be refused");
     assert_eq!(err, expected, "token refused for the wrong reason");
     assert_eq!(
         err.is_forbidden(),
@@ -117,11 +117,12 @@ fn refused(v: &Verifier, token: &str, expected: AuthError) {
     }
 }
 
-#[test]
-fn valid_hs256_and_rs256_tokens_name_their_caller() {
+#[tokio::test]
+async fn valid_hs256_and_rs256_tokens_name_their_caller() {
     let hs = verifier(&hs_settings());
     let principal = hs
         .verify(&hs256(&claims(json!({})), SECRET.as_bytes()))
+        .await
         .expect("valid");
     assert_eq!(
         principal,
@@ -134,7 +135,7 @@ fn valid_hs256_and_rs256_tokens_name_their_caller() {
     let private = read_fixture("rsa-private.pem");
     let rs = verifier(&rs_settings());
     let token = rs256(&claims(json!({"sub": "bob", "role": "admin"})), &private);
-    let principal = rs.verify(&token).expect("valid");
+    let principal = rs.verify(&token).await.expect("valid");
     assert_eq!(principal.subject, "bob");
     assert_eq!(principal.role, Role::Admin);
 
@@ -144,45 +145,48 @@ fn valid_hs256_and_rs256_tokens_name_their_caller() {
         ..rs_settings()
     };
     assert_eq!(
-        verifier(&pkcs1).verify(&token).expect("valid").role,
+        verifier(&pkcs1).verify(&token).await.expect("valid").role,
         Role::Admin
     );
 }
 
-#[test]
-fn expiry_allows_the_leeway_and_no_more() {
+#[tokio::test]
+async fn expiry_allows_the_leeway_and_no_more() {
     let v = verifier(&hs_settings()); // leeway 30s
     let within = hs256(&claims(json!({"exp": now() - 10})), SECRET.as_bytes());
     assert!(
-        v.verify(&within).is_ok(),
+        v.verify(&within).await.is_ok(),
         "10s past exp is within the leeway"
     );
     let expired = hs256(&claims(json!({"exp": now() - 120})), SECRET.as_bytes());
-    refused(&v, &expired, AuthError::Expired);
+    refused(&v, &expired, AuthError::Expired).await;
 }
 
-#[test]
-fn a_future_nbf_is_refused() {
+#[tokio::test]
+async fn a_future_nbf_is_refused() {
     let v = verifier(&hs_settings());
     let soon = hs256(&claims(json!({"nbf": now() + 10})), SECRET.as_bytes());
-    assert!(v.verify(&soon).is_ok(), "10s ahead is within the leeway");
+    assert!(
+        v.verify(&soon).await.is_ok(),
+        "10s ahead is within the leeway"
+    );
     let later = hs256(&claims(json!({"nbf": now() + 600})), SECRET.as_bytes());
-    refused(&v, &later, AuthError::NotYetValid);
+    refused(&v, &later, AuthError::NotYetValid).await;
 }
 
-#[test]
-fn issuer_and_audience_must_match() {
+#[tokio::test]
+async fn issuer_and_audience_must_match() {
     let v = verifier(&hs_settings());
     let token = hs256(&claims(json!({"aud": "grafana"})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::WrongAudience);
+    refused(&v, &token, AuthError::WrongAudience).await;
     let token = hs256(&claims(json!({"iss": "someone-else"})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::WrongIssuer);
+    refused(&v, &token, AuthError::WrongIssuer).await;
     // One of several audiences is enough.
     let token = hs256(
         &claims(json!({"aud": ["grafana", "verdict"]})),
         SECRET.as_bytes(),
     );
-    assert!(v.verify(&token).is_ok());
+    assert!(v.verify(&token).await.is_ok());
 
     let custom = JwtSettings {
         issuer: "https://idp.example".into(),
@@ -194,19 +198,19 @@ fn issuer_and_audience_must_match() {
         &claims(json!({"iss": "https://idp.example", "aud": "verdict-prod"})),
         SECRET.as_bytes(),
     );
-    assert!(v.verify(&token).is_ok());
+    assert!(v.verify(&token).await.is_ok());
     let token = hs256(&claims(json!({})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::WrongIssuer);
+    refused(&v, &token, AuthError::WrongIssuer).await;
 }
 
-#[test]
-fn a_signature_by_another_key_is_refused() {
+#[tokio::test]
+async fn a_signature_by_another_key_is_refused() {
     let v = verifier(&hs_settings());
     let token = hs256(
         &claims(json!({})),
         b"another-secret-0123456789abcdef-0123456789",
     );
-    refused(&v, &token, AuthError::BadSignature);
+    refused(&v, &token, AuthError::BadSignature).await;
 
     // A payload changed after signing.
     let good = hs256(&claims(json!({"role": "viewer"})), SECRET.as_bytes());
@@ -214,30 +218,30 @@ fn a_signature_by_another_key_is_refused() {
     let forged_claims =
         URL_SAFE_NO_PAD.encode(Value::Object(claims(json!({"role": "admin"}))).to_string());
     let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
-    refused(&v, &forged, AuthError::BadSignature);
+    refused(&v, &forged, AuthError::BadSignature).await;
 
     let rs = verifier(&rs_settings());
     let token = rs256(&claims(json!({})), &read_fixture("other-rsa-private.pem"));
-    refused(&rs, &token, AuthError::BadSignature);
+    refused(&rs, &token, AuthError::BadSignature).await;
 }
 
-#[test]
-fn alg_none_is_refused() {
+#[tokio::test]
+async fn alg_none_is_refused() {
     let c = claims(json!({"role": "admin"}));
     for settings in [hs_settings(), rs_settings()] {
         let v = verifier(&settings);
         for alg in ["none", "None", "NONE"] {
             let token = unsigned(json!({"alg": alg, "typ": "JWT"}), &c);
-            refused(&v, &token, AuthError::AlgNone);
+            refused(&v, &token, AuthError::AlgNone).await;
         }
         // Also with some signature attached.
         let token = format!("{}AAAA", unsigned(json!({"alg": "none"}), &c));
-        refused(&v, &token, AuthError::AlgNone);
+        refused(&v, &token, AuthError::AlgNone).await;
     }
 }
 
-#[test]
-fn the_other_algorithm_is_refused_including_key_confusion() {
+#[tokio::test]
+async fn the_other_algorithm_is_refused_including_key_confusion() {
     let c = claims(json!({"role": "admin"}));
     let rs = verifier(&rs_settings());
     // The classic confusion: an HS256 token "signed" with the RSA public key as secret.
@@ -250,10 +254,11 @@ fn the_other_algorithm_is_refused_including_key_confusion() {
             got: "HS256".into(),
             expected: "RS256",
         },
-    );
+    )
+    .await;
     // The same with the PEM as it sits in the configuration after trimming.
     let confused = hs256(&c, public_pem.trim().as_bytes());
-    assert!(rs.verify(&confused).is_err());
+    assert!(rs.verify(&confused).await.is_err());
 
     let hs = verifier(&hs_settings());
     let token = rs256(&c, &read_fixture("rsa-private.pem"));
@@ -264,7 +269,8 @@ fn the_other_algorithm_is_refused_including_key_confusion() {
             got: "RS256".into(),
             expected: "HS256",
         },
-    );
+    )
+    .await;
     // A stronger HMAC is still not the configured one.
     let token = sign(
         Algorithm::HS512,
@@ -278,7 +284,8 @@ fn the_other_algorithm_is_refused_including_key_confusion() {
             got: "HS512".into(),
             expected: "HS256",
         },
-    );
+    )
+    .await;
 }
 
 #[test]
@@ -300,25 +307,28 @@ fn the_library_refuses_key_confusion_on_its_own_too() {
     assert!(format!("{rs:?}").contains("RS256"));
 }
 
-#[test]
-fn required_claims_must_be_present() {
+#[tokio::test]
+async fn required_claims_must_be_present() {
     let v = verifier(&hs_settings());
     for claim in ["sub", "exp", "iss", "aud"] {
         let token = hs256(&claims(json!({ claim: null })), SECRET.as_bytes());
-        refused(&v, &token, AuthError::MissingClaim(claim.into()));
+        refused(&v, &token, AuthError::MissingClaim(claim.into())).await;
     }
     // A subject that is not a string is no subject.
     let token = hs256(&claims(json!({"sub": 42})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::MissingClaim("sub".into()));
+    refused(&v, &token, AuthError::MissingClaim("sub".into())).await;
     let token = hs256(&claims(json!({"sub": ""})), SECRET.as_bytes());
-    assert!(matches!(v.verify(&token), Err(AuthError::Malformed(_))));
+    assert!(matches!(
+        v.verify(&token).await,
+        Err(AuthError::Malformed(_))
+    ));
 }
 
-#[test]
-fn garbage_is_malformed_and_nothing_is_missing() {
+#[tokio::test]
+async fn garbage_is_malformed_and_nothing_is_missing() {
     let v = verifier(&hs_settings());
-    assert_eq!(v.verify(""), Err(AuthError::Missing));
-    assert_eq!(v.verify("   "), Err(AuthError::Missing));
+    assert_eq!(v.verify("").await, Err(AuthError::Missing));
+    assert_eq!(v.verify("   ").await, Err(AuthError::Missing));
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
     for garbage in [
         "not-a-token".to_owned(),
@@ -331,7 +341,7 @@ fn garbage_is_malformed_and_nothing_is_missing() {
         signed_by_hand(&header, &URL_SAFE_NO_PAD.encode("[1, 2]")),
         "x".repeat(10_000),
     ] {
-        let err = v.verify(&garbage).expect_err("garbage");
+        let err = v.verify(&garbage).await.expect_err("garbage");
         assert!(
             matches!(err, AuthError::Malformed(_)),
             "{garbage:.40}: {err:?}"
@@ -340,18 +350,21 @@ fn garbage_is_malformed_and_nothing_is_missing() {
     }
 }
 
-#[test]
-fn roles_unknown_missing_or_mistyped() {
+#[tokio::test]
+async fn roles_unknown_missing_or_mistyped() {
     let v = verifier(&hs_settings());
     let token = hs256(&claims(json!({"role": "superuser"})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::UnknownRole("superuser".into()));
+    refused(&v, &token, AuthError::UnknownRole("superuser".into())).await;
     // Roles are not case-folded.
     let token = hs256(&claims(json!({"role": "Admin"})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::UnknownRole("Admin".into()));
+    refused(&v, &token, AuthError::UnknownRole("Admin".into())).await;
     let token = hs256(&claims(json!({"role": null})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::MissingClaim("role".into()));
+    refused(&v, &token, AuthError::MissingClaim("role".into())).await;
     let token = hs256(&claims(json!({"role": ["admin"]})), SECRET.as_bytes());
-    assert!(matches!(v.verify(&token), Err(AuthError::Malformed(_))));
+    assert!(matches!(
+        v.verify(&token).await,
+        Err(AuthError::Malformed(_))
+    ));
 
     // The role claim is configurable.
     let custom = JwtSettings {
@@ -363,9 +376,9 @@ fn roles_unknown_missing_or_mistyped() {
         &claims(json!({"role": null, "verdict_role": "viewer"})),
         SECRET.as_bytes(),
     );
-    assert_eq!(v.verify(&token).expect("valid").role, Role::Viewer);
+    assert_eq!(v.verify(&token).await.expect("valid").role, Role::Viewer);
     let token = hs256(&claims(json!({})), SECRET.as_bytes());
-    refused(&v, &token, AuthError::MissingClaim("verdict_role".into()));
+    refused(&v, &token, AuthError::MissingClaim("verdict_role".into())).await;
 }
 
 #[test]
@@ -382,14 +395,14 @@ fn roles_spell_and_rank_as_documented() {
     assert!(!Role::Viewer.is_admin() && !Role::ReleaseManager.is_admin() && Role::Admin.is_admin());
 }
 
-#[test]
-fn minted_tokens_verify_to_the_same_subject_and_role() {
+#[tokio::test]
+async fn minted_tokens_verify_to_the_same_subject_and_role() {
     let settings = hs_settings();
     let v = verifier(&settings);
     for role in Role::ALL {
         let token = mint(&settings, role, "ci-bot", Duration::from_secs(600)).expect("minted");
         assert_eq!(
-            v.verify(&token).expect("valid"),
+            v.verify(&token).await.expect("valid"),
             Principal {
                 subject: "ci-bot".into(),
                 role
@@ -417,11 +430,11 @@ fn minted_tokens_verify_to_the_same_subject_and_role() {
     );
     assert_eq!(c["verdict_role"], json!("admin"));
     assert_eq!(
-        verifier(&custom).verify(&token).expect("valid").role,
+        verifier(&custom).verify(&token).await.expect("valid").role,
         Role::Admin
     );
     // Another server's secret does not accept it.
-    assert!(v.verify(&token).is_err());
+    assert!(v.verify(&token).await.is_err());
 }
 
 #[test]

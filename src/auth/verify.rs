@@ -1,14 +1,14 @@
-//! Verifying bearer tokens: one key, one pinned algorithm, issuer and audience checked.
+//! Verifying bearer tokens: one key (or the identity provider's key set, by `kid`), one
+//! pinned algorithm, issuer and audience checked.
 
 use std::fmt;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
+use super::jwks::Jwks;
 use super::settings::JwtSettings;
 use super::{check_subject, key, AuthError, Principal, Role};
 use crate::domain::InvalidValue;
@@ -25,10 +25,18 @@ pub struct Verifier {
 }
 
 struct Inner {
-    key: DecodingKey,
+    key: KeySource,
     algorithm_name: &'static str,
     validation: Validation,
     role_claim: String,
+}
+
+/// Where the verifying key comes from.
+enum KeySource {
+    /// `jwt.key` or `jwt.key_file`.
+    Configured(DecodingKey),
+    /// `jwt.jwks_url`: the key the token's `kid` names.
+    Jwks(Arc<Jwks>),
 }
 
 impl fmt::Debug for Verifier {
@@ -51,6 +59,11 @@ impl Verifier {
         let Some(key) = key::load(jwt)? else {
             return Ok(None);
         };
+        let key = match key {
+            key::Key::Hmac(secret) => KeySource::Configured(DecodingKey::from_secret(&secret)),
+            key::Key::Public(key) => KeySource::Configured(key),
+            key::Key::Jwks(set) => KeySource::Jwks(set),
+        };
         let mut validation = Validation::new(jwt.algorithm.algorithm());
         validation.set_issuer(&[&jwt.issuer]);
         validation.set_audience(&[&jwt.audience]);
@@ -61,7 +74,7 @@ impl Verifier {
         validation.leeway = jwt.leeway.as_secs();
         Ok(Some(Verifier {
             inner: Arc::new(Inner {
-                key: key.decoding_key(),
+                key,
                 algorithm_name: jwt.algorithm.as_str(),
                 validation,
                 role_claim: jwt.role_claim.clone(),
@@ -69,8 +82,9 @@ impl Verifier {
         }))
     }
 
-    /// Verifies the token (the text after `Bearer `) and names its caller.
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Verifies the token (the text after `Bearer `) and names its caller. With a key set,
+    /// this may fetch it (see [`Jwks`]); nothing unverified ever passes.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
         let token = token.trim();
         if token.is_empty() {
@@ -81,8 +95,22 @@ impl Verifier {
                 "it is longer than {MAX_TOKEN_BYTES} bytes"
             )));
         }
-        check_header(token, inner.algorithm_name)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &inner.key, &inner.validation)
+        let header = check_header(token, inner.algorithm_name)?;
+        let fetched;
+        let key = match &inner.key {
+            KeySource::Configured(key) => key,
+            KeySource::Jwks(set) => {
+                let kid = header.kid.as_deref().ok_or_else(|| {
+                    AuthError::Malformed(
+                        "the token names no key id (kid), which the identity provider's key set needs"
+                            .into(),
+                    )
+                })?;
+                fetched = set.key(kid).await?;
+                &fetched
+            }
+        };
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &inner.validation)
             .map_err(|e| refusal(e.kind(), inner.algorithm_name))?;
         let claims = data.claims;
 
@@ -133,46 +161,43 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 }
 
 /// Reads the header before any cryptography, to say precisely why a token signed the
-/// wrong way is refused (jsonwebtoken reports `alg: none` as an unknown JSON variant).
-fn check_header(token: &str, expected: &'static str) -> Result<(), AuthError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::Malformed(
-            "expected three base64url parts separated by dots".into(),
-        ));
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| AuthError::Malformed("the header is not base64url".into()))?;
-    let header: Map<String, Value> = serde_json::from_slice(&bytes)
-        .map_err(|_| AuthError::Malformed("the header is not a JSON object".into()))?;
-    let alg = match header.get("alg") {
-        Some(Value::String(alg)) => alg.as_str(),
-        _ => {
-            return Err(AuthError::Malformed(
-                "the header names no algorithm (alg)".into(),
-            ))
+/// wrong way is refused.
+fn check_header(token: &str, expected: &'static str) -> Result<jsonwebtoken::Header, AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        // jsonwebtoken's Algorithm has no `none`, so an unsigned token fails to decode as
+        // an unknown variant: name it, since it is the attack an operator wants to see.
+        ErrorKind::Json(json)
+            if json
+                .to_string()
+                .to_ascii_lowercase()
+                .contains("variant `none`") =>
+        {
+            AuthError::AlgNone
         }
-    };
-    if alg.eq_ignore_ascii_case("none") {
-        return Err(AuthError::AlgNone);
-    }
+        ErrorKind::Json(json) if json.to_string().contains("unknown variant") => {
+            AuthError::WrongAlgorithm {
+                got: "an unknown algorithm".into(),
+                expected,
+            }
+        }
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => AuthError::Malformed(
+            "the header is not a JWT header (a JSON object naming its alg)".into(),
+        ),
+        ErrorKind::Base64(_) => AuthError::Malformed("the header is not base64url".into()),
+        _ => AuthError::Malformed("expected three base64url parts separated by dots".into()),
+    })?;
+    let alg = format!("{:?}", header.alg);
     if alg != expected {
-        return Err(AuthError::WrongAlgorithm {
-            got: alg.chars().take(16).collect(),
-            expected,
-        });
+        return Err(AuthError::WrongAlgorithm { got: alg, expected });
     }
-    if header.contains_key("crit") {
+    if header.crit.is_some() {
         // RFC 7515 §4.1.11: extensions a recipient does not understand must be refused.
         return Err(AuthError::Malformed(
             "the header lists critical extensions (crit), which this server does not support"
                 .into(),
         ));
     }
-    Ok(())
+    Ok(header)
 }
 
 /// Maps jsonwebtoken's refusal to ours.

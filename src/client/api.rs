@@ -34,6 +34,24 @@ pub enum ClientError {
     /// The table or JSON could not be written.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// The command line names no canary (checked before any request).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl ClientError {
+    /// The process's exit code for this error (docs/api.md, "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => super::exit::USAGE,
+            Self::NoToken => super::exit::DENIED,
+            Self::Api {
+                status: 401 | 403, ..
+            } => super::exit::DENIED,
+            Self::Api { status: 404, .. } => super::exit::NOT_FOUND,
+            _ => super::exit::ERROR,
+        }
+    }
 }
 
 /// Filters of `GET /api/v1/audit`.

@@ -1,7 +1,10 @@
 //! The client verbs' command line (docs/api.md, "CLI"). Every value is checked here, so
-//! bad input is refused before any request is sent.
+//! bad input is refused before any request is sent (exit code 2, as clap's own errors).
+//! Canaries are named as kubectl users name things: `NAMESPACE/NAME`, or `NAME` with
+//! `-n NAMESPACE`.
 
 use std::fmt;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -26,6 +29,9 @@ pub enum ClientCommand {
     Rollback(RollbackArgs),
     /// Read the audit log of manual actions (admin).
     Audit(AuditArgs),
+    /// Follow a canary's analysis until it ends, printing each look: exit 0 when it
+    /// succeeded (promoted), 10 when it failed (rolled back), 11 on timeout.
+    Wait(WaitArgs),
 }
 
 impl ClientCommand {
@@ -42,8 +48,32 @@ impl ClientCommand {
             },
             Self::Rollback(a) => &a.client,
             Self::Audit(a) => &a.client,
+            Self::Wait(a) => &a.client,
         }
     }
+
+    /// Checks what clap cannot check one argument at a time (a canary given as
+    /// `NAMESPACE/NAME` or as `-n NAMESPACE NAME`); the message says what to write.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Self::Canary(a) => a.target.resolve().map(drop),
+            Self::Gate(g) => g.command.change().target.resolve().map(drop),
+            Self::Rollback(a) => a.target.resolve().map(drop),
+            Self::Wait(a) => a.target.resolve().map(drop),
+            Self::Analyses(_) | Self::Audit(_) => Ok(()),
+        }
+    }
+}
+
+/// How a client verb prints its answer (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The API's answer as JSON.
+    Json,
+    /// The API's answer as YAML.
+    Yaml,
+    /// Tables with more columns and cells never cut.
+    Wide,
 }
 
 /// Flags every client verb takes.
@@ -60,9 +90,23 @@ pub struct ClientArgs {
     /// The bearer token (a JWT; `verdict token` mints one for tests).
     #[arg(long, env = "VERDICT_TOKEN", hide_env_values = true)]
     pub token: Option<Token>,
-    /// Print the API's JSON instead of a table.
-    #[arg(long)]
+    /// Output format: json, yaml or wide (a table by default).
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    /// Same as `-o json`.
+    #[arg(long, conflicts_with = "output")]
     pub json: bool,
+}
+
+impl ClientArgs {
+    /// The output format asked for; `None` is the default table.
+    pub fn format(&self) -> Option<OutputFormat> {
+        if self.json {
+            Some(OutputFormat::Json)
+        } else {
+            self.output
+        }
+    }
 }
 
 /// A bearer token, kept out of `Debug` output.
@@ -119,7 +163,7 @@ pub enum AnalysesCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     /// Only this namespace.
-    #[arg(long, value_parser = parse_namespace)]
+    #[arg(short = 'n', long, value_parser = parse_namespace)]
     pub namespace: Option<Namespace>,
     /// Only canaries of this name.
     #[arg(long, value_parser = parse_name)]
@@ -150,12 +194,50 @@ pub struct ShowArgs {
     pub client: ClientArgs,
 }
 
-/// `verdict canary NS/NAME`.
+/// A canary on the command line: `NAMESPACE/NAME`, or `NAME` with `-n NAMESPACE`.
+#[derive(Debug, Clone, Args)]
+pub struct CanaryArg {
+    /// The canary: NAMESPACE/NAME, or NAME with -n NAMESPACE.
+    #[arg(value_name = "[NS/]NAME")]
+    pub canary: String,
+    /// The canary's namespace, for a NAME without one (as kubectl's -n).
+    #[arg(short = 'n', long = "namespace", value_parser = parse_namespace)]
+    pub namespace: Option<Namespace>,
+}
+
+impl CanaryArg {
+    /// The canary named, or why the arguments name none.
+    pub fn resolve(&self) -> Result<CanaryRef, String> {
+        match (self.canary.contains('/'), &self.namespace) {
+            (true, None) => parse_canary(&self.canary),
+            (true, Some(ns)) => {
+                let canary = parse_canary(&self.canary)?;
+                if canary.namespace == *ns {
+                    Ok(canary)
+                } else {
+                    Err(format!(
+                        "{:?} names namespace {}, -n names {ns}; give one",
+                        self.canary, canary.namespace
+                    ))
+                }
+            }
+            (false, Some(ns)) => Ok(CanaryRef {
+                namespace: ns.clone(),
+                name: parse_name(&self.canary)?,
+            }),
+            (false, None) => Err(format!(
+                "{:?} is not NAMESPACE/NAME: write test/podinfo or -n test podinfo",
+                self.canary
+            )),
+        }
+    }
+}
+
+/// `verdict canary [NS/]NAME`.
 #[derive(Debug, Clone, Args)]
 pub struct CanaryArgs {
-    /// The canary, as NAMESPACE/NAME.
-    #[arg(value_name = "NS/NAME", value_parser = parse_canary)]
-    pub canary: CanaryRef,
+    #[command(flatten)]
+    pub target: CanaryArg,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -214,9 +296,8 @@ impl Gate {
 /// What `gate approve` and `gate hold` take.
 #[derive(Debug, Clone, Args)]
 pub struct GateChange {
-    /// The canary, as NAMESPACE/NAME.
-    #[arg(value_name = "NS/NAME", value_parser = parse_canary)]
-    pub canary: CanaryRef,
+    #[command(flatten)]
+    pub target: CanaryArg,
     /// Which gate.
     #[arg(long, value_enum)]
     pub gate: Gate,
@@ -227,12 +308,11 @@ pub struct GateChange {
     pub client: ClientArgs,
 }
 
-/// `verdict rollback NS/NAME --reason …`.
+/// `verdict rollback [NS/]NAME --reason …`.
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
-    /// The canary, as NAMESPACE/NAME.
-    #[arg(value_name = "NS/NAME", value_parser = parse_canary)]
-    pub canary: CanaryRef,
+    #[command(flatten)]
+    pub target: CanaryArg,
     /// Why (becomes the analysis's failure reason; at most 500 characters).
     #[arg(long, value_parser = parse_reason)]
     pub reason: String,
@@ -240,11 +320,34 @@ pub struct RollbackArgs {
     pub client: ClientArgs,
 }
 
+/// `verdict wait [NS/]NAME`.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub target: CanaryArg,
+    /// Give up after this long (exit 11), e.g. 30m, 2h.
+    #[arg(long, default_value = "30m", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    /// How often to ask the server.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub interval: Duration,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err("must be above 0".into());
+    }
+    Ok(d)
+}
+
 /// `verdict audit`.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
     /// Only actions on canaries in this namespace (with --name).
-    #[arg(long, value_parser = parse_namespace, requires = "name")]
+    #[arg(short = 'n', long, value_parser = parse_namespace, requires = "name")]
     pub namespace: Option<Namespace>,
     /// Only actions on canaries of this name (with --namespace).
     #[arg(long, value_parser = parse_name, requires = "namespace")]

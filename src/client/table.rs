@@ -5,14 +5,23 @@
 
 use serde_json::{Map, Value};
 
-/// Longest cell shown; longer text (evidence, settings) is cut with `…`.
+/// Longest cell shown; longer text (evidence, settings) is cut with `…` (not with `-o wide`).
 const MAX_CELL_CHARS: usize = 80;
+
+/// How much a table shows: the default, or `-o wide` (more columns, no cell cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Normal,
+    Wide,
+}
 
 /// Rows under a header, each column as wide as its widest cell.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// Cells are never cut (`-o wide`).
+    uncut: bool,
 }
 
 impl Table {
@@ -20,6 +29,18 @@ impl Table {
         Self {
             headers: headers.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
+            uncut: false,
+        }
+    }
+
+    /// A table whose cells are cut (default) or not (`-o wide`).
+    pub fn with_detail<S: Into<String>>(
+        headers: impl IntoIterator<Item = S>,
+        detail: Detail,
+    ) -> Self {
+        Self {
+            uncut: detail == Detail::Wide,
+            ..Self::new(headers)
         }
     }
 
@@ -31,7 +52,9 @@ impl Table {
     /// The table as text, one line per row, ending in a newline.
     pub fn render(&self) -> String {
         let columns = self.headers.len();
-        let cell = |row: &[String], i: usize| row.get(i).map_or(String::new(), |c| one_line(c));
+        let uncut = self.uncut;
+        let cell =
+            |row: &[String], i: usize| row.get(i).map_or(String::new(), |c| one_line(c, uncut));
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
             for (i, width) in widths.iter_mut().enumerate() {
@@ -63,13 +86,13 @@ impl Table {
     }
 }
 
-/// Newlines and tabs would break the columns; long text is cut.
-fn one_line(s: &str) -> String {
+/// Newlines and tabs would break the columns; long text is cut unless `uncut`.
+fn one_line(s: &str, uncut: bool) -> String {
     let flat: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if flat.chars().count() > MAX_CELL_CHARS {
+    if !uncut && flat.chars().count() > MAX_CELL_CHARS {
         let mut cut: String = flat.chars().take(MAX_CELL_CHARS - 1).collect();
         cut.push('…');
         cut
@@ -132,26 +155,32 @@ fn next_page(v: &Value, out: &mut String) {
     }
 }
 
-/// `GET /api/v1/analyses`.
-pub fn analyses(v: &Value) -> String {
+/// `GET /api/v1/analyses`; wide adds the revision (checksum) and never cuts the reason.
+pub fn analyses(v: &Value, detail: Detail) -> String {
     let list = items(v);
+    let wide = detail == Detail::Wide;
     let mut out = String::new();
     if list.is_empty() {
         out.push_str("no analyses\n");
     } else {
-        let mut t = Table::new([
-            "ID", "CANARY", "CHECKSUM", "STATUS", "STARTED", "FINISHED", "REASON",
-        ]);
+        let mut headers = vec!["ID", "CANARY"];
+        if wide {
+            headers.push("CHECKSUM");
+        }
+        headers.extend(["STATUS", "STARTED", "FINISHED", "REASON"]);
+        let mut t = Table::with_detail(headers, detail);
         for a in list {
-            t.push(vec![
-                cell(field(a, "id")),
-                canary_name(a),
-                cell(field(a, "checksum")),
+            let mut row = vec![cell(field(a, "id")), canary_name(a)];
+            if wide {
+                row.push(cell(field(a, "checksum")));
+            }
+            row.extend([
                 cell(field(a, "status")),
                 time(field(a, "started_at")),
                 time(field(a, "finished_at")),
                 cell(field(a, "status_reason")),
             ]);
+            t.push(row);
         }
         out.push_str(&t.render());
     }
@@ -163,9 +192,11 @@ fn canary_name(v: &Value) -> String {
     format!("{}/{}", cell(field(v, "namespace")), cell(field(v, "name")))
 }
 
-/// `GET /api/v1/analyses/{id}`: the analysis, then its looks, decisions and load runs.
-pub fn analysis(v: &Value) -> String {
-    let mut out = analysis_summary(v);
+/// `GET /api/v1/analyses/{id}`: the analysis, then its looks, decisions and load runs;
+/// wide adds the slow counts and e-values of each look.
+pub fn analysis(v: &Value, detail: Detail) -> String {
+    // The API nests the summary under `analysis`; older answers had it at the top.
+    let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
     if let Some(settings) = field(v, "settings").filter(|s| !s.is_null()) {
         let text = match settings {
             Value::String(s) => s.clone(),
@@ -173,22 +204,39 @@ pub fn analysis(v: &Value) -> String {
         };
         out.push_str(&format!("settings:  {text}\n"));
     }
+    const LOOKS: &[&str] = &[
+        "seq",
+        "window_start",
+        "window_end",
+        "canary.requests",
+        "canary.errors",
+        "primary.requests",
+        "primary.errors",
+        "verdict",
+        "reason",
+    ];
+    const WIDE_LOOKS: &[&str] = &[
+        "seq",
+        "window_start",
+        "window_end",
+        "canary.requests",
+        "canary.errors",
+        "canary.slow",
+        "primary.requests",
+        "primary.errors",
+        "primary.slow",
+        "error.e_value",
+        "latency.e_value",
+        "verdict",
+        "reason",
+    ];
+    let looks = if detail == Detail::Wide {
+        WIDE_LOOKS
+    } else {
+        LOOKS
+    };
     let sections: [(&str, &str, &[&str]); 3] = [
-        (
-            "looks",
-            "LOOKS",
-            &[
-                "seq",
-                "window_start",
-                "window_end",
-                "canary.requests",
-                "canary.errors",
-                "primary.requests",
-                "primary.errors",
-                "verdict",
-                "reason",
-            ],
-        ),
+        ("looks", "LOOKS", looks),
         (
             "decisions",
             "DECISIONS",
@@ -206,7 +254,7 @@ pub fn analysis(v: &Value) -> String {
             .map_or(&[][..], Vec::as_slice);
         out.push_str(&format!("\n{title} ({})\n", rows.len()));
         if !rows.is_empty() {
-            out.push_str(&generic(rows, preferred).render());
+            out.push_str(&generic(rows, preferred, detail).render());
         }
     }
     out
@@ -230,23 +278,35 @@ fn analysis_summary(a: &Value) -> String {
 }
 
 /// `GET /api/v1/canaries/{namespace}/{name}` (and the answer of a gate change, which
-/// carries the same `gates`).
-pub fn canary(v: &Value) -> String {
+/// carries the same `gates`); wide adds the analysis's revision and end.
+pub fn canary(v: &Value, detail: Detail) -> String {
     let mut out = format!("canary:    {}\n", canary_name(v));
     match field(v, "latest_analysis").filter(|a| !a.is_null()) {
         None => out.push_str("analysis:  none yet\n"),
-        Some(a) => out.push_str(&format!(
-            "analysis:  {} {} since {}{}\n",
-            cell(field(a, "id")),
-            cell(field(a, "status")),
-            time(field(a, "started_at")),
-            field(a, "status_reason")
-                .and_then(Value::as_str)
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        )),
+        Some(a) => {
+            out.push_str(&format!(
+                "analysis:  {} {} since {}{}\n",
+                cell(field(a, "id")),
+                cell(field(a, "status")),
+                time(field(a, "started_at")),
+                field(a, "status_reason")
+                    .and_then(Value::as_str)
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+            if detail == Detail::Wide {
+                out.push_str(&format!(
+                    "revision:  {}\nfinished:  {}\n",
+                    cell(field(a, "checksum")),
+                    time(field(a, "finished_at"))
+                ));
+            }
+        }
     }
-    let mut t = Table::new(["GATE", "STATE", "MANUAL", "ACTOR", "UPDATED", "REASON"]);
+    let mut t = Table::with_detail(
+        ["GATE", "STATE", "MANUAL", "ACTOR", "UPDATED", "REASON"],
+        detail,
+    );
     if let Some(gates) = field(v, "gates").and_then(Value::as_object) {
         for name in ["rollout", "promotion"] {
             if let Some(g) = gates.get(name) {
@@ -271,14 +331,17 @@ fn gate_row(name: &str, g: &Value) -> Vec<String> {
 }
 
 /// The answer of `PUT …/gates/{gate}`: the gate as the hooks now see it.
-pub fn gate(gate: &str, v: &Value) -> String {
-    let mut t = Table::new(["GATE", "STATE", "MANUAL", "ACTOR", "UPDATED", "REASON"]);
+pub fn gate(gate: &str, v: &Value, detail: Detail) -> String {
+    let mut t = Table::with_detail(
+        ["GATE", "STATE", "MANUAL", "ACTOR", "UPDATED", "REASON"],
+        detail,
+    );
     t.push(gate_row(gate, v));
     t.render()
 }
 
 /// The answer of `POST …/rollback`: `{"analysis": …}` as now stored.
-pub fn rollback(v: &Value) -> String {
+pub fn rollback(v: &Value, _detail: Detail) -> String {
     let a = field(v, "analysis").unwrap_or(v);
     format!(
         "rollback requested: Flagger rolls back at its next tick\n\n{}",
@@ -286,14 +349,17 @@ pub fn rollback(v: &Value) -> String {
     )
 }
 
-/// `GET /api/v1/audit`.
-pub fn audit(v: &Value) -> String {
+/// `GET /api/v1/audit`; wide never cuts the reason.
+pub fn audit(v: &Value, detail: Detail) -> String {
     let list = items(v);
     let mut out = String::new();
     if list.is_empty() {
         out.push_str("no audit entries\n");
     } else {
-        let mut t = Table::new(["ID", "AT", "ACTOR", "ROLE", "ACTION", "TARGET", "REASON"]);
+        let mut t = Table::with_detail(
+            ["ID", "AT", "ACTOR", "ROLE", "ACTION", "TARGET", "REASON"],
+            detail,
+        );
         for a in list {
             t.push(vec![
                 cell(field(a, "id")),
@@ -314,7 +380,7 @@ pub fn audit(v: &Value) -> String {
 /// A table of objects whose exact shape the renderer does not fix: nested objects are
 /// flattened to dotted columns; the `preferred` columns (matched by their last segments)
 /// come first, or, when none is present, every scalar column.
-fn generic(rows: &[Value], preferred: &[&str]) -> Table {
+fn generic(rows: &[Value], preferred: &[&str], detail: Detail) -> Table {
     let flat: Vec<Map<String, Value>> = rows
         .iter()
         .map(|r| {
@@ -341,7 +407,7 @@ fn generic(rows: &[Value], preferred: &[&str]) -> Table {
         columns = present;
     }
     let headers: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
-    let mut t = Table::new(headers);
+    let mut t = Table::with_detail(headers, detail);
     for m in &flat {
         t.push(
             columns
@@ -357,6 +423,30 @@ fn generic(rows: &[Value], preferred: &[&str]) -> Table {
         );
     }
     t
+}
+
+/// One look as one line, as `verdict wait` prints it.
+pub fn look_line(look: &Value) -> String {
+    let arm = |name: &str| {
+        let a = field(look, name);
+        format!(
+            "{name} {} requests, {} errors",
+            cell(a.and_then(|a| a.get("requests"))),
+            cell(a.and_then(|a| a.get("errors")))
+        )
+    };
+    one_line(
+        &format!(
+            "look {} at {}: {}; {}: {}: {}",
+            cell(field(look, "seq")),
+            time(field(look, "window_end")),
+            arm("canary"),
+            arm("primary"),
+            cell(field(look, "verdict")),
+            cell(field(look, "reason"))
+        ),
+        true,
+    )
 }
 
 fn flatten(prefix: &str, value: &Value, out: &mut Map<String, Value>) {
@@ -420,14 +510,14 @@ mod tests {
              "status": "failed", "status_reason": "error rate above the primary's",
              "started_at": "2026-11-29T10:00:00Z", "finished_at": "2026-11-29T10:30:00Z"}],
             "next_cursor": "6"});
-        let text = analyses(&v);
+        let text = analyses(&v, Detail::Normal);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].starts_with("ID  CANARY        CHECKSUM    STATUS"),
+            lines[0].starts_with("ID  CANARY        STATUS   STARTED"),
             "{text}"
         );
         assert!(
-            lines[1].starts_with("7   test/podinfo  85d557f47b  running  2026-11-30T10:00:00Z  -"),
+            lines[1].starts_with("7   test/podinfo  running  2026-11-30T10:00:00Z  -"),
             "{text}"
         );
         assert!(
@@ -436,9 +526,22 @@ mod tests {
         );
         assert_eq!(lines[3], "next page: --cursor 6");
         assert_eq!(
-            analyses(&json!({"items": [], "next_cursor": null})),
+            analyses(&json!({"items": [], "next_cursor": null}), Detail::Normal),
             "no analyses\n"
         );
+        // Wide: the revision, and reasons never cut.
+        let wide = analyses(&v, Detail::Wide);
+        assert!(
+            wide.lines()
+                .next()
+                .unwrap_or("")
+                .starts_with("ID  CANARY        CHECKSUM    STATUS"),
+            "{wide}"
+        );
+        let long = json!({"items": [{"id": 1, "namespace": "a", "name": "b",
+            "status": "failed", "status_reason": "x".repeat(200)}]});
+        assert!(analyses(&long, Detail::Wide).contains(&"x".repeat(200)));
+        assert!(!analyses(&long, Detail::Normal).contains(&"x".repeat(200)));
     }
 
     #[test]
@@ -449,7 +552,7 @@ mod tests {
               "rollout": {"state": "open", "manual": false, "actor": null, "reason": null, "updated_at": null},
               "promotion": {"state": "held", "manual": false, "actor": "alice",
                             "reason": "waiting for the marketing launch", "updated_at": "2026-11-30T10:05:00Z"}}});
-        let text = canary(&v);
+        let text = canary(&v, Detail::Normal);
         assert!(text.contains("canary:    test/podinfo\n"), "{text}");
         assert!(
             text.contains("analysis:  7 running since 2026-11-30T10:00:00Z\n"),
@@ -476,7 +579,7 @@ mod tests {
             "decisions": [{"id": 3, "hook": "rollout", "status_code": 200, "verdict": "wait",
                            "reason": "not enough requests", "created_at": 1_796_032_800_000_i64}],
             "load_runs": [{"mystery": "x", "other": 2}]});
-        let text = analysis(&v);
+        let text = analysis(&v, Detail::Normal);
         assert!(text.contains("status:    running\n"), "{text}");
         assert!(
             text.contains("settings:  {\"template\":\"istio\"}\n"),
@@ -491,6 +594,19 @@ mod tests {
             text.contains("2026-11-30T10:00:00Z  rollout  200"),
             "{text}"
         );
+        // The API's own shape nests the summary under `analysis`.
+        let nested = json!({"analysis": {"id": 9, "namespace": "test", "name": "podinfo",
+            "status": "failed", "status_reason": "error rate regression"},
+            "looks": [], "decisions": [], "load_runs": []});
+        let shown = analysis(&nested, Detail::Normal);
+        assert!(
+            shown.starts_with("analysis:  9\ncanary:    test/podinfo\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("reason:    error rate regression"),
+            "{shown}"
+        );
         // No preferred column: every scalar column.
         assert!(
             text.contains("LOAD RUNS (1)\nMYSTERY  OTHER\nx        2\n"),
@@ -504,7 +620,7 @@ mod tests {
             "action": "gate.promotion.hold", "target": "test/podinfo",
             "reason": "waiting", "at": "2026-11-30T10:05:00Z"}], "next_cursor": null});
         assert_eq!(
-            audit(&v),
+            audit(&v, Detail::Normal),
             "ID  AT                    ACTOR  ROLE             ACTION               TARGET        REASON\n\
              3   2026-11-30T10:05:00Z  alice  release-manager  gate.promotion.hold  test/podinfo  waiting\n"
         );

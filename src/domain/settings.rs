@@ -16,6 +16,11 @@ pub struct CanarySettings {
     pub template: String,
     /// The target workload (the canary's name unless `target` says otherwise).
     pub target: String,
+    /// Flagger's apex service (`spec.service.name`, the `service` metadata key) when it is
+    /// not the target's name: `{{ service }}` in the templates. Absent in settings stored
+    /// before the key existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     /// The judge's configuration: α, margins, minimum requests, SLOs.
     pub judge: JudgeConfig,
     /// User-set latency boundary in seconds (`latencyThresholdMs`), tested beside the

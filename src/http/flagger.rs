@@ -7,7 +7,6 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
@@ -158,16 +157,10 @@ fn check(
 
 /// The password of an `Authorization: Basic` header (Flagger sends the URL's userinfo so).
 fn basic_password(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, p)| p.to_owned())
+    use headers::authorization::{Authorization, Basic};
+    use headers::HeaderMapExt;
+    let basic = headers.typed_get::<Authorization<Basic>>()?;
+    Some(basic.password().to_owned())
 }
 
 pub(super) fn request_id(headers: &HeaderMap) -> String {

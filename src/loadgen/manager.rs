@@ -157,7 +157,7 @@ impl LoadManager {
         canary: CanaryKey,
         spec: LoadSpec,
     ) -> Result<StartOutcome, LoadError> {
-        self.policy.check(&spec)?;
+        let spec = self.policy.check(&canary.0, spec)?;
         let prepared = Prepared::new(&spec)?;
         let rate = spec.max_rate().ok_or_else(|| {
             LoadError::OverCap(

@@ -1,22 +1,28 @@
 //! What the server lets a Flagger hook point load at, and how much of it.
 //!
 //! The load-test hook takes a URL from a Canary resource, so anyone who can write a Canary can
-//! aim verdict's traffic. The allow-list keeps that traffic inside the cluster by default.
+//! aim verdict's traffic. By default a Canary may only aim at Services of its own namespace,
+//! in every form Kubernetes resolves there: `NAME`, `NAME.NS`, `NAME.NS.svc` and
+//! `NAME.NS.svc.cluster.local` (webhooks/README.md, "Metadata of the load-test hook").
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::spec::{LoadSpec, SpecError};
+use crate::domain::Namespace;
+
+/// What `{namespace}` in a host pattern stands for: the canary's namespace.
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
 /// Server-wide limits for hook-started load runs (the stand-alone `verdict load` has none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoadPolicy {
-    /// Host patterns a run may target, compared case-insensitively:
-    /// `*` alone matches any single-label name (`podinfo`, DNS-1035: starts with a letter, so
-    /// never a numeric IP spelling); `*.suffix` matches one or more labels before `suffix`;
-    /// anything else must equal the host (e.g. `localhost`, `127.0.0.1`, `[::1]`).
+    /// Host patterns a run may target, compared case-insensitively after a short name of
+    /// the canary's namespace is completed (see [`LoadPolicy::check`]): `*.suffix` matches
+    /// one or more labels before `suffix`; anything else must equal the host (e.g.
+    /// `localhost`, `127.0.0.1`, `[::1]`). `{namespace}` stands for the canary's namespace.
     pub allow_hosts: Vec<String>,
     /// Runs at the same time, all canaries together.
     pub max_concurrent_runs: usize,
@@ -34,9 +40,8 @@ impl Default for LoadPolicy {
     fn default() -> Self {
         Self {
             allow_hosts: vec![
-                "*".to_string(),
-                "*.svc".to_string(),
-                "*.svc.cluster.local".to_string(),
+                format!("*.{NAMESPACE_PLACEHOLDER}.svc"),
+                format!("*.{NAMESPACE_PLACEHOLDER}.svc.cluster.local"),
             ],
             max_concurrent_runs: 16,
             max_total_rps: 5_000.0,
@@ -47,16 +52,31 @@ impl Default for LoadPolicy {
 }
 
 impl LoadPolicy {
-    /// Refuses a spec whose target is outside the allow-list or that runs longer than
-    /// `max_duration`. Rate and run-count caps depend on the other runs: the manager checks them.
-    pub fn check(&self, spec: &LoadSpec) -> Result<(), SpecError> {
+    /// Completes a short name of the canary's namespace, then refuses a spec whose target is
+    /// outside the allow-list or that runs longer than `max_duration`; returns the spec to
+    /// run. Rate and run-count caps depend on the other runs: the manager checks them.
+    ///
+    /// `NAME` and `NAME.NS` (NS being the canary's namespace) become `NAME.NS.svc`: verdict
+    /// does not run in the canary's namespace, so `NAME` would otherwise resolve in its own,
+    /// and `NAME.NS.svc` never leaves the cluster's DNS, whatever the namespace is called.
+    pub fn check(&self, namespace: &Namespace, mut spec: LoadSpec) -> Result<LoadSpec, SpecError> {
         spec.validate()?;
         let target = spec.target()?;
-        if !self.host_allowed(&target.host) {
+        if let Some(qualified) = qualify(&target.host, namespace.as_str()) {
+            let port = &target.authority[target.raw_host.len()..];
+            let scheme = if target.tls { "https" } else { "http" };
+            spec.url = format!("{scheme}://{qualified}{port}{}", target.path);
+        }
+        let target = spec.target()?;
+        if !self.host_allowed(&target.host, namespace.as_str()) {
             return Err(SpecError::new(format!(
                 "target host {:?} is not in the load-test allow-list ({})",
                 target.host,
-                self.allow_hosts.join(", ")
+                self.allow_hosts
+                    .iter()
+                    .map(|p| p.replace(NAMESPACE_PLACEHOLDER, namespace.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if spec.concurrency > self.max_concurrency {
@@ -74,15 +94,51 @@ impl LoadPolicy {
                 )));
             }
         }
-        Ok(())
+        Ok(spec)
     }
 
-    /// Whether `host` (lower case, no brackets, no trailing dot) matches a pattern.
-    pub fn host_allowed(&self, host: &str) -> bool {
-        self.allow_hosts
-            .iter()
-            .any(|pattern| host_matches(&pattern.to_ascii_lowercase(), host))
+    /// Whether `host` (lower case, no brackets, no trailing dot) matches a pattern, with
+    /// `{namespace}` standing for `namespace`.
+    pub fn host_allowed(&self, host: &str, namespace: &str) -> bool {
+        self.allow_hosts.iter().any(|pattern| {
+            let pattern = pattern
+                .to_ascii_lowercase()
+                .replace(NAMESPACE_PLACEHOLDER, namespace);
+            host_matches(&pattern, host)
+        })
     }
+
+    /// Checks the patterns themselves (start-up refuses a bad one, naming it).
+    pub fn validate_patterns(&self) -> Result<(), String> {
+        for pattern in &self.allow_hosts {
+            let p = pattern.trim();
+            if p.is_empty() {
+                return Err("patterns must not be empty".into());
+            }
+            if p == "*" {
+                return Err(format!(
+                    "{pattern:?}: a single-label host always means a Service in the canary's namespace (it is sent to NAME.<namespace>.svc), which *.{NAMESPACE_PLACEHOLDER}.svc allows"
+                ));
+            }
+            if p.contains('{') && !p.contains(NAMESPACE_PLACEHOLDER) {
+                return Err(format!(
+                    "{pattern:?}: the only placeholder is {NAMESPACE_PLACEHOLDER}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `NAME` or `NAME.NS` with NS the canary's namespace, as `NAME.NS.svc`; `None` for any
+/// other host.
+fn qualify(host: &str, namespace: &str) -> Option<String> {
+    let name = match host.split_once('.') {
+        None => host,
+        Some((name, rest)) if rest == namespace => name,
+        Some(_) => return None,
+    };
+    is_dns1035_label(name).then(|| format!("{name}.{namespace}.svc"))
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
@@ -90,9 +146,6 @@ fn host_matches(pattern: &str, host: &str) -> bool {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .trim_end_matches('.');
-    if pattern == "*" {
-        return is_dns1035_label(host);
-    }
     if let Some(suffix) = pattern.strip_prefix("*.") {
         return host
             .strip_suffix(suffix)
@@ -120,36 +173,78 @@ fn is_dns_label(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn ns(name: &str) -> Namespace {
+        Namespace::parse(name).unwrap()
+    }
+
+    /// The host a spec for `url` would be sent to, or the refusal.
+    fn target(policy: &LoadPolicy, namespace: &str, url: &str) -> Result<String, String> {
+        policy
+            .check(&ns(namespace), LoadSpec::new(url))
+            .map(|s| s.target().unwrap().host)
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn default_allows_cluster_names_only() {
+    fn default_allows_the_canarys_namespace_in_every_form() {
         let p = LoadPolicy::default();
-        for ok in [
-            "podinfo",
-            "podinfo-canary",
-            "podinfo.test.svc",
-            "podinfo-canary.test.svc.cluster.local",
+        for (url, sent_to) in [
+            ("http://podinfo-canary:9898/", "podinfo-canary.test.svc"),
+            (
+                "http://podinfo-canary.test:9898/",
+                "podinfo-canary.test.svc",
+            ),
+            ("http://PodInfo.Test/", "podinfo.test.svc"),
+            ("http://podinfo.test.svc/", "podinfo.test.svc"),
+            (
+                "http://podinfo-canary.test.svc.cluster.local:9898/x",
+                "podinfo-canary.test.svc.cluster.local",
+            ),
         ] {
-            assert!(p.host_allowed(ok), "{ok}");
+            assert_eq!(target(&p, "test", url).as_deref(), Ok(sent_to), "{url}");
         }
-        for bad in [
-            "example.com",
-            "podinfo.test",
-            "127.0.0.1",
-            "localhost.example.svc.evil.com",
-            "2130706433",
-            "0x7f000001",
-            "::1",
-            ".svc",
-            "evil.com/x.svc",
+        // The URL keeps everything but the completed host.
+        let spec = p
+            .check(
+                &ns("test"),
+                LoadSpec::new("http://podinfo-canary.test:9898/api?x=1"),
+            )
+            .unwrap();
+        assert_eq!(spec.url, "http://podinfo-canary.test.svc:9898/api?x=1");
+    }
+
+    #[test]
+    fn default_refuses_everything_else() {
+        let p = LoadPolicy::default();
+        for url in [
+            // Another namespace's Service, in each form.
+            "http://podinfo.prod:9898/",
+            "http://podinfo.prod.svc/",
+            "http://podinfo.prod.svc.cluster.local/",
+            "http://verdict.verdict-system/",
+            // Outside the cluster, or not a Service name.
+            "http://example.com/",
+            "http://app.example.com/",
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://localhost.example.svc.evil.com/",
+            "http://test.svc.evil.com/",
+            "http://a.b.test/",
         ] {
-            assert!(!p.host_allowed(bad), "{bad}");
+            let err = target(&p, "test", url).expect_err(url);
+            assert!(
+                err.contains("is not in the load-test allow-list"),
+                "{url}: {err}"
+            );
         }
-        // `svc` alone is a single-label name, which the default allows on purpose.
-        let strict = LoadPolicy {
-            allow_hosts: vec!["*.svc".into()],
-            ..LoadPolicy::default()
-        };
-        assert!(!strict.host_allowed("svc"));
+        // The list shown names the canary's namespace.
+        let err = target(&p, "test", "http://podinfo.prod/").unwrap_err();
+        assert!(
+            err.contains("*.test.svc, *.test.svc.cluster.local"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -158,29 +253,54 @@ mod tests {
             allow_hosts: vec!["127.0.0.1".into(), "LocalHost".into(), "[::1]".into()],
             ..LoadPolicy::default()
         };
-        assert!(p.host_allowed("127.0.0.1"));
-        assert!(p.host_allowed("localhost"));
-        assert!(p.host_allowed("::1"));
-        assert!(!p.host_allowed("podinfo"));
+        assert!(p.host_allowed("127.0.0.1", "test"));
+        assert!(p.host_allowed("localhost", "test"));
+        assert!(p.host_allowed("::1", "test"));
+        assert!(!p.host_allowed("podinfo.test.svc", "test"));
+    }
+
+    #[test]
+    fn configured_lists_replace_the_default() {
+        // A gateway in another namespace, as Flagger's ingress tutorials aim at.
+        let p = LoadPolicy {
+            allow_hosts: vec![
+                "gateway-proxy.gloo-system".into(),
+                "*.{namespace}.svc".into(),
+            ],
+            ..LoadPolicy::default()
+        };
+        assert_eq!(
+            target(&p, "test", "http://gateway-proxy.gloo-system/").as_deref(),
+            Ok("gateway-proxy.gloo-system")
+        );
+        assert!(target(&p, "test", "http://podinfo-canary.test:9898/").is_ok());
+        assert!(target(&p, "test", "http://podinfo.test.svc.cluster.local/").is_err());
+        for bad in ["*", "", "*.{ns}.svc"] {
+            let p = LoadPolicy {
+                allow_hosts: vec![bad.into()],
+                ..LoadPolicy::default()
+            };
+            assert!(p.validate_patterns().is_err(), "{bad:?}");
+        }
+        assert!(LoadPolicy::default().validate_patterns().is_ok());
     }
 
     #[test]
     fn check_names_the_refused_host_and_duration() {
         let p = LoadPolicy::default();
-        let mut spec = LoadSpec::new("http://example.com/");
-        let err = p.check(&spec).unwrap_err().to_string();
+        let err = target(&p, "test", "http://example.com/").unwrap_err();
         assert!(
             err.contains("\"example.com\" is not in the load-test allow-list"),
             "{err}"
         );
-        spec.url = "http://podinfo/".into();
+        let mut spec = LoadSpec::new("http://podinfo/");
         spec.duration = Some(Duration::from_secs(7200));
-        let err = p.check(&spec).unwrap_err().to_string();
+        let err = p.check(&ns("test"), spec.clone()).unwrap_err().to_string();
         assert!(err.contains("above the server's limit"), "{err}");
         spec.duration = Some(Duration::from_secs(60));
-        assert!(p.check(&spec).is_ok());
+        assert!(p.check(&ns("test"), spec.clone()).is_ok());
         spec.concurrency = 1000;
-        let err = p.check(&spec).unwrap_err().to_string();
+        let err = p.check(&ns("test"), spec).unwrap_err().to_string();
         assert!(err.contains("concurrency 1000 is above"), "{err}");
     }
 }

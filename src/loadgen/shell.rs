@@ -12,79 +12,67 @@ use super::spec::SpecError;
 const META: &[char] = &[';', '|', '&', '$', '`', '<', '>', '(', ')', '\n', '\r'];
 
 /// Splits `cmd` into words, or names the first construct that is not plain words.
+///
+/// The words come from `shlex` (POSIX quoting rules). Before that, [`refuse_shell`] looks
+/// for what a shell would act on; no maintained crate does that, since a splitter's job
+/// is to read words, not to say where `sh` would have started a second command.
 pub(crate) fn split(cmd: &str) -> Result<Vec<String>, SpecError> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    // Distinguishes an empty quoted word (`''`) from no word at all.
-    let mut in_word = false;
-    let mut chars = cmd.chars().peekable();
+    refuse_shell(cmd)?;
+    shlex::split(cmd).ok_or_else(|| SpecError::new("cmd has an unterminated quote"))
+}
+
+/// Refuses unquoted metacharacters, expansions inside double quotes, comments and a
+/// trailing backslash; quoted text is left to the splitter.
+fn refuse_shell(cmd: &str) -> Result<(), SpecError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut quote = Quote::None;
+    // Whether the previous character ended a word (or the command just started).
+    let mut at_word_start = true;
+    let mut chars = cmd.chars();
     while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
+        match (quote, c) {
+            (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
+            (Quote::Single, _) => {}
+            // Inside double quotes sh still expands these; we never expand.
+            (Quote::Double, '$' | '`') => {
+                return Err(SpecError::new(format!(
+                    "cmd uses shell expansion ({c}), which is never run; write the value literally"
+                )))
             }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(q) => word.push(q),
-                        None => return Err(SpecError::new("cmd has an unterminated ' quote")),
-                    }
-                }
+            (Quote::Double, '\\') => {
+                chars.next();
             }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        // Inside double quotes sh still expands these; we never expand.
-                        Some(q @ ('$' | '`')) => {
-                            return Err(SpecError::new(format!(
-                                "cmd uses shell expansion ({q}), which is never run; write the value literally"
-                            )))
-                        }
-                        Some('\\') => match chars.next() {
-                            Some(e @ ('"' | '\\')) => word.push(e),
-                            Some(other) => {
-                                word.push('\\');
-                                word.push(other);
-                            }
-                            None => return Err(SpecError::new("cmd has an unterminated \" quote")),
-                        },
-                        Some(q) => word.push(q),
-                        None => return Err(SpecError::new("cmd has an unterminated \" quote")),
-                    }
+            (Quote::Double, _) => {}
+            (Quote::None, '\'') => quote = Quote::Single,
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::None, '\\') => match chars.next() {
+                None | Some('\n') => {
+                    return Err(SpecError::new("cmd ends with a dangling backslash"))
                 }
-            }
-            '\\' => match chars.next() {
-                Some('\n') | None => {
-                    return Err(SpecError::new("cmd ends with a dangling backslash"));
-                }
-                Some(e) => {
-                    in_word = true;
-                    word.push(e);
-                }
+                Some(_) => {}
             },
-            '#' if !in_word => {
+            (Quote::None, '#') if at_word_start => {
                 return Err(SpecError::new(
                     "cmd contains a shell comment (#); only a hey invocation is understood",
                 ))
             }
-            c if META.contains(&c) => return Err(meta_error(c)),
-            c => {
-                in_word = true;
-                word.push(c);
-            }
+            (Quote::None, c) if META.contains(&c) => return Err(meta_error(c)),
+            (Quote::None, _) => {}
         }
+        at_word_start = quote == Quote::None && matches!(c, ' ' | '\t');
     }
-    if in_word {
-        words.push(word);
+    if quote != Quote::None {
+        return Err(SpecError::new(match quote {
+            Quote::Single => "cmd has an unterminated ' quote",
+            _ => "cmd has an unterminated \" quote",
+        }));
     }
-    Ok(words)
+    Ok(())
 }
 
 fn meta_error(c: char) -> SpecError {
@@ -117,6 +105,15 @@ mod tests {
         );
         assert_eq!(split("hey ''").unwrap(), vec!["hey", ""]);
         assert_eq!(split(r"a\ b").unwrap(), vec!["a b"]);
+        // A '#' inside a word is text, as in sh.
+        assert_eq!(
+            split("hey http://x/#top").unwrap(),
+            vec!["hey", "http://x/#top"]
+        );
+        assert_eq!(
+            split(r#"hey -H "A: \"q\"" x"#).unwrap(),
+            vec!["hey", "-H", r#"A: "q""#, "x"]
+        );
     }
 
     #[test]

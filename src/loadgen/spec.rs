@@ -117,6 +117,8 @@ pub(crate) struct Target {
     pub port: u16,
     /// `host[:port]` as written, for the `Host` header.
     pub authority: String,
+    /// The host as written in the URL (case and brackets kept).
+    pub raw_host: String,
     /// Origin-form request target (`/path?query`).
     pub path: Uri,
 }
@@ -287,6 +289,7 @@ impl LoadSpec {
             host,
             port,
             authority: authority.as_str().to_string(),
+            raw_host: raw_host.to_string(),
             path,
         })
     }
@@ -420,7 +423,7 @@ impl LoadSpec {
 
 /// Parses a hey invocation (`hey -z 1m -q 10 -c 2 http://podinfo-canary:9898/`) into a spec.
 /// The command is never executed; anything but one hey invocation with the flags
-/// `-z -n -c -q -m -H -d -T -t` and one URL is an error naming what was not understood.
+/// `-z -n -c -q -m -H -d -T -t -host` and one URL is an error naming what was not understood.
 pub fn parse_hey_cmd(cmd: &str) -> Result<LoadSpec, SpecError> {
     let words = shell::split(cmd)?;
     let Some((program, args)) = words.split_first() else {
@@ -458,9 +461,12 @@ pub fn parse_hey_cmd(cmd: &str) -> Result<LoadSpec, SpecError> {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (flag, None),
         };
-        if !matches!(name, "z" | "n" | "c" | "q" | "m" | "H" | "d" | "T" | "t") {
+        if !matches!(
+            name,
+            "z" | "n" | "c" | "q" | "m" | "H" | "d" | "T" | "t" | "host"
+        ) {
             return Err(SpecError::new(format!(
-                "hey flag -{name} is not supported (supported: -z -n -c -q -m -H -d -T -t)"
+                "hey flag -{name} is not supported (supported: -z -n -c -q -m -H -d -T -t -host)"
             )));
         }
         let value = match inline {
@@ -493,6 +499,12 @@ pub fn parse_hey_cmd(cmd: &str) -> Result<LoadSpec, SpecError> {
             "d" => spec.body = Some(value),
             "T" => spec.content_type = Some(value),
             "t" => spec.timeout = timeout_from_secs(parse_u64("-t", &value)?),
+            // hey's HTTP Host header, which Flagger's ingress tutorials use to reach the
+            // app's virtual host through a gateway.
+            "host" => spec.headers.push(Header {
+                name: "Host".to_string(),
+                value,
+            }),
             _ => unreachable!("flag names are checked above"),
         }
     }
@@ -642,6 +654,27 @@ mod tests {
         assert_eq!(target.host, "podinfo-canary.test.svc");
         assert_eq!(target.port, 9898);
         assert_eq!(target.path, "/api?x=1");
+    }
+
+    #[test]
+    fn host_flag_sets_the_host_header() {
+        // Flagger's Gloo tutorial (docs/gitbook/tutorials/gloo-progressive-delivery.md).
+        let spec = parse_hey_cmd(
+            "hey -z 2m -q 5 -c 2 -host app.example.com http://gateway-proxy.gloo-system",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.headers,
+            vec![Header {
+                name: "Host".into(),
+                value: "app.example.com".into()
+            }]
+        );
+        assert_eq!(
+            spec.header_map().unwrap().get(http::header::HOST).unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(spec.target().unwrap().host, "gateway-proxy.gloo-system");
     }
 
     #[test]

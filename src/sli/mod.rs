@@ -6,7 +6,6 @@ pub mod prometheus;
 pub mod simulator;
 pub mod templates;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,8 +21,8 @@ pub struct SliTarget {
     pub target: CanaryName,
     /// Name of the SLI template (a file in `metric-templates/` without `.yaml`).
     pub template: String,
-    /// Extra template variables (`{{ variables.x }}`), already validated.
-    pub variables: BTreeMap<String, String>,
+    /// The apex service and the `{{ variables.x }}` values, already validated.
+    pub variables: templates::TemplateVariables,
 }
 
 /// Counts of one arm over a window. Prometheus' `increase()` extrapolates, so counts

@@ -22,7 +22,8 @@
 //! | `namespace` | the canary's namespace |
 //! | `target` | the canary's target workload (`spec.targetRef.name`) |
 //! | `workload` | the arm's workload: `<target>` for the canary, `<target>-primary` for the primary |
-//! | `service` | the arm's Flagger-generated service: `<target>-canary` or `<target>-primary` |
+//! | `service` | as in Flagger's MetricTemplates: the apex service (`spec.service.name`, the `service` metadata key), by default the target |
+//! | `arm` | `canary` or `primary`: Flagger names the arms' services `<service>-canary` and `<service>-primary` |
 //! | `interval` | the window, e.g. `61234ms` |
 //! | `variables.<key>` | a per-canary value from the webhook metadata |
 //!
@@ -43,7 +44,7 @@ use crate::domain::{CanaryName, Namespace};
 
 mod promql;
 
-pub use promql::{escape_regex, escape_string, is_variable_key};
+pub use promql::{escape_string, is_variable_key};
 use promql::{render_pieces, scan, validate_query, Values};
 
 /// Which side of the comparison a query is for.
@@ -129,6 +130,16 @@ pub struct RenderedQueries {
     pub latency_buckets: String,
 }
 
+/// A canary's template values beyond its namespace and target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateVariables {
+    /// Flagger's apex service (`spec.service.name`) when it is not the target's name; it
+    /// fills `{{ service }}`, which is the target otherwise (as in Flagger).
+    pub service: Option<CanaryName>,
+    /// `{{ variables.<key> }}` values (`var.<key>` in the metadata).
+    pub custom: BTreeMap<String, String>,
+}
+
 /// Values a template is rendered with.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderInput<'a> {
@@ -136,8 +147,8 @@ pub struct RenderInput<'a> {
     pub target: &'a CanaryName,
     /// Length of the window; becomes `{{ interval }}` in milliseconds.
     pub interval: Duration,
-    /// `{{ variables.<key> }}` values.
-    pub variables: &'a BTreeMap<String, String>,
+    /// `{{ service }}` and `{{ variables.<key> }}`.
+    pub variables: &'a TemplateVariables,
 }
 
 /// Optional per-arm replacements for some of the three queries.
@@ -366,17 +377,15 @@ impl Template {
             Arm::Canary => input.target.as_str().to_owned(),
             Arm::Primary => format!("{}-primary", input.target),
         };
-        let service = match arm {
-            Arm::Canary => format!("{}-canary", input.target),
-            Arm::Primary => format!("{}-primary", input.target),
-        };
+        let service = input.variables.service.as_ref().unwrap_or(input.target);
         let values = Values {
             namespace: input.namespace.as_str(),
             target: input.target.as_str(),
             workload: &workload,
-            service: &service,
+            service: service.as_str(),
+            arm: arm.as_str(),
             interval: format!("{millis}ms"),
-            variables: Some(input.variables),
+            variables: Some(&input.variables.custom),
         };
         let queries = self.queries(arm);
         let one = |text: &str| -> Result<String, TemplateError> {
@@ -428,6 +437,14 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "gateway-api",
         include_str!("../../metric-templates/gateway-api.yaml"),
+    ),
+    (
+        "app-metrics-operator",
+        include_str!("../../metric-templates/app-metrics-operator.yaml"),
+    ),
+    (
+        "opentelemetry",
+        include_str!("../../metric-templates/opentelemetry.yaml"),
     ),
 ];
 
@@ -535,7 +552,7 @@ mod tests {
     fn input<'a>(
         ns: &'a Namespace,
         target: &'a CanaryName,
-        vars: &'a BTreeMap<String, String>,
+        vars: &'a TemplateVariables,
     ) -> RenderInput<'a> {
         RenderInput {
             namespace: ns,
@@ -567,6 +584,7 @@ mod tests {
             all,
             [
                 "app-metrics",
+                "app-metrics-operator",
                 "appmesh",
                 "contour",
                 "gateway-api",
@@ -575,12 +593,13 @@ mod tests {
                 "kuma",
                 "linkerd",
                 "nginx",
+                "opentelemetry",
                 "traefik"
             ],
             "shipped templates"
         );
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         for t in set.iter() {
             for arm in [Arm::Canary, Arm::Primary] {
                 let q = t.render(arm, &input(&ns, &target, &vars)).unwrap();
@@ -597,7 +616,7 @@ mod tests {
     fn istio_arms_select_their_workloads() {
         let set = TemplateSet::builtin().unwrap();
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         let istio = set.get("istio").unwrap();
         let canary = istio
             .render(Arm::Canary, &input(&ns, &target, &vars))
@@ -623,7 +642,7 @@ mod tests {
             template("sum(increase(r{a=\"{{namespace}}\",b=\"{{   target }}\"}[{{interval}}]))")
                 .unwrap();
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         let q = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
         assert_eq!(
             q.requests,
@@ -635,8 +654,9 @@ mod tests {
     fn variable_values_are_escaped_and_cannot_end_the_string() {
         let t = template("sum(increase(r{a=\"{{ variables.x }}\"}[{{ interval }}]))").unwrap();
         let (ns, target) = names();
-        let mut vars = BTreeMap::new();
-        vars.insert("x".to_string(), "x\"} or vector(1) #\\\n".to_string());
+        let mut vars = TemplateVariables::default();
+        vars.custom
+            .insert("x".to_string(), "x\"} or vector(1) #\\\n".to_string());
         let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
         assert_eq!(
             q.requests,
@@ -650,8 +670,8 @@ mod tests {
     fn regex_matcher_values_match_literally() {
         let t = template("sum(increase(r{a=~\"{{ variables.x }}-.*\"}[{{ interval }}]))").unwrap();
         let (ns, target) = names();
-        let mut vars = BTreeMap::new();
-        vars.insert("x".to_string(), ".*|a".to_string());
+        let mut vars = TemplateVariables::default();
+        vars.custom.insert("x".to_string(), ".*|a".to_string());
         let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
         assert_eq!(
             q.requests,
@@ -660,18 +680,35 @@ mod tests {
     }
 
     #[test]
-    fn workload_and_service_differ_per_arm() {
-        let t =
-            template("sum(increase(r{w=\"{{ workload }}\",s=\"{{ service }}\"}[{{ interval }}]))")
-                .unwrap();
+    fn service_is_flaggers_apex_service_and_arm_names_the_arm() {
+        let t = template(
+            "sum(increase(r{w=\"{{ workload }}\",s=\"{{ service }}\",a=\"{{ service }}-{{ arm }}\"}[{{ interval }}]))",
+        )
+        .unwrap();
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
         let p = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
-        assert!(c.requests.contains(r#"w="podinfo",s="podinfo-canary""#));
+        // Without a service key the apex service is the target, as in Flagger.
+        assert!(c
+            .requests
+            .contains(r#"w="podinfo",s="podinfo",a="podinfo-canary""#));
         assert!(p
             .requests
-            .contains(r#"w="podinfo-primary",s="podinfo-primary""#));
+            .contains(r#"w="podinfo-primary",s="podinfo",a="podinfo-primary""#));
+        // spec.service.name differs from the target: services follow it, workloads do not.
+        let vars = TemplateVariables {
+            service: Some(CanaryName::parse("frontend").unwrap()),
+            ..TemplateVariables::default()
+        };
+        let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+        let p = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
+        assert!(c
+            .requests
+            .contains(r#"w="podinfo",s="frontend",a="frontend-canary""#));
+        assert!(p
+            .requests
+            .contains(r#"w="podinfo-primary",s="frontend",a="frontend-primary""#));
     }
 
     #[test]
@@ -748,7 +785,7 @@ mod tests {
     fn missing_variable_value_is_an_error_at_render() {
         let t = template("sum(increase(r{a=\"{{ variables.route }}\"}[{{ interval }}]))").unwrap();
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         let err = t
             .render(Arm::Canary, &input(&ns, &target, &vars))
             .unwrap_err();
@@ -759,7 +796,7 @@ mod tests {
     fn zero_interval_is_refused() {
         let t = template("sum(increase(r[{{ interval }}]))").unwrap();
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         let mut i = input(&ns, &target, &vars);
         i.interval = Duration::from_micros(500);
         assert!(matches!(
@@ -773,7 +810,7 @@ mod tests {
         let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r{c!=\"\"}[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\nprimary:\n  requests: 'sum(increase(r{c=\"\"}[{{ interval }}]))'\n";
         let t = Template::parse("t.yaml", None, yaml).unwrap();
         let (ns, target) = names();
-        let vars = BTreeMap::new();
+        let vars = TemplateVariables::default();
         let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
         let p = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
         assert!(c.requests.contains("c!=\"\""));

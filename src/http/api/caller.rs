@@ -27,7 +27,7 @@ impl FromRequestParts<AppState> for Caller {
                 })?),
             };
         let token = crate::auth::bearer_token(header)?;
-        Ok(Caller(verifier.verify(token)?))
+        Ok(Caller(verifier.verify(token).await?))
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) enum Var {
     Target,
     Workload,
     Service,
+    Arm,
     Interval,
     Variable(String),
 }
@@ -55,6 +56,7 @@ pub(super) struct Values<'a> {
     pub(super) target: &'a str,
     pub(super) workload: &'a str,
     pub(super) service: &'a str,
+    pub(super) arm: &'a str,
     pub(super) interval: String,
     /// `None` while validating: any `variables.x` renders as a sample.
     pub(super) variables: Option<&'a BTreeMap<String, String>>,
@@ -65,7 +67,8 @@ pub(super) fn sample_values() -> Values<'static> {
         namespace: "sample-ns",
         target: "sample",
         workload: "sample-primary",
-        service: "sample-primary",
+        service: "sample",
+        arm: "primary",
         interval: "60000ms".into(),
         variables: None,
     }
@@ -182,12 +185,13 @@ fn parse_var(inner: &str) -> Result<Var, String> {
         "target" => Var::Target,
         "workload" => Var::Workload,
         "service" => Var::Service,
+        "arm" => Var::Arm,
         "interval" => Var::Interval,
         other => match other.strip_prefix("variables.") {
             Some(key) if is_variable_key(key) => Var::Variable(key.to_owned()),
             _ => {
                 return Err(format!(
-                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, interval, variables.<key>"
+                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, arm, interval, variables.<key>"
                 ))
             }
         },
@@ -215,6 +219,7 @@ pub(super) fn render_pieces(pieces: &[Piece], values: &Values<'_>) -> Result<Str
                     Var::Target => values.target,
                     Var::Workload => values.workload,
                     Var::Service => values.service,
+                    Var::Arm => values.arm,
                     Var::Interval => &values.interval,
                     Var::Variable(key) => match values.variables {
                         None => "sample",
@@ -225,7 +230,10 @@ pub(super) fn render_pieces(pieces: &[Piece], values: &Values<'_>) -> Result<Str
                     // Produced by verdict itself (digits and "ms"), never from a payload.
                     Context::Range => out.push_str(raw),
                     Context::String => out.push_str(&escape_string(raw)),
-                    Context::RegexString => out.push_str(&escape_string(&escape_regex(raw))),
+                    // regex::escape escapes every ASCII punctuation mark it might read specially;
+                    // Prometheus' RE2 reads an escaped punctuation mark as itself, so the value
+                    // matches literally there too (tests/templates_prometheus.rs runs it).
+                    Context::RegexString => out.push_str(&escape_string(&regex::escape(raw))),
                 }
             }
         }
@@ -247,18 +255,6 @@ pub fn escape_string(value: &str) -> String {
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
-    }
-    out
-}
-
-/// Escapes RE2 metacharacters so a value inside a regex matcher matches only itself.
-pub fn escape_regex(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
     }
     out
 }
@@ -336,12 +332,20 @@ mod tests {
     }
 
     #[test]
-    fn regex_escape_covers_re2_metacharacters() {
-        assert_eq!(escape_regex("a.b*c"), r"a\.b\*c");
-        assert_eq!(
-            escape_regex("(x|y)[z]{1}^$+?"),
-            r"\(x\|y\)\[z\]\{1\}\^\$\+\?"
-        );
-        assert_eq!(escape_regex("plain-name"), "plain-name");
+    fn regex_values_match_themselves_literally() {
+        // What the rendered matcher value means once Prometheus unquotes the string: the
+        // value itself, whatever metacharacters it holds (RE2 and Rust's regex read these
+        // escapes alike).
+        for value in [
+            "a.b*c",
+            "(x|y)[z]{1}^$+?",
+            "plain-name",
+            r"back\slash",
+            "#&~-",
+        ] {
+            let re = regex::Regex::new(&format!("^{}$", regex::escape(value))).unwrap();
+            assert!(re.is_match(value), "{value}");
+            assert!(!re.is_match(&format!("{value}x")), "{value}");
+        }
     }
 }

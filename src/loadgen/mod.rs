@@ -1,4 +1,4 @@
-//! The built-in load generator (DESIGN.md §8): hey's job without a shell, with results.
+//! The built-in load generator: hey's job without a shell, with results (webhooks/README.md, "Metadata of the load-test hook").
 //!
 //! - [`spec`]: what a run does, parsed from a hey `cmd` or explicit hook metadata;
 //! - [`policy`]: what hook-started runs may target and how much load they may add;

@@ -50,21 +50,18 @@ fn flags_of(e: &Evidence) -> Flags {
 /// The verdict straight from the judge's processes, the same as [`decide`] gives.
 pub(super) fn verdict_only(j: &Judge) -> Verdict {
     let cfg = &j.config;
-    let fail_bar = (1.0 / cfg.alpha_per_test()).ln();
-    let pass_bar = (1.0 / cfg.alpha).ln();
-    let failed = j.error.max_log_e() >= fail_bar
-        || j.latency_max_log_e >= fail_bar
-        || j.slo_error
-            .as_ref()
-            .is_some_and(|s| s.max_log_e() >= fail_bar)
-        || j.slo_latency
-            .as_ref()
-            .is_some_and(|s| s.max_log_e() >= fail_bar);
-    let promotion_passed = j.error_promotion_max_log_e >= pass_bar
+    let (fail_alpha, pass_alpha) = (cfg.alpha_per_test(), cfg.alpha);
+    let failed = j.error.fail().crossed(fail_alpha)
+        || j.latency_family.crossed(fail_alpha)
+        || [&j.slo_error, &j.slo_latency]
+            .into_iter()
+            .flatten()
+            .any(|s| s.log_e().crossed(fail_alpha));
+    let promotion_passed = j.error_promotion.crossed(pass_alpha)
         && j.latency
             .iter()
             .zip(&j.plan.boundaries)
-            .all(|(p, b)| !b.promotion || p.promotion_max_log_e() >= pass_bar);
+            .all(|(p, b)| !b.promotion || p.promotion().crossed(pass_alpha));
     verdict_of(Flags {
         failed,
         no_traffic: j.no_traffic_streak >= cfg.budget.no_traffic_looks,

@@ -61,6 +61,29 @@ pub const NEGLIGIBLE_MIXTURE: Mixture = Mixture {
     weights: &[0.08, 0.14, 0.2, 0.22, 0.16, 0.12, 0.08],
 };
 
+/// The log e-value of a process now and the largest it has been: a test rejects when the
+/// largest reaches ln(1/α) (Ville's bound covers the first crossing, so it stays rejected).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LogE {
+    /// ln E_t.
+    pub now: f64,
+    /// ln max_{s ≤ t} E_s; the anytime p-value is exp(−this).
+    pub max: f64,
+}
+
+impl LogE {
+    /// Records the value after a look.
+    pub fn record(&mut self, now: f64) {
+        self.now = now;
+        self.max = self.max.max(now);
+    }
+
+    /// Whether the process has reached 1/α at some look.
+    pub fn crossed(&self, alpha: f64) -> bool {
+        self.max >= (1.0 / alpha).ln()
+    }
+}
+
 /// ln Σ exp(v_i), stable for large and very negative values.
 pub fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
     let max = values.clone().fold(f64::NEG_INFINITY, f64::max);
@@ -121,8 +144,7 @@ struct ShareTest {
     /// ln of each alternative's weight.
     log_weights: Vec<f64>,
     loglik: ShareLogLik,
-    log_e: f64,
-    max_log_e: f64,
+    log_e: LogE,
 }
 
 impl ShareTest {
@@ -162,8 +184,7 @@ impl ShareTest {
             loglik: ShareLogLik::new(
                 std::iter::once(null).chain(alternatives.iter().map(|(r, _)| *r)),
             ),
-            log_e: 0.0,
-            max_log_e: 0.0,
+            log_e: LogE::default(),
         }
     }
 
@@ -172,13 +193,12 @@ impl ShareTest {
         let kappa = temper(x_c + x_p, share, dispersion);
         self.loglik.add(r, ln_r, x_c, x_p, kappa);
         let ll0 = self.loglik.ll[0];
-        self.log_e = log_sum_exp(
+        self.log_e.record(log_sum_exp(
             self.loglik.ll[1..]
                 .iter()
                 .zip(&self.log_weights)
                 .map(|(l, w)| l - ll0 + w),
-        );
-        self.max_log_e = self.max_log_e.max(self.log_e);
+        ));
     }
 }
 
@@ -241,24 +261,14 @@ impl RatioProcess {
         self.informative_looks += 1;
     }
 
-    /// ln E_t of the fail test now.
-    pub fn log_e(&self) -> f64 {
+    /// The fail test's log e-value ("ratio > 1 + margin").
+    pub fn fail(&self) -> LogE {
         self.fail.log_e
     }
 
-    /// ln max_{s ≤ t} E_s of the fail test; the anytime p-value is exp(−this).
-    pub fn max_log_e(&self) -> f64 {
-        self.fail.max_log_e
-    }
-
-    /// ln E_t of the promotion test now.
-    pub fn promotion_log_e(&self) -> f64 {
+    /// The promotion test's log e-value ("ratio < 1 + promotion margin").
+    pub fn promotion(&self) -> LogE {
         self.promotion.log_e
-    }
-
-    /// ln max_{s ≤ t} of the promotion test's e-value.
-    pub fn promotion_max_log_e(&self) -> f64 {
-        self.promotion.max_log_e
     }
 
     /// The fail test's null ratio 1 + margin.
@@ -332,10 +342,11 @@ impl RatioProcess {
     }
 }
 
-/// A one-sample test of one arm's event rate against a fixed rate θ0, tempered look by
-/// look: "rate > θ0" (the SLO guard) or "rate < θ0" (the negligible-rate promotion test).
-/// Tempering with the arm's own per-look dispersion keeps it valid when the rate moves
-/// from look to look around a mean at θ0.
+/// A one-sample test of one arm's event rate against a fixed rate θ0 on its counts,
+/// tempered look by look: "rate < θ0" is the negligible-rate promotion test ("rate > θ0"
+/// is kept for comparison; the SLO guard is [`MeanProcess`], see its docs for why).
+/// Tempering with the arm's own per-look dispersion keeps it approximately valid when the
+/// rate moves from look to look.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateProcess {
     theta0: f64,
@@ -343,8 +354,7 @@ pub struct RateProcess {
     /// ln(θ_j/θ0) and ln((1 − θ_j)/(1 − θ0)) per alternative, and ln of its weight.
     terms: Vec<(f64, f64, f64)>,
     ll: Vec<f64>,
-    log_e: f64,
-    max_log_e: f64,
+    log_e: LogE,
 }
 
 impl RateProcess {
@@ -374,8 +384,7 @@ impl RateProcess {
             dispersion,
             terms,
             ll,
-            log_e: 0.0,
-            max_log_e: 0.0,
+            log_e: LogE::default(),
         }
     }
 
@@ -392,8 +401,9 @@ impl RateProcess {
         for ((up, down, _), ll) in self.terms.iter().zip(self.ll.iter_mut()) {
             *ll += kappa * (k * up + rest * down);
         }
-        self.log_e = log_sum_exp(self.terms.iter().zip(&self.ll).map(|((_, _, w), l)| l + w));
-        self.max_log_e = self.max_log_e.max(self.log_e);
+        self.log_e.record(log_sum_exp(
+            self.terms.iter().zip(&self.ll).map(|((_, _, w), l)| l + w),
+        ));
     }
 
     /// The tested rate θ0.
@@ -401,14 +411,9 @@ impl RateProcess {
         self.theta0
     }
 
-    /// ln E_t now.
-    pub fn log_e(&self) -> f64 {
+    /// The log e-value.
+    pub fn log_e(&self) -> LogE {
         self.log_e
-    }
-
-    /// ln max_{s ≤ t} E_s.
-    pub fn max_log_e(&self) -> f64 {
-        self.max_log_e
     }
 }
 
@@ -427,8 +432,7 @@ pub struct MeanProcess {
     theta0: f64,
     /// ln wealth of each bet.
     wealth: [f64; BETS.len()],
-    log_e: f64,
-    max_log_e: f64,
+    log_e: LogE,
 }
 
 impl MeanProcess {
@@ -437,8 +441,7 @@ impl MeanProcess {
         Self {
             theta0,
             wealth: [0.0; BETS.len()],
-            log_e: 0.0,
-            max_log_e: 0.0,
+            log_e: LogE::default(),
         }
     }
 
@@ -451,8 +454,8 @@ impl MeanProcess {
         for (w, c) in self.wealth.iter_mut().zip(BETS) {
             *w += (c * (x / self.theta0 - 1.0)).ln_1p();
         }
-        self.log_e = log_sum_exp(self.wealth.iter().copied()) - (BETS.len() as f64).ln();
-        self.max_log_e = self.max_log_e.max(self.log_e);
+        self.log_e
+            .record(log_sum_exp(self.wealth.iter().copied()) - (BETS.len() as f64).ln());
     }
 
     /// The tested rate θ0.
@@ -460,14 +463,9 @@ impl MeanProcess {
         self.theta0
     }
 
-    /// ln E_t now.
-    pub fn log_e(&self) -> f64 {
+    /// The log e-value.
+    pub fn log_e(&self) -> LogE {
         self.log_e
-    }
-
-    /// ln max_{s ≤ t} E_s.
-    pub fn max_log_e(&self) -> f64 {
-        self.max_log_e
     }
 }
 

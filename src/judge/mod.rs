@@ -28,7 +28,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use config::{Budget, Dispersion, InvalidConfig, JudgeConfig, OnInconclusive};
-use eprocess::{MeanProcess, RateProcess, RatioProcess, NEGLIGIBLE_MIXTURE};
+use eprocess::{LogE, MeanProcess, RateProcess, RatioProcess, NEGLIGIBLE_MIXTURE};
 pub use evidence::Evidence;
 use evidence::{
     ArmTotals, BoundaryEvidence, BudgetEvidence, DispersionEvidence, FamilyEvidence, Percentiles,
@@ -95,12 +95,13 @@ pub struct Judge {
     no_traffic_streak: u32,
     error: RatioProcess,
     latency: Vec<RatioProcess>,
-    /// ln of the largest mean of the boundaries' fail e-values so far.
-    latency_max_log_e: f64,
+    /// The latency family's fail test: the mean of the boundaries' e-values.
+    latency_family: LogE,
     /// "Canary error rate < negligible rate"; `None` when turned off.
     negligible: Option<RateProcess>,
-    /// ln of the largest promotion e-value of errors so far (ratio and negligible mixed).
-    error_promotion_max_log_e: f64,
+    /// The promotion test of errors: the ratio test, mixed with the negligible-rate test
+    /// when that one takes part.
+    error_promotion: LogE,
     slo_error: Option<MeanProcess>,
     slo_latency: Option<MeanProcess>,
 }
@@ -181,8 +182,8 @@ impl Judge {
             looks: 0,
             elapsed_ms: 0,
             no_traffic_streak: 0,
-            latency_max_log_e: 0.0,
-            error_promotion_max_log_e: 0.0,
+            latency_family: LogE::default(),
+            error_promotion: LogE::default(),
         })
     }
 
@@ -221,18 +222,18 @@ impl Judge {
             );
         }
         if !self.latency.is_empty() {
-            let mean = eprocess::log_sum_exp(self.latency.iter().map(RatioProcess::log_e))
+            let mean = eprocess::log_sum_exp(self.latency.iter().map(|p| p.fail().now))
                 - (self.latency.len() as f64).ln();
-            self.latency_max_log_e = self.latency_max_log_e.max(mean);
+            self.latency_family.record(mean);
         }
         if let Some(n) = &mut self.negligible {
             n.observe(c_errors, c.requests);
         }
-        let promotion = match &self.negligible {
-            Some(n) => log_mean2(self.error.promotion_log_e(), n.log_e()),
-            None => self.error.promotion_log_e(),
-        };
-        self.error_promotion_max_log_e = self.error_promotion_max_log_e.max(promotion);
+        let ratio = self.error.promotion().now;
+        self.error_promotion.record(match &self.negligible {
+            Some(n) => log_mean2(ratio, n.log_e().now),
+            None => ratio,
+        });
         if let Some(s) = &mut self.slo_error {
             s.observe(c_errors, c.requests);
         }
@@ -245,8 +246,7 @@ impl Judge {
         &self,
         process: &RatioProcess,
         events: (u64, u64),
-        promotion_log_e: f64,
-        promotion_max_log_e: f64,
+        promotion: LogE,
     ) -> RatioEvidence {
         let rate =
             |events: u64, requests: u64| (requests > 0).then(|| events as f64 / requests as f64);
@@ -259,35 +259,29 @@ impl Judge {
             dispersion: process.dispersion(),
             information: process.information(),
             margin: process.fail_null() - 1.0,
-            e_value: capped_exp(process.log_e()),
-            max_e_value: capped_exp(process.max_log_e()),
-            p_value: (-process.max_log_e()).exp().min(1.0),
+            e_value: capped_exp(process.fail().now),
+            max_e_value: capped_exp(process.fail().max),
+            p_value: (-process.fail().max).exp().min(1.0),
             threshold,
-            crossed: process.max_log_e() >= threshold.ln(),
+            crossed: process.fail().crossed(self.config.alpha_per_test()),
             promotion_limit: process.promotion_null(),
-            promotion_e_value: capped_exp(promotion_log_e),
-            promotion_passed: promotion_max_log_e >= (1.0 / self.config.alpha).ln(),
+            promotion_e_value: capped_exp(promotion.now),
+            promotion_passed: promotion.crossed(self.config.alpha),
             ratio_estimate: interval.estimate,
             ratio_lower: interval.lower,
             ratio_upper: interval.upper,
         }
     }
 
-    fn rate_evidence(
-        &self,
-        (rate, log_e, max_log_e): (f64, f64, f64),
-        events: u64,
-        alpha: f64,
-    ) -> RateEvidence {
-        let threshold = 1.0 / alpha;
+    fn rate_evidence(&self, rate: f64, log_e: LogE, events: u64, alpha: f64) -> RateEvidence {
         RateEvidence {
             rate,
             canary_events: events,
             canary_requests: self.canary.requests,
-            e_value: capped_exp(log_e),
-            p_value: (-max_log_e).exp().min(1.0),
-            threshold,
-            crossed: max_log_e >= threshold.ln(),
+            e_value: capped_exp(log_e.now),
+            p_value: (-log_e.max).exp().min(1.0),
+            threshold: 1.0 / alpha,
+            crossed: log_e.crossed(alpha),
         }
     }
 
@@ -325,11 +319,7 @@ impl Judge {
         let error = self.ratio_evidence(
             &self.error,
             (self.canary.errors, self.primary.errors),
-            match &self.negligible {
-                Some(n) => log_mean2(self.error.promotion_log_e(), n.log_e()),
-                None => self.error.promotion_log_e(),
-            },
-            self.error_promotion_max_log_e,
+            self.error_promotion,
         );
         let latency: Vec<BoundaryEvidence> = self
             .latency
@@ -345,23 +335,15 @@ impl Judge {
                         self.canary.slower.get(b.edge).copied().unwrap_or(0),
                         self.primary.slower.get(b.edge).copied().unwrap_or(0),
                     ),
-                    process.promotion_log_e(),
-                    process.promotion_max_log_e(),
+                    process.promotion(),
                 ),
             })
             .collect();
-        let threshold = 1.0 / cfg.alpha_per_test();
-        let family_now = if self.latency.is_empty() {
-            0.0
-        } else {
-            eprocess::log_sum_exp(self.latency.iter().map(RatioProcess::log_e))
-                - (self.latency.len() as f64).ln()
-        };
         let latency_family = FamilyEvidence {
-            e_value: capped_exp(family_now),
-            max_e_value: capped_exp(self.latency_max_log_e),
-            threshold,
-            crossed: self.latency_max_log_e >= threshold.ln(),
+            e_value: capped_exp(self.latency_family.now),
+            max_e_value: capped_exp(self.latency_family.max),
+            threshold: 1.0 / cfg.alpha_per_test(),
+            crossed: self.latency_family.crossed(cfg.alpha_per_test()),
         };
         let slo_latency_events = self
             .plan
@@ -379,19 +361,19 @@ impl Judge {
             alpha: cfg.alpha,
             alpha_per_test: cfg.alpha_per_test(),
             error,
-            negligible_error: self.negligible.as_ref().map(|n| {
-                let e = (n.theta0(), n.log_e(), n.max_log_e());
-                self.rate_evidence(e, self.canary.errors, cfg.alpha)
-            }),
+            negligible_error: self
+                .negligible
+                .as_ref()
+                .map(|n| self.rate_evidence(n.theta0(), n.log_e(), self.canary.errors, cfg.alpha)),
             latency,
             latency_family,
             slo_error: self.slo_error.as_ref().map(|s| {
-                let e = (s.theta0(), s.log_e(), s.max_log_e());
-                self.rate_evidence(e, self.canary.errors, cfg.alpha_per_test())
+                let alpha = cfg.alpha_per_test();
+                self.rate_evidence(s.theta0(), s.log_e(), self.canary.errors, alpha)
             }),
             slo_latency: self.slo_latency.as_ref().map(|s| {
-                let e = (s.theta0(), s.log_e(), s.max_log_e());
-                self.rate_evidence(e, slo_latency_events, cfg.alpha_per_test())
+                let alpha = cfg.alpha_per_test();
+                self.rate_evidence(s.theta0(), s.log_e(), slo_latency_events, alpha)
             }),
             dispersion: DispersionEvidence {
                 error: self.plan.error_dispersion,

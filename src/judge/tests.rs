@@ -123,7 +123,7 @@ fn the_slo_guard_bets_on_each_look_and_catches_a_breach() {
         .map(|c| 1.0 + c * 2.0)
         .sum::<f64>()
         / 5.0;
-    assert!(close(p.log_e().exp(), direct, 1e-12));
+    assert!(close(p.log_e().now.exp(), direct, 1e-12));
     // The judge: errors at 3× the SLO (and the primary as bad, so only the SLO fails).
     let config = JudgeConfig {
         slo_error_rate: Some(0.01),
@@ -505,14 +505,14 @@ proptest! {
         // The fail test under ratio = 1 + margin, the promotion test under 1 + promotion margin.
         for (null, fail) in [(1.0 + margin, true), (1.0 + promotion_margin, false)] {
             let theta = r * null / (r * null + 1.0);
-            let now = if fail { p.log_e() } else { p.promotion_log_e() };
+            let now = if fail { p.fail().now } else { p.promotion().now };
             let expected: f64 = binomial_log_pmf(events, theta)
                 .iter()
                 .enumerate()
                 .map(|(x_c, log_prob)| {
                     let mut next = p.clone();
                     next.observe(n_c, n_p, x_c as u64, events - x_c as u64);
-                    let log = if fail { next.log_e() } else { next.promotion_log_e() };
+                    let log = if fail { next.fail().now } else { next.promotion().now };
                     (log_prob + log - now).exp()
                 })
                 .sum();
@@ -533,14 +533,14 @@ proptest! {
         for &(trials, events) in &history {
             p.observe(events.min(trials), trials);
         }
-        let now = p.log_e();
+        let now = p.log_e().now;
         let expected: f64 = binomial_log_pmf(n, rate)
             .iter()
             .enumerate()
             .map(|(k, log_prob)| {
                 let mut next = p.clone();
                 next.observe(k as u64, n);
-                (log_prob + next.log_e() - now).exp()
+                (log_prob + next.log_e().now - now).exp()
             })
             .sum();
         prop_assert!(expected <= 1.0 + 1e-9, "E[E_t+1/E_t] = {expected}");
@@ -559,7 +559,7 @@ proptest! {
         for &(trials, events) in &history {
             p.observe(events.min(trials), trials);
         }
-        let now = p.log_e();
+        let now = p.log_e().now;
         let expected: f64 = [rate * (1.0 - spread), (rate * (1.0 + spread)).min(1.0)]
             .iter()
             .map(|&r| {
@@ -570,7 +570,7 @@ proptest! {
                     .map(|(k, log_prob)| {
                         let mut next = p.clone();
                         next.observe(k as u64, n);
-                        (log_prob + next.log_e() - now).exp()
+                        (log_prob + next.log_e().now - now).exp()
                     })
                     .sum::<f64>()
             })

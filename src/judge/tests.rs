@@ -43,6 +43,16 @@ fn judge(config: JudgeConfig, plan: Plan) -> Judge {
     Judge::new(config, plan).unwrap_or_else(|e| panic!("valid config refused: {e}"))
 }
 
+/// The judge (τ 0.1, [`plan`]) after `n` looks of the same counts, and its assessment.
+fn repeated(n: usize, canary: ArmLook, primary: ArmLook) -> (Judge, Assessment) {
+    let mut j = judge(fixed(0.1), plan(0.1));
+    for _ in 0..n {
+        j.observe(&look(canary.clone(), primary.clone()));
+    }
+    let a = j.assess();
+    (j, a)
+}
+
 fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * b.abs().max(1e-300)
 }
@@ -152,14 +162,11 @@ fn the_slo_guard_bets_on_each_look_and_catches_a_breach() {
 
 #[test]
 fn a_doubled_error_rate_fails_with_a_readable_reason() {
-    let mut j = judge(fixed(0.1), plan(0.1));
-    for _ in 0..12 {
-        j.observe(&look(
-            arm(5000, 100, [2500, 600, 20]),
-            arm(5000, 50, [2500, 600, 20]),
-        ));
-    }
-    let a = j.assess();
+    let (j, a) = repeated(
+        12,
+        arm(5000, 100, [2500, 600, 20]),
+        arm(5000, 50, [2500, 600, 20]),
+    );
     assert_eq!(a.verdict, Verdict::Fail);
     assert!(
         a.reason
@@ -175,14 +182,11 @@ fn a_doubled_error_rate_fails_with_a_readable_reason() {
 fn a_latency_regression_names_the_percentile_and_the_boundary() {
     // Canary: 25 % above 100 ms against the primary's 12 %; the p95 moves from the
     // 100–250 ms bucket's lower part to its upper part.
-    let mut j = judge(fixed(0.1), plan(0.1));
-    for _ in 0..6 {
-        j.observe(&look(
-            arm(4000, 0, [2400, 1000, 40]),
-            arm(4000, 0, [2000, 480, 15]),
-        ));
-    }
-    let a = j.assess();
+    let (_, a) = repeated(
+        6,
+        arm(4000, 0, [2400, 1000, 40]),
+        arm(4000, 0, [2000, 480, 15]),
+    );
     assert_eq!(a.verdict, Verdict::Fail, "{}", a.reason);
     assert!(a.reason.starts_with("canary p95 "), "{}", a.reason);
     assert!(a.reason.contains(" vs primary "), "{}", a.reason);
@@ -199,14 +203,11 @@ fn a_latency_regression_names_the_percentile_and_the_boundary() {
 
 #[test]
 fn identical_arms_with_enough_traffic_pass_and_say_why() {
-    let mut j = judge(fixed(0.1), plan(0.1));
-    for _ in 0..25 {
-        j.observe(&look(
-            arm(5000, 25, [2500, 600, 20]),
-            arm(5000, 25, [2500, 600, 20]),
-        ));
-    }
-    let a = j.assess();
+    let (_, a) = repeated(
+        25,
+        arm(5000, 25, [2500, 600, 20]),
+        arm(5000, 25, [2500, 600, 20]),
+    );
     assert_eq!(a.verdict, Verdict::Pass, "{}", a.reason);
     assert!(
         a.reason.starts_with("canary not worse than primary with 99% confidence after 125 000 canary requests: error rate 0.5% vs 0.5% (ratio < 1.65)"),

@@ -139,7 +139,12 @@ mod tests {
     fn both_edges_within_the_threshold_are_extrapolated_all_the_way() {
         // Samples at 70 s (20) and 100 s (26) in [40 s, 100 s]: 6 over 30 s, start edge
         // 30 s away (< 33 s), end 0 s away: 6 × 60/30 = 12.
-        let s = vec![(10_000, 5.0), (40_000, 10.0), (70_000, 20.0), (100_000, 26.0)];
+        let s = vec![
+            (10_000, 5.0),
+            (40_000, 10.0),
+            (70_000, 20.0),
+            (100_000, 26.0),
+        ];
         assert!(near(increase(&s, 100_000, 60_000).unwrap_or(None), 12.0));
         // At 70 s over [10 s, 70 s]: 3 samples, both ends are included (2.x semantics):
         // 15 over 60 s, edges 0 s away: 15.
@@ -203,21 +208,38 @@ mod tests {
         vec![
             // 30 s scrape at phase 7, a 60 s window: both edges extrapolated.
             (
-                vec![(7, 100.0), (37, 131.0), (67, 158.0), (97, 190.0), (127, 221.0)],
+                vec![
+                    (7, 100.0),
+                    (37, 131.0),
+                    (67, 158.0),
+                    (97, 190.0),
+                    (127, 221.0),
+                ],
                 120,
                 60_000,
             ),
             // A new series: the zero point limits the extrapolation to the start.
             (vec![(20, 1.0), (50, 11.0)], 60, 60_000),
             // A reset.
-            (vec![(5, 100.0), (35, 130.0), (65, 5.0), (95, 20.0)], 100, 100_000),
+            (
+                vec![(5, 100.0), (35, 130.0), (65, 5.0), (95, 20.0)],
+                100,
+                100_000,
+            ),
             // Both edges far: half an interval each.
             (vec![(50, 100.0), (65, 110.0)], 100, 100_000),
             // One sample in the range: no result.
             (vec![(10, 5.0), (40, 10.0)], 30, 25_000),
             // 15 s scrape, an uneven window in milliseconds as verdict renders it.
             (
-                vec![(3, 0.0), (18, 4.0), (33, 9.0), (48, 13.0), (63, 20.0), (78, 26.0)],
+                vec![
+                    (3, 0.0),
+                    (18, 4.0),
+                    (33, 9.0),
+                    (48, 13.0),
+                    (63, 20.0),
+                    (78, 26.0),
+                ],
                 80,
                 61_234,
             ),
@@ -263,7 +285,9 @@ mod tests {
             ));
             let ms: Vec<Sample> = samples.iter().map(|(t, v)| (t * 1000, *v)).collect();
             let expected = match increase(&ms, at_s * 1000, range_ms) {
-                Ok(Some(v)) => format!("\n          - labels: '{{case=\"{n}\"}}'\n            value: {v:?}"),
+                Ok(Some(v)) => {
+                    format!("\n          - labels: '{{case=\"{n}\"}}'\n            value: {v:?}")
+                }
                 Ok(None) => " []".to_owned(),
                 Err(e) => panic!("case {n}: {e}"),
             };
@@ -300,7 +324,12 @@ mod tests {
     fn a_counter_reset_adds_the_value_before_the_drop() {
         // 100 → 130 → (restart) 5 → 20: raw increase 20 − 100 + 130 = 50 over 90 s in
         // [0 s, 100 s]; edges 5 s away (< 33 s): 50 × 100/90.
-        let s = vec![(5_000, 100.0), (35_000, 130.0), (65_000, 5.0), (95_000, 20.0)];
+        let s = vec![
+            (5_000, 100.0),
+            (35_000, 130.0),
+            (65_000, 5.0),
+            (95_000, 20.0),
+        ];
         assert!(near(
             increase(&s, 100_000, 100_000).unwrap_or(None),
             50.0 * 100.0 / 90.0

@@ -111,7 +111,9 @@ impl IncreaseReader {
                 to: at_ms,
             });
         }
-        let value = |_: usize, _: usize, s: &[Sample]| Ok(promql::increase(s, at_ms, range)?);
+        let value = |_: usize, _: usize, s: &[Sample]| -> Result<Option<f64>, ScrapeError> {
+            Ok(promql::increase(s, at_ms, range)?)
+        };
         let primary = read(&prometheus.primary, bounds, value)?;
         if primary.requests.is_none() {
             return Ok(None);
@@ -199,7 +201,7 @@ fn difference(
     bounds: &[f64],
     at_ms: i64,
 ) -> Result<Reading, ScrapeError> {
-    read(arm, bounds, |pod, i, series| {
+    read(arm, bounds, |pod, i, series| -> Result<_, ScrapeError> {
         let now = promql::latest(series, at_ms).map(|(_, v)| v);
         let slot = &mut kept[pod][i];
         let increment = now.map(|v| promql::counter_increment(*slot, v));
@@ -307,6 +309,9 @@ impl ScrapedLooks {
         intervals: usize,
         step_s: f64,
     ) -> Result<Vec<HistoryInterval>, ScrapeError> {
+        if intervals == 0 {
+            return Ok(Vec::new());
+        }
         let step = ms(step_s);
         let end = ms(end_s);
         let at = |i: usize| end - (intervals - 1 - i) as i64 * step;
@@ -324,8 +329,9 @@ impl ScrapedLooks {
             CountPath::Increase => {
                 for i in 0..intervals {
                     let (t, bounds) = (at(i), &self.bounds);
-                    let value =
-                        |_: usize, _: usize, s: &[Sample]| Ok(promql::increase(s, t, step)?);
+                    let value = |_: usize, _: usize, s: &[Sample]| -> Result<_, ScrapeError> {
+                        Ok(promql::increase(s, t, step)?)
+                    };
                     push(&read(&self.prometheus.primary, bounds, value)?);
                 }
             }
@@ -347,7 +353,9 @@ impl ScrapedLooks {
         let at = ms(opened_s);
         self.reader = Some(match self.prometheus.settings().path {
             CountPath::Increase => Reader::Increase(IncreaseReader::new(at)),
-            CountPath::Difference => Reader::Difference(DifferenceReader::open(&self.prometheus, at)),
+            CountPath::Difference => {
+                Reader::Difference(DifferenceReader::open(&self.prometheus, at))
+            }
         });
     }
 
@@ -361,5 +369,170 @@ impl ScrapedLooks {
             Some(Reader::Difference(r)) => r.look(&self.prometheus, &self.bounds, at)?,
         };
         Ok(reading.map(|r| (JudgedArm::from(&r.canary), JudgedArm::from(&r.primary))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::scrape::ScrapeSettings;
+
+    const BOUNDS: [f64; 1] = [0.1];
+
+    fn scraper(path: CountPath, pods: u32) -> Scraper {
+        let settings = ScrapeSettings {
+            interval_s: 30,
+            pods_per_arm: pods,
+            path,
+        };
+        Scraper::new(settings, BOUNDS.len(), 5).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn secs(points: &[(i64, f64)]) -> Vec<Sample> {
+        points.iter().map(|(t, v)| (t * 1000, *v)).collect()
+    }
+
+    /// One primary pod restarted between 40 s and 70 s, its first errors after the
+    /// restart; no canary series at all.
+    fn restarted(path: CountPath) -> Scraper {
+        let mut p = scraper(path, 1);
+        p.primary.targets[0].series = vec![
+            secs(&[(10, 100.0), (40, 130.0), (70, 5.0), (100, 20.0)]),
+            secs(&[(70, 2.0), (100, 3.0)]),
+            secs(&[(10, 50.0), (40, 60.0), (70, 4.0), (100, 15.0)]),
+            secs(&[(10, 100.0), (40, 130.0), (70, 7.0), (100, 23.0)]),
+        ];
+        p
+    }
+
+    fn counts(r: &Reading) -> (Option<f64>, f64, Vec<f64>) {
+        (
+            r.requests,
+            r.errors,
+            r.buckets.iter().map(|b| b.count).collect(),
+        )
+    }
+
+    #[test]
+    fn differencing_counts_resets_and_new_series_exactly() {
+        let p = restarted(CountPath::Difference);
+        let mut reader = DifferenceReader::open(&p, 15_000);
+        let look = |r: &mut DifferenceReader, at| {
+            r.look(&p, &BOUNDS, at)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .map(|l| (counts(&l.canary), counts(&l.primary)))
+        };
+        let none = (None, 0.0, vec![]);
+        assert_eq!(
+            look(&mut reader, 45_000),
+            Some((none.clone(), (Some(30.0), 0.0, vec![10.0, 30.0])))
+        );
+        // The restart: the counters count from 0 again; the error series is new.
+        assert_eq!(
+            look(&mut reader, 75_000),
+            Some((none.clone(), (Some(7.0), 2.0, vec![4.0, 7.0])))
+        );
+        // No sample newer than at 75 s: no evidence, nothing kept.
+        assert_eq!(look(&mut reader, 80_000), None);
+        assert_eq!(
+            look(&mut reader, 105_000),
+            Some((none, (Some(16.0), 1.0, vec![11.0, 16.0])))
+        );
+        // A look at or before the previous one is refused.
+        assert!(matches!(
+            reader.look(&p, &BOUNDS, 105_000),
+            Err(ScrapeError::Backwards { .. })
+        ));
+        assert!(matches!(
+            reader.look(&p, &BOUNDS, 90_000),
+            Err(ScrapeError::Backwards { .. })
+        ));
+    }
+
+    #[test]
+    fn increase_extrapolates_drops_short_windows_and_rounds_like_the_live_code() {
+        let p = restarted(CountPath::Increase);
+        let mut reader = IncreaseReader::new(15_000);
+        // [15 s, 45 s] holds one sample per series: no data, no look, same window start.
+        assert_eq!(reader.look(&p, &BOUNDS, 45_000), Ok(None));
+        // [15 s, 75 s]: 130 → 5 is a reset, raw increase 5, extrapolated by 60/30: 10
+        // requests where 7 happened; the new error series has one sample: no errors.
+        let Ok(Some(look)) = reader.look(&p, &BOUNDS, 75_000) else {
+            panic!("no look");
+        };
+        assert_eq!(counts(&look.primary), (Some(10.0), 0.0, vec![8.0, 14.0]));
+        assert_eq!(look.canary.requests, None);
+        let judged = JudgedArm::from(&look.primary);
+        assert_eq!(judged.increment.requests, 10);
+        assert_eq!(judged.increment.buckets, vec![8, 6]);
+        assert!(matches!(
+            reader.look(&p, &BOUNDS, 75_000),
+            Err(ScrapeError::Backwards { .. })
+        ));
+    }
+
+    #[test]
+    fn extrapolated_counts_are_rounded_and_bounded() {
+        let reading = Reading {
+            requests: Some(99.6),
+            errors: 120.0,
+            buckets: vec![
+                Bucket {
+                    le: 0.1,
+                    count: 40.4,
+                },
+                Bucket {
+                    le: f64::INFINITY,
+                    count: 99.6,
+                },
+            ],
+        };
+        let judged = JudgedArm::from(&reading);
+        assert_eq!(judged.increment.requests, 100);
+        assert_eq!(judged.increment.errors, 100, "errors never exceed requests");
+        assert_eq!(judged.increment.buckets, vec![40, 60]);
+        let nothing = Reading {
+            requests: None,
+            errors: f64::NAN,
+            buckets: vec![],
+        };
+        assert_eq!(JudgedArm::from(&nothing).increment, ArmIncrement::default());
+    }
+
+    #[test]
+    fn differenced_looks_add_up_to_what_was_scraped() {
+        let mut looks = ScrapedLooks::new(scraper(CountPath::Difference, 3), BOUNDS.to_vec());
+        assert_eq!(looks.look(60.0).err(), Some(ScrapeError::NotOpened));
+        let step = |requests: u64, errors: u64| ArmIncrement {
+            requests,
+            errors,
+            buckets: vec![requests / 2, requests - requests / 2],
+        };
+        looks.open(0.0);
+        let mut judged = ArmIncrement::default();
+        for i in 0..8 {
+            let interval = Interval {
+                canary: step(300 + 17 * i, 3 + i),
+                primary: step(900, 9),
+            };
+            assert!(looks.advance(i as f64 * 60.0, 60.0, &interval).is_ok());
+            let Ok(Some((canary, _))) = looks.look((i + 1) as f64 * 60.0) else {
+                panic!("look {i}");
+            };
+            judged.add(&canary.increment);
+        }
+        // Exactly what the pods' last scrapes hold: nothing lost, nothing extrapolated.
+        let mut scraped = [0.0; 4];
+        for target in &looks.prometheus.canary.targets {
+            for (i, series) in target.series.iter().enumerate() {
+                scraped[i] += series.last().map_or(0.0, |s| s.1);
+            }
+        }
+        assert_eq!(judged.requests as f64, scraped[OK] + scraped[ERRORS]);
+        assert_eq!(judged.errors as f64, scraped[ERRORS]);
+        assert_eq!(judged.buckets[0] as f64, scraped[FIRST_BUCKET]);
+        // Less than one scrape interval of traffic is still waiting for the next look.
+        let served: u64 = (0..8).map(|i| 300 + 17 * i).sum();
+        assert!(judged.requests <= served && judged.requests as f64 > served as f64 * 0.8);
     }
 }

@@ -59,6 +59,14 @@ pub enum ScrapeError {
     Backwards { from: i64, to: i64 },
     #[error("an interval of {got} latency buckets where the histogram has {want}")]
     Buckets { got: usize, want: usize },
+    #[error(
+        "inconsistent counts: {requests} requests, {errors} errors, {in_buckets} in the buckets"
+    )]
+    Counts {
+        requests: u64,
+        errors: u64,
+        in_buckets: u64,
+    },
     #[error("a look was asked for before the analysis opened")]
     NotOpened,
     #[error(transparent)]
@@ -169,7 +177,7 @@ impl Scraper {
         settings.validate()?;
         let mut rng = StdRng::seed_from_u64(seed);
         let interval = settings.interval_ms();
-        let mut arm = |rng: &mut StdRng| ScrapedArm {
+        let arm = |rng: &mut StdRng| ScrapedArm {
             targets: (0..settings.pods_per_arm)
                 .map(|_| Target::new(rand::Rng::gen_range(rng, 0..interval), bounds + 1))
                 .collect(),
@@ -211,11 +219,32 @@ impl Scraper {
                     want: self.buckets,
                 });
             }
+            if inc.buckets.iter().sum::<u64>() != inc.requests || inc.errors > inc.requests {
+                return Err(ScrapeError::Counts {
+                    requests: inc.requests,
+                    errors: inc.errors,
+                    in_buckets: inc.buckets.iter().sum(),
+                });
+            }
         }
         let every = self.settings.interval_ms();
         let rng = &mut self.rng;
-        spread(&mut self.canary, start_ms, len_ms, every, &interval.canary, rng);
-        spread(&mut self.primary, start_ms, len_ms, every, &interval.primary, rng);
+        spread(
+            &mut self.canary,
+            start_ms,
+            len_ms,
+            every,
+            &interval.canary,
+            rng,
+        );
+        spread(
+            &mut self.primary,
+            start_ms,
+            len_ms,
+            every,
+            &interval.primary,
+            rng,
+        );
         self.now_ms = Some(end_ms);
         Ok(())
     }
@@ -228,7 +257,8 @@ fn cells(arm: &ScrapedArm, start_ms: i64, len_ms: i64, every_ms: i64) -> Vec<Cel
     let mut cells = Vec::new();
     for (pod, target) in arm.targets.iter().enumerate() {
         // The first scrape after `start`.
-        let mut scrape = target.phase_ms + ((start_ms - target.phase_ms).div_euclid(every_ms) + 1) * every_ms;
+        let mut scrape =
+            target.phase_ms + ((start_ms - target.phase_ms).div_euclid(every_ms) + 1) * every_ms;
         let mut from = start_ms;
         while scrape <= end_ms {
             cells.push(Cell {
@@ -301,8 +331,7 @@ fn spread(
         } else if requests >= requests_left {
             errors_left
         } else {
-            Hypergeometric::new(requests_left, errors_left, requests)
-                .map_or(0, |d| d.sample(rng))
+            Hypergeometric::new(requests_left, errors_left, requests).map_or(0, |d| d.sample(rng))
         };
         requests_left -= requests.min(requests_left);
         errors_left -= errors;
@@ -382,6 +411,22 @@ mod tests {
             s.advance(60_000, 60_000, &wrong).err(),
             Some(ScrapeError::Buckets { got: 1, want: 3 })
         );
+        let more_errors = Interval {
+            canary: arm(0, 0, [0, 0, 0]),
+            primary: arm(10, 11, [5, 4, 1]),
+        };
+        assert!(matches!(
+            s.advance(60_000, 60_000, &more_errors),
+            Err(ScrapeError::Counts { .. })
+        ));
+        let lost = Interval {
+            canary: arm(3, 0, [1, 0, 0]),
+            primary: arm(10, 1, [5, 4, 1]),
+        };
+        assert!(matches!(
+            s.advance(60_000, 60_000, &lost),
+            Err(ScrapeError::Counts { .. })
+        ));
         assert_eq!(s.primary.targets[0].series, before);
     }
 
@@ -406,7 +451,10 @@ mod tests {
         for target in &s.primary.targets {
             for (i, series) in target.series.iter().enumerate() {
                 assert!(series.windows(2).all(|w| w[1].0 - w[0].0 == 30_000));
-                assert!(series.windows(2).all(|w| w[1].1 >= w[0].1), "counters only go up");
+                assert!(
+                    series.windows(2).all(|w| w[1].1 >= w[0].1),
+                    "counters only go up"
+                );
                 let first = series.first().map_or(0, |s| s.0);
                 assert_eq!(first.rem_euclid(30_000), target.phase_ms);
                 scraped[i] += series.last().map_or(0.0, |s| s.1);
@@ -437,7 +485,10 @@ mod tests {
         };
         assert!(s.advance(0, 60_000, &quiet).is_ok());
         let canary = &s.canary.targets[0];
-        assert!(canary.series.iter().all(Vec::is_empty), "no canary traffic, no series");
+        assert!(
+            canary.series.iter().all(Vec::is_empty),
+            "no canary traffic, no series"
+        );
         let primary = &s.primary.targets[0];
         assert!(primary.series[ERRORS].is_empty(), "no error yet");
         assert!(!primary.series[OK].is_empty());

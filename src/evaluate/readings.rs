@@ -24,8 +24,11 @@ use crate::sli::simulator::{ArmIncrement, Interval};
 /// series answered), errors, and the `sum by (le)` buckets (empty when none answered).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
+    /// Requests, `None` when no request series answered.
     pub requests: Option<f64>,
+    /// Errors (0 when no error series answered).
     pub errors: f64,
+    /// Cumulative buckets, monotone, empty when no bucket series answered.
     pub buckets: Vec<Bucket>,
 }
 
@@ -78,7 +81,9 @@ fn read(
 /// Both arms of one look.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LookReading {
+    /// The canary's reading.
     pub canary: Reading,
+    /// The primary's reading.
     pub primary: Reading,
 }
 
@@ -221,7 +226,9 @@ enum Reader {
 /// cumulative buckets the thresholds and quantiles are computed from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JudgedArm {
+    /// Whole requests, errors and per-bucket counts.
     pub increment: ArmIncrement,
+    /// Cumulative buckets as read (extrapolated on the old path).
     pub buckets: Vec<Bucket>,
 }
 

@@ -51,24 +51,44 @@ const MAX_INTERVAL_S: u32 = 300;
 /// Why the scrape model refused its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScrapeError {
+    /// A scrape interval of 0 s or longer than the look-back.
     #[error("the scrape interval must be 1 to {MAX_INTERVAL_S} s, got {0} s")]
     Interval(u32),
+    /// No pods, or too many.
     #[error("pods per arm must be 1 to {MAX_PODS}, got {0}")]
     Pods(u32),
+    /// Time that does not move forward (a look gap ≤ 0, an interval out of order).
     #[error("simulated time must move forward: {from} ms to {to} ms")]
-    Backwards { from: i64, to: i64 },
+    Backwards {
+        /// Where time was.
+        from: i64,
+        /// Where it was asked to go.
+        to: i64,
+    },
+    /// Traffic with another bucket layout than the targets' histogram.
     #[error("an interval of {got} latency buckets where the histogram has {want}")]
-    Buckets { got: usize, want: usize },
+    Buckets {
+        /// Buckets in the traffic.
+        got: usize,
+        /// Buckets of the histogram.
+        want: usize,
+    },
+    /// Traffic whose errors exceed its requests, or whose buckets do not add up to them.
     #[error(
         "inconsistent counts: {requests} requests, {errors} errors, {in_buckets} in the buckets"
     )]
     Counts {
+        /// Requests of the interval.
         requests: u64,
+        /// Errors of the interval.
         errors: u64,
+        /// Requests in its latency buckets.
         in_buckets: u64,
     },
+    /// A look before the analysis opened.
     #[error("a look was asked for before the analysis opened")]
     NotOpened,
+    /// A query Prometheus would refuse.
     #[error(transparent)]
     Query(#[from] super::promql::QueryError),
 }

@@ -594,6 +594,34 @@ mod tests {
     }
 
     #[test]
+    fn scrape_scenarios_run_through_the_simulated_prometheus() {
+        let scraped: Vec<Scenario> = scenarios::all()
+            .into_iter()
+            .filter(|s| s.scrape.is_some())
+            .collect();
+        assert_eq!(scraped.len(), 3);
+        for scenario in &scraped {
+            let result = evaluate_scenario(scenario, &quick_setup(), 4, 1, 1)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", scenario.id));
+            assert_eq!(result.tallies[0].runs(), 4);
+        }
+        // A scrape model that cannot exist is refused with the scenario named.
+        let mut bad = scraped[0].clone();
+        bad.scrape = bad
+            .scrape
+            .map(|s| scrape::ScrapeSettings { interval_s: 0, ..s });
+        let err = evaluate_scenario(&bad, &quick_setup(), 1, 1, 1)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
+        assert!(
+            err.as_ref()
+                .is_err_and(|e| e.contains("aa-scrape-30s-increase")
+                    && e.contains("scrape interval must be 1 to 300 s, got 0 s")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn median_of_even_and_odd_counts() {
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[3, 1, 2]), Some(2.0));

@@ -137,18 +137,13 @@ mod tests {
 
     #[test]
     fn both_edges_within_the_threshold_are_extrapolated_all_the_way() {
-        // Samples at 70 s (20) and 100 s (26) in [40 s, 100 s]: 6 over 30 s, start edge
-        // 30 s away (< 33 s), end 0 s away: 6 × 60/30 = 12.
-        let s = vec![
-            (10_000, 5.0),
-            (40_000, 10.0),
-            (70_000, 20.0),
-            (100_000, 26.0),
-        ];
+        // Samples at 69 s (20) and 99 s (26) in [40 s, 100 s]: 6 over 30 s, start edge
+        // 29 s away (< 33 s), end 1 s away: 6 × 60/30 = 12.
+        let s = vec![(9_000, 5.0), (39_000, 10.0), (69_000, 20.0), (99_000, 26.0)];
         assert!(near(increase(&s, 100_000, 60_000).unwrap_or(None), 12.0));
-        // At 70 s over [10 s, 70 s]: 3 samples, both ends are included (2.x semantics):
+        // At 69 s over [9 s, 69 s]: 3 samples, both ends are included (2.x semantics):
         // 15 over 60 s, edges 0 s away: 15.
-        assert!(near(increase(&s, 70_000, 60_000).unwrap_or(None), 15.0));
+        assert!(near(increase(&s, 69_000, 60_000).unwrap_or(None), 15.0));
     }
 
     #[test]

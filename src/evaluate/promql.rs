@@ -197,9 +197,12 @@ mod tests {
         assert!(near(increase(&s, 60_000, 60_000).unwrap_or(None), 12.0));
     }
 
-    /// The cases checked against the real Prometheus engine (`promtool test rules`):
-    /// (series in whole seconds, evaluation time s, range ms).
-    fn engine_cases() -> Vec<(Vec<(i64, f64)>, i64, i64)> {
+    /// One case checked against the real Prometheus engine: (series in whole seconds,
+    /// evaluation time s, range ms).
+    type EngineCase = (Vec<(i64, f64)>, i64, i64);
+
+    /// The cases checked against the real Prometheus engine (`promtool test rules`).
+    fn engine_cases() -> Vec<EngineCase> {
         vec![
             // 30 s scrape at phase 7, a 60 s window: both edges extrapolated.
             (

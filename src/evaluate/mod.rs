@@ -16,8 +16,11 @@
 //!   promotion margin" against the truth on every metric promotion needs, at α.
 
 mod baselines;
+pub mod promql;
+pub mod readings;
 mod report;
 pub mod scenarios;
+pub mod scrape;
 
 use std::time::Instant;
 
@@ -29,6 +32,7 @@ use crate::judge::{ArmLook, HistoryInterval, Judge, JudgeConfig, Look, Plan, Ver
 use crate::sli::simulator::{mix_seed, ArmIncrement, Simulator, TrafficPattern, WeightSchedule};
 
 use baselines::{FlaggerThresholds, KayentaMannWhitney, OracleSprt, RepeatedZTest};
+use readings::{JudgedArm, ScrapedLooks};
 pub use scenarios::Scenario;
 
 /// Flags of `verdict evaluate`.
@@ -176,10 +180,17 @@ impl Method {
     fn observe(&mut self, look: &LookData<'_>) -> Step {
         match self {
             Method::Verdict(judge) => {
+                // As the live code: requests above a boundary never exceed the requests
+                // (src/analysis/judging.rs), which only matters for extrapolated counts.
                 let arm = |inc: &ArmIncrement, buckets: &[Bucket]| ArmLook {
                     requests: inc.requests,
                     errors: inc.errors,
-                    slower: judge.plan().slower(buckets),
+                    slower: judge
+                        .plan()
+                        .slower(buckets)
+                        .into_iter()
+                        .map(|s| s.min(inc.requests))
+                        .collect(),
                 };
                 let observed = Look {
                     canary: arm(look.canary, &look.canary_buckets),
@@ -225,6 +236,32 @@ fn history(sim: &mut Simulator, setup: &Setup, bounds: &[f64]) -> Vec<HistoryInt
         .collect()
 }
 
+/// Intervals simulated before the history so that every counter exists and has been
+/// scraped when the history's first window opens.
+const SCRAPE_WARMUP_INTERVALS: usize = 2;
+
+/// A scrape scenario's Prometheus, fed with the primary's history (and a warm-up before
+/// it); returns it with the history as the plan reads it through that Prometheus.
+fn scraped_history(
+    sim: &mut Simulator,
+    setup: &Setup,
+    settings: scrape::ScrapeSettings,
+    bounds: &[f64],
+    seed: u64,
+) -> anyhow::Result<(ScrapedLooks, Vec<HistoryInterval>)> {
+    let prometheus = scrape::Scraper::new(settings, bounds.len(), seed)?;
+    let mut looks = ScrapedLooks::new(prometheus, bounds.to_vec());
+    let n = setup.history_intervals + SCRAPE_WARMUP_INTERVALS;
+    for i in 0..n {
+        let t = -((n - i) as f64) * setup.interval_s;
+        let step = sim.interval(t, setup.interval_s, 0.0);
+        looks.advance(t, setup.interval_s, &step)?;
+    }
+    let history = looks.history(0.0, setup.history_intervals, setup.interval_s)?;
+    looks.open(0.0);
+    Ok((looks, history))
+}
+
 /// The judge settings a scenario runs with.
 fn scenario_config(scenario: &Scenario, setup: &Setup) -> JudgeConfig {
     JudgeConfig {
@@ -250,7 +287,16 @@ pub fn simulate_canary(
     let mut sim = Simulator::new(workload, scenario.effect, mix_seed(seed, 1))
         .with_context(|| format!("scenario {}", scenario.id))?;
     let config = scenario_config(scenario, setup);
-    let plan = Plan::new(&config, &history(&mut sim, setup, &bounds), None, None)
+    let (mut scraped, history) = match scenario.scrape {
+        Some(settings) => {
+            let (looks, history) =
+                scraped_history(&mut sim, setup, settings, &bounds, mix_seed(seed, 3))
+                    .with_context(|| format!("scenario {}: scrape model", scenario.id))?;
+            (Some(looks), history)
+        }
+        None => (None, history(&mut sim, setup, &bounds)),
+    };
+    let plan = Plan::new(&config, &history, None, None)
         .with_context(|| format!("scenario {}: plan", scenario.id))?;
     let oracle = baselines::oracle_for(&sim, scenario.is_regression(), &plan, &config, ORACLE_BETA);
     let boundaries: Vec<f64> = plan.boundaries.iter().map(|b| b.le_s).collect();
@@ -277,20 +323,34 @@ pub fn simulate_canary(
     };
     let mut outcomes: [Option<Outcome>; 5] = [None; 5];
     for look in 0..setup.looks {
-        let interval = sim.interval(
-            look as f64 * setup.interval_s,
-            setup.interval_s,
-            setup.weights.weight(look),
-        );
-        let canary_buckets = interval.canary.cumulative(&bounds);
-        let primary_buckets = interval.primary.cumulative(&bounds);
+        let t = look as f64 * setup.interval_s;
+        let interval = sim.interval(t, setup.interval_s, setup.weights.weight(look));
+        let (canary, primary) = match &mut scraped {
+            None => (
+                JudgedArm::exact(interval.canary, &bounds),
+                JudgedArm::exact(interval.primary, &bounds),
+            ),
+            Some(looks) => {
+                looks
+                    .advance(t, setup.interval_s, &interval)
+                    .with_context(|| format!("scenario {}: scrape model", scenario.id))?;
+                match looks
+                    .look(t + setup.interval_s)
+                    .with_context(|| format!("scenario {}: scrape model", scenario.id))?
+                {
+                    Some(pair) => pair,
+                    // No evidence at this look: no judge sees anything.
+                    None => continue,
+                }
+            }
+        };
         let data = LookData {
-            canary: &interval.canary,
-            primary: &interval.primary,
-            canary_slower: slower(&canary_buckets),
-            primary_slower: slower(&primary_buckets),
-            canary_buckets,
-            primary_buckets,
+            canary: &canary.increment,
+            primary: &primary.increment,
+            canary_slower: slower(&canary.buckets),
+            primary_slower: slower(&primary.buckets),
+            canary_buckets: canary.buckets,
+            primary_buckets: primary.buckets,
             elapsed_ms: ((look + 1) as f64 * setup.interval_s * 1000.0) as u64,
         };
         let number = look as u32 + 1;
@@ -531,6 +591,34 @@ mod tests {
             })
         };
         assert_eq!(sorted(one), sorted(two));
+    }
+
+    #[test]
+    fn scrape_scenarios_run_through_the_simulated_prometheus() {
+        let scraped: Vec<Scenario> = scenarios::all()
+            .into_iter()
+            .filter(|s| s.scrape.is_some())
+            .collect();
+        assert_eq!(scraped.len(), 3);
+        for scenario in &scraped {
+            let result = evaluate_scenario(scenario, &quick_setup(), 4, 1, 1)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", scenario.id));
+            assert_eq!(result.tallies[0].runs(), 4);
+        }
+        // A scrape model that cannot exist is refused with the scenario named.
+        let mut bad = scraped[0].clone();
+        bad.scrape = bad
+            .scrape
+            .map(|s| scrape::ScrapeSettings { interval_s: 0, ..s });
+        let err = evaluate_scenario(&bad, &quick_setup(), 1, 1, 1)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
+        assert!(
+            err.as_ref()
+                .is_err_and(|e| e.contains("aa-scrape-30s-increase")
+                    && e.contains("scrape interval must be 1 to 300 s, got 0 s")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -142,10 +142,16 @@ fn look_text(m: Option<f64>) -> String {
 fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
     let mut lines = Vec::new();
     let alpha = setup.judge.alpha;
-    for r in results
-        .iter()
-        .filter(|r| r.scenario.id.starts_with("aa-") || r.scenario.id == "slo-at-limit-noise-0.5")
-    {
+    // The old `increase()` path is shown for comparison and has no target (issue 10).
+    let old_path = |r: &ScenarioResult| {
+        r.scenario
+            .scrape
+            .is_some_and(|s| s.path == super::scrape::CountPath::Increase)
+    };
+    for r in results.iter().filter(|r| {
+        (r.scenario.id.starts_with("aa-") || r.scenario.id == "slo-at-limit-noise-0.5")
+            && !old_path(r)
+    }) {
         let rate = verdict(r).rollback_rate();
         lines.push(line(
             rate <= alpha,
@@ -196,6 +202,32 @@ fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
             ),
         ));
     }
+    if let (Some(exact), Some(scraped)) = (
+        find(results, "err-2x-0.5%"),
+        find(results, "err-2x-0.5%-scrape-30s"),
+    ) {
+        let (a, b) = (verdict(exact), verdict(scraped));
+        let (look, scraped_look) = (a.median_rollback_look(), b.median_rollback_look());
+        lines.push(line(
+            b.rollback_rate() >= 0.95
+                && scraped_look.unwrap_or(99.0) <= look.unwrap_or(0.0) + 2.0,
+            format!(
+                "{} rolled back ≥ 95%, median look ≤ exact counts' + 2: {} at look {} (exact {} at look {})",
+                scraped.scenario.label,
+                percent(b.rollback_rate()),
+                look_text(scraped_look),
+                percent(a.rollback_rate()),
+                look_text(look)
+            ),
+        ));
+    }
+    for r in results.iter().filter(|r| old_path(r)) {
+        lines.push(format!(
+            "no target (the old data path, shown for comparison): {}: rollback {}",
+            r.scenario.label,
+            percent(verdict(r).rollback_rate())
+        ));
+    }
     if let Some(r) = find(results, "err-1.5x-1%") {
         let rate = verdict(r).promotion_rate();
         lines.push(line(
@@ -232,7 +264,7 @@ fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
     // Speed against the fair oracle: median looks to the correct decision ≤ 2×.
     let mut slow: Vec<String> = Vec::new();
     let mut compared = 0;
-    for r in results {
+    for r in results.iter().filter(|r| !old_path(r)) {
         let (ours, oracle) = if r.scenario.is_regression() {
             (
                 verdict(r).median_rollback_look(),

@@ -1,5 +1,6 @@
 //! The evaluation's scenarios, each a variation of the reference workload.
 
+use super::scrape::{CountPath, ScrapeSettings};
 use crate::sli::simulator::{
     BodyShift, CanaryEffect, TailRegression, TrafficPattern, Warmup, Workload,
 };
@@ -21,6 +22,8 @@ pub struct Scenario {
     pub regression: bool,
     /// The judge's `sloErrorRate` for this scenario, when it tests the SLO guard.
     pub slo_error_rate: Option<f64>,
+    /// Counts read through a simulated Prometheus instead of exactly (src/evaluate/scrape.rs).
+    pub scrape: Option<ScrapeSettings>,
 }
 
 impl Scenario {
@@ -46,6 +49,7 @@ fn scenario(id: &str, label: &str, workload: Workload, effect: CanaryEffect) -> 
         random_phase: false,
         regression,
         slo_error_rate: None,
+        scrape: None,
     }
 }
 
@@ -184,7 +188,58 @@ pub fn all() -> Vec<Scenario> {
         },
     ));
     out.extend(real_traffic());
+    out.extend(scraped());
     out
+}
+
+/// Pods per arm in the scrape scenarios, each scraped at its own phase.
+pub const SCRAPE_PODS: u32 = 2;
+
+/// The reference workload read through Prometheus with a 30 s scrape: the old
+/// `increase()` path (no target: it shows the problem of issue 10) and per-series
+/// differencing (docs/statistics.md, "Counts from Prometheus").
+fn scraped() -> Vec<Scenario> {
+    let through = |mut s: Scenario, interval_s: u32, path: CountPath| {
+        s.scrape = Some(ScrapeSettings {
+            interval_s,
+            pods_per_arm: SCRAPE_PODS,
+            path,
+        });
+        s
+    };
+    let reference = Workload::reference;
+    vec![
+        through(
+            scenario(
+                "aa-scrape-30s-increase",
+                "A/A, 30 s scrape, counts by increase() (old path)",
+                reference(),
+                CanaryEffect::none(),
+            ),
+            30,
+            CountPath::Increase,
+        ),
+        through(
+            scenario(
+                "aa-scrape-30s",
+                "A/A, 30 s scrape, counts by differencing",
+                reference(),
+                CanaryEffect::none(),
+            ),
+            30,
+            CountPath::Difference,
+        ),
+        through(
+            scenario(
+                "err-2x-0.5%-scrape-30s",
+                "errors ×2 at 0.5%, 30 s scrape, counts by differencing",
+                reference(),
+                errors(2.0),
+            ),
+            30,
+            CountPath::Difference,
+        ),
+    ]
 }
 
 /// What real traffic does that the reference workload does not: bursts on both arms,

@@ -12,6 +12,8 @@ async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
     verdict::demo::run(&DemoArgs {
         seed: 7,
         database: Some(db.clone()),
+        serve: false,
+        listen: ([127, 0, 0, 1], 0).into(),
     })
     .await
     .expect("the demo runs to the end");

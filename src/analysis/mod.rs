@@ -22,6 +22,7 @@ mod hooks;
 mod judging;
 mod look;
 mod opening;
+mod overview;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use crate::telemetry::Metrics;
 pub use answer::{Answer, Refusal};
 pub use canary::CanaryView;
 pub use error::ServiceError;
+pub use overview::{weight_at, weight_in, CanaryNow};
 pub use history::AnalysisRecord;
 pub use hooks::Hook;
 

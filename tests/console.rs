@@ -6,6 +6,7 @@
 //! saves screenshots of the main pages to docs/images, and prints the first paint of the
 //! canaries page with 1 000 analyses (a figure for BENCHMARKS.md, not an assertion).
 
+#[path = "console/browser.rs"]
 mod browser;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, TestApp, 
 use support::exporter::Profile;
 use support::flagger::Payload;
 use verdict::domain::{AnalysisKey, CanaryName, Checksum, Namespace};
+use verdict::sli::simulator::{CanaryEffect, ServiceProfile, Workload};
 use verdict::store::{AuditFilter, NewAnalysis, NewDecision};
 
 /// What a release manager could type: it must come back as text, never as markup.
@@ -79,7 +81,15 @@ async fn a_release_manager_steers_a_canary_from_the_console_and_a_viewer_cannot(
     b.find("section[aria-labelledby=traffic] figure.chart").await;
     let dots = b.count("section[aria-labelledby=traffic] figure.chart:first-child circle.dot.canary").await;
     assert_eq!(dots, 3, "one point per look in the request-rate chart");
-    assert!(b.count("section[aria-labelledby=evidence] path.band").await >= 1, "the ratio band is drawn");
+    let band = b
+        .eval("return [...document.querySelectorAll('section[aria-labelledby=evidence] path.band')]\
+               .map(p => p.getAttribute('d').split('L').length)")
+        .await;
+    assert!(
+        band.as_array().is_some_and(|v| v.iter().any(|n| n.as_u64() >= Some(6))),
+        "a ratio band over three looks is drawn: {band}; evidence {}",
+        app.looks(analysis.id).await.last().map(|l| l.look.evidence.clone()).unwrap_or_default()
+    );
     assert!(b.count("section[aria-labelledby=evidence] line.rule.limit-promo").await >= 1);
     let weights = b.text("section[aria-labelledby=looks] table").await;
     assert!(weights.contains("10 %") && weights.contains("30 %"), "{weights}");
@@ -236,12 +246,24 @@ async fn console_pages_carry_strict_headers_and_read_without_javascript() {
 /// BENCHMARKS.md (no assertion on time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_paint_of_a_thousand_analyses_is_measured() {
-    let app = spawn_app(AppOptions { jwt: Some(support::app::hs256_api()), ..AppOptions::simulated(3) }).await;
+    let app = spawn_app(AppOptions {
+        jwt: Some(support::app::hs256_api()),
+        min_look_gap: Duration::from_millis(100),
+        ..AppOptions::simulated(3)
+    })
+    .await;
     // One real analysis with a real look gives the settings and the look the others copy.
+    let (ns, name) = (Namespace::parse(NS).expect("ns"), CanaryName::parse("seed").expect("name"));
+    let sli = app.simulator();
+    let profile = ServiceProfile { workload: Workload { total_rps: 200.0, ..Workload::reference() }, effect: CanaryEffect::none() };
+    sli.add_service(&ns, &name, profile).expect("service");
     let p = payload("seed", "0f0f0f0f01", &[("template", "istio")]);
-    assert_eq!(app.call("pre-rollout", &p).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(app.call("rollout", &p).await.status, 200);
+    let r = app.call("pre-rollout", &p).await;
+    assert_eq!(r.status, 200, "«{}»", r.body);
+    sli.set_weight(&ns, &name, 0.2).expect("weight");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app.call("rollout", &p).await;
+    assert_eq!(r.status, 200, "«{}»", r.body);
     let seed = app.analysis(&p).await.expect("seed analysis");
     let look = app.looks(seed.id).await.pop().expect("a look").look;
     let settings = seed.settings.clone().expect("settings");

@@ -74,12 +74,24 @@ impl Browser {
 
     /// The element `css` selects (waiting for it up to 5 s).
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
+        let found = self
+            .client
             .wait()
             .at_most(Duration::from_secs(5))
             .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css} on {:?}: {e}", self.client.current_url().await.ok()))
+            .await;
+        match found {
+            Ok(element) => element,
+            Err(e) => {
+                let url = self.client.current_url().await.ok();
+                let text = self.client.find(Locator::Css("main")).await;
+                let text = match text {
+                    Ok(main) => main.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!("no element {css} on {url:?}: {e}\npage: {text}")
+            }
+        }
     }
 
     /// How many elements `css` selects now.

@@ -153,7 +153,7 @@ fn confirm_page(what: &str, reason: &str, action: &str, fields: &[(&str, &str)],
             input type="hidden" name="reason" value=(reason);
             input type="hidden" name="analysis" value=(analysis);
             input type="hidden" name="confirm" value="yes";
-            button type="submit" #confirm autofocus { "Yes, " (what.to_lowercase()) }
+            button type="submit" id="confirm" autofocus { "Yes, " (what.to_lowercase()) }
             " "
             a href={ "/ui/analyses/" (analysis) } { "Cancel" }
         }
@@ -164,6 +164,6 @@ fn done_page(canary: &CanaryRef, analysis: i64, result: Markup) -> Markup {
     html! {
         h1 { (canary) }
         (result)
-        p { a #back href={ "/ui/analyses/" (analysis) } { "Back to the analysis" } }
+        p { a id="back" href={ "/ui/analyses/" (analysis) } { "Back to the analysis" } }
     }
 }

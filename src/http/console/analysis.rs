@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
 use super::canaries::{gate, short};
-use super::chart::{render, short_number};
+use super::chart::render;
 use super::evidence;
 use super::layout::{self, badge};
 use super::session::Session;
@@ -48,7 +48,7 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
     let a = &d.analysis;
     let latest = c.latest_analysis.as_ref().is_some_and(|l| l.id == a.id);
     let weights = evidence::weights(d);
-    let edges = evidence::edges(d);
+    let boundaries = evidence::boundaries(d);
     html! {
         h1 { (a.namespace) "/" (a.name) " " (badge(&a.status)) }
         dl.facts {
@@ -64,8 +64,8 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
                     dt { (label) } dd { (format!("{:.0} %", m * 100.0)) }
                 }
             }
-            @if !edges.is_empty() {
-                dt { "Latency boundaries" } dd { @for (i, e) in edges.iter().enumerate() { @if i > 0 { ", " } (short_number(e * 1000.0)) " ms" } }
+            @if !boundaries.is_empty() {
+                dt { "Latency boundaries tested" } dd { @for (i, b) in boundaries.iter().enumerate() { @if i > 0 { ", " } (evidence::ms(b.le_s)) } }
             }
             dt { "Rollout gate" } dd { (gate(&c.gates.rollout)) }
             dt { "Promotion gate" } dd { (gate(&c.gates.promotion)) }
@@ -80,11 +80,11 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
             (actions(d, c))
         }
         section aria-labelledby="traffic" {
-            h2 #traffic { "Canary and primary, per look" }
+            h2 id="traffic" { "Canary and primary, per look" }
             div.charts { @for ch in evidence::traffic(d) { (render(&ch)) } }
         }
         section aria-labelledby="evidence" {
-            h2 #evidence { "Evidence over time" }
+            h2 id="evidence" { "Evidence over time" }
             p.muted { "A regression is established when a regression test's e-value crosses its line; promotion needs each promotion test across 1/α and the band below the promotion limit. See docs/console.md." }
             div.charts {
                 (render(&evidence::e_values(d)))
@@ -92,23 +92,23 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
             }
         }
         section aria-labelledby="looks" {
-            h2 #looks { "Looks" }
+            h2 id="looks" { "Looks" }
             div.scroll { table {
                 thead { tr {
                     th scope="col" { "#" } th scope="col" { "Window end" } th scope="col" { "Weight" }
                     th scope="col" { "Canary req / err" } th scope="col" { "Primary req / err" }
-                    @for e in &edges { th scope="col" { "> " (short_number(e * 1000.0)) " ms (c / p)" } }
+                    @for b in &boundaries { th scope="col" { "> " (evidence::ms(b.le_s)) " (c / p)" } }
                     th scope="col" { "Judge" } th scope="col" { "Reason" }
                 } }
                 tbody {
                     @for (l, w) in d.looks.iter().zip(&weights) {
                         tr {
                             td.num { (l.seq) } td { (l.window_end) }
-                            td.num { @match w { Some(w) => { (w) " %" }, None => "–" } }
+                            td.num { @match w { Some(w) => { (w) " %" } None => { "–" } } }
                             td.num { (l.canary.requests) " / " (l.canary.errors) }
                             td.num { (l.primary.requests) " / " (l.primary.errors) }
-                            @for i in 0..edges.len() {
-                                td.num { (count(l.canary.slower.get(i))) " / " (count(l.primary.slower.get(i))) }
+                            @for b in &boundaries {
+                                td.num { (count(l.canary.slower.get(b.edge))) " / " (count(l.primary.slower.get(b.edge))) }
                             }
                             td { (badge(&l.verdict)) } td.reason { (l.reason) }
                         }
@@ -117,8 +117,8 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
             } }
         }
         section aria-labelledby="decisions" {
-            h2 #decisions { "Decision log" }
-            div.scroll { table #decision-log {
+            h2 id="decisions" { "Decision log" }
+            div.scroll { table id="decision-log" {
                 thead { tr { th scope="col" { "At" } th scope="col" { "Hook" } th scope="col" { "Status" } th scope="col" { "Verdict" } th scope="col" { "Reason" } } }
                 tbody {
                     @for x in &d.decisions {
@@ -128,7 +128,7 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
             } }
         }
         section aria-labelledby="events" {
-            h2 #events { "Flagger's events" }
+            h2 id="events" { "Flagger's events" }
             @if d.events.is_empty() { p.muted { "None received (add verdict's event webhook to the Canary)." } }
             @else { div.scroll { table {
                 thead { tr { th scope="col" { "Received" } th scope="col" { "Type" } th scope="col" { "Phase" } th scope="col" { "Message" } } }
@@ -136,14 +136,14 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
             } } }
         }
         section aria-labelledby="loads" {
-            h2 #loads { "Load runs" }
+            h2 id="loads" { "Load runs" }
             @if d.load_runs.is_empty() { p.muted { "None." } }
             @else { div.scroll { table {
                 thead { tr { th scope="col" { "Run" } th scope="col" { "Started" } th scope="col" { "Status" } th scope="col" { "Requests" } th scope="col" { "Latency" } } }
                 tbody { @for r in &d.load_runs { tr {
                     td { code { (short(&r.run_id)) } } td { (r.started_at) } td { (badge(&r.status)) }
-                    td.num { @match r.requests { Some(n) => (n), None => "–" } }
-                    td { @match &r.latency { Some(l) => code { (l.to_string()) }, None => "–" } }
+                    td.num { @match r.requests { Some(n) => { (n) } None => { "–" } } }
+                    td { @match &r.latency { Some(l) => { code { (l.to_string()) } } None => { "–" } } }
                 } } }
             } } }
         }
@@ -176,7 +176,7 @@ fn actions(d: &AnalysisDetail, c: &CanaryState) -> Markup {
     };
     html! {
         section.actions aria-labelledby="actions" {
-            h2 #actions { "Actions" }
+            h2 id="actions" { "Actions" }
             div.action-forms {
                 (gate_form("promotion", "promotion", c.gates.promotion.state))
                 (gate_form("rollout", "rollout", c.gates.rollout.state))

@@ -40,7 +40,7 @@ pub async fn page(
             label { "Canary " input type="text" name="name" value=[q.name.as_deref()]; }
             button type="submit" { "Filter" }
         }
-        div.scroll { table #audit-log {
+        div.scroll { table id="audit-log" {
             thead { tr { th scope="col" { "At" } th scope="col" { "Actor" } th scope="col" { "Role" } th scope="col" { "Action" } th scope="col" { "Canary" } th scope="col" { "Reason" } } }
             tbody {
                 @if page.items.is_empty() { tr { td colspan="6" { "No action recorded." } } }

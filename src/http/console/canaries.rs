@@ -42,7 +42,7 @@ pub async fn page(
             button type="submit" { "Filter" }
         }
         p.muted { (now.items.len()) " canaries running or ended since " (now.recent_since) ". "
-            span #refreshed aria-live="polite" { "Refreshes every 5 s." } }
+            span id="refreshed" aria-live="polite" { "Refreshes every 5 s." } }
         div.scroll {
             table.canaries {
                 caption.visually-hidden { "Canaries with a running or recent analysis" }
@@ -84,7 +84,7 @@ fn filters(mut q: CanariesQuery) -> CanariesQuery {
 
 fn table_body(now: &CanariesNow) -> Markup {
     html! {
-        tbody #canary-rows {
+        tbody id="canary-rows" {
             @if now.items.is_empty() {
                 tr { td colspan="8" { "No canary is running or ended recently." } }
             }
@@ -104,7 +104,7 @@ fn row(c: &CanaryNowView) -> Markup {
             th scope="row" { a href={ "/ui/analyses/" (c.analysis.id) } { (c.namespace) "/" (c.name) } }
             td { code { (short(&c.analysis.checksum)) } }
             td { (badge(&c.analysis.status)) }
-            td.num { @match c.weight { Some(w) => { (w) " %" }, None => "–" } }
+            td.num { @match c.weight { Some(w) => { (w) " %" } None => { "–" } } }
             td.num { (c.looks) }
             td { (badge(judge)) " " span.reason { (c.reason.as_deref().unwrap_or("no look yet")) } }
             td { (gate(&c.gates.rollout)) }

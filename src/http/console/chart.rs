@@ -3,7 +3,7 @@
 //! console needs only this, and an SVG in the page needs no script, no asset and no
 //! build step; the numbers behind every chart are also in the page's tables.
 
-use maud::{html, Markup, PreEscaped};
+use maud::{html, Markup};
 
 /// One line: `(x, y)` points in x order; non-finite values are left out.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,15 +198,15 @@ pub fn render(c: &Chart) -> Markup {
                     text.axis x=(LEFT + (W - LEFT - RIGHT) / 2.0) y=(H - 4.0) text-anchor="middle" { "look" }
                     text.axis transform=(format!("translate(12 {}) rotate(-90)", TOP + (H - TOP - BOTTOM) / 2.0)) text-anchor="middle" { (c.y_label) }
                 }
-                @for b in &c.bands {
+                @for b in c.bands.iter().filter(|b| !b.points.is_empty()) {
                     @let upper = b.points.iter().map(|p| (s.px(p.0), s.py(p.2)));
                     @let lower = b.points.iter().rev().map(|p| (s.px(p.0), s.py(p.1)));
-                    path class={ "band " (b.class) } d=(PreEscaped(format!("{}Z", path(upper.chain(lower))))) {}
+                    path class={ "band " (b.class) } d=(format!("{}Z", path(upper.chain(lower)))) {}
                 }
                 @for r in &c.rules {
                     line class={ "rule " (r.class) } x1=(LEFT) x2=(W - RIGHT) y1=(s.py(r.y)) y2=(s.py(r.y)) {}
                 }
-                @for series in &c.series {
+                @for series in c.series.iter().filter(|s| !s.points.is_empty()) {
                     @let pts: Vec<(f64, f64)> = series.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|p| (s.px(p.0), s.py(p.1))).collect();
                     path class={ "line " (series.class) } d=(path(pts.iter().copied())) {}
                     @for (x, y) in &pts { circle class={ "dot " (series.class) } cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" {} }
@@ -214,7 +214,7 @@ pub fn render(c: &Chart) -> Markup {
             }
             ul.legend {
                 @for series in &c.series { li { span class={ "swatch " (series.class) } {} (series.label) } }
-                @for b in &c.bands { li { span class={ "swatch band " (b.class) } {} (b.label) } }
+                @for b in c.bands.iter().filter(|b| !b.points.is_empty()) { li { span class={ "swatch band " (b.class) } {} (b.label) } }
                 @for r in &c.rules { li { span class={ "swatch rule " (r.class) } {} (r.label) ": " (short_number(r.y)) } }
             }
         }

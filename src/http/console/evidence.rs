@@ -34,20 +34,39 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn f(v: &Value, path: &str) -> Option<f64> {
-    v.pointer(path).and_then(Value::as_f64)
+/// The judge's evidence of a look (stored under `judge`, beside the hook's own fields).
+fn judged(look: &LookView) -> &Value {
+    look.evidence.get("judge").unwrap_or(&look.evidence)
 }
 
-/// The latency boundaries (seconds) the looks' `slower` counts refer to.
-pub fn edges(d: &AnalysisDetail) -> Vec<f64> {
-    let from = |v: Option<&Value>| -> Option<Vec<f64>> {
-        Some(v?.as_array()?.iter().filter_map(Value::as_f64).collect())
+/// A number at `path` of a look's judge evidence.
+fn f(look: &LookView, path: &str) -> Option<f64> {
+    judged(look).pointer(path).and_then(Value::as_f64)
+}
+
+/// A latency boundary the judge tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boundary {
+    /// Its index in the plan's edges, which the looks' `slower` counts follow.
+    pub edge: usize,
+    /// The boundary, seconds.
+    pub le_s: f64,
+}
+
+/// The tested latency boundaries, in the order of the evidence's `latency` list: the
+/// plan's boundaries fixed when the analysis opened.
+pub fn boundaries(d: &AnalysisDetail) -> Vec<Boundary> {
+    let Some(list) = d.settings.pointer("/plan/boundaries").and_then(Value::as_array) else {
+        return Vec::new();
     };
-    d.looks
-        .last()
-        .and_then(|l| from(l.evidence.get("edges")))
-        .or_else(|| from(d.settings.pointer("/plan/edges")))
-        .unwrap_or_default()
+    list.iter()
+        .filter_map(|b| {
+            Some(Boundary {
+                edge: usize::try_from(b.get("edge")?.as_u64()?).ok()?,
+                le_s: b.get("le_s")?.as_f64()?,
+            })
+        })
+        .collect()
 }
 
 /// The canary weight Flagger announced last before each look ended.
@@ -81,6 +100,11 @@ fn two_arms(title: &str, unit: &str, d: &AnalysisDetail, of: impl Fn(&LookView, 
     }
 }
 
+/// A boundary in milliseconds, for titles.
+pub fn ms(seconds: f64) -> String {
+    format!("{} ms", super::chart::short_number(seconds * 1000.0))
+}
+
 /// Per look: request rate, error rate, share of slow requests per boundary, weight.
 pub fn traffic(d: &AnalysisDetail) -> Vec<Chart> {
     let mut charts = vec![
@@ -93,14 +117,14 @@ pub fn traffic(d: &AnalysisDetail) -> Vec<Chart> {
             Some(ratio(a.errors, a.requests))
         }),
     ];
-    for (i, le) in edges(d).iter().enumerate() {
+    for b in boundaries(d) {
         charts.push(two_arms(
-            &format!("Share of requests slower than {} ms", le * 1000.0),
+            &format!("Share of requests slower than {}", ms(b.le_s)),
             "share of requests",
             d,
             move |l, c| {
                 let a = if c { &l.canary } else { &l.primary };
-                Some(ratio(*a.slower.get(i)?, a.requests))
+                Some(ratio(*a.slower.get(b.edge)?, a.requests))
             },
         ));
     }
@@ -127,7 +151,7 @@ pub fn e_values(d: &AnalysisDetail) -> Chart {
         points: d
             .looks
             .iter()
-            .filter_map(|l| Some((l.seq as f64, f(&l.evidence, path)?)))
+            .filter_map(|l| Some((l.seq as f64, f(l, path)?)))
             .collect(),
     };
     let mut all = vec![
@@ -136,14 +160,14 @@ pub fn e_values(d: &AnalysisDetail) -> Chart {
         series("errors: promotion test".into(), "promo-error", "/error/promotion_e_value"),
     ];
     let classes = ["promo-l0", "promo-l1", "promo-l2", "promo-l3"];
-    for (i, le) in edges(d).iter().enumerate() {
+    for (i, b) in boundaries(d).iter().enumerate() {
         all.push(series(
-            format!("slower than {} ms: promotion test", le * 1000.0),
+            format!("slower than {}: promotion test", ms(b.le_s)),
             classes[i % classes.len()],
             &format!("/latency/{i}/promotion_e_value"),
         ));
     }
-    let last = d.looks.last().map(|l| &l.evidence);
+    let last = d.looks.last();
     let mut rules = Vec::new();
     if let Some(t) = last.and_then(|e| f(e, "/error/threshold")) {
         rules.push(Rule { label: "regression line 1/(α per test)".into(), class: "limit-fail", y: t });
@@ -164,7 +188,7 @@ pub fn e_values(d: &AnalysisDetail) -> Chart {
 /// The confidence band of one canary/primary ratio (`at`: `/error` or `/latency/<i>`)
 /// against its promotion and regression limits.
 fn ratio_band(d: &AnalysisDetail, title: String, at: &str) -> Chart {
-    let last = d.looks.last().map(|l| &l.evidence);
+    let last = d.looks.last();
     let promotion = last.and_then(|e| f(e, &format!("{at}/promotion_limit")));
     let regression = last.and_then(|e| f(e, &format!("{at}/margin"))).map(|m| 1.0 + m);
     // An unbounded upper end is drawn at a cap well above the limits.
@@ -173,15 +197,15 @@ fn ratio_band(d: &AnalysisDetail, title: String, at: &str) -> Chart {
         .looks
         .iter()
         .filter_map(|l| {
-            let lower = f(&l.evidence, &format!("{at}/ratio_lower"))?;
-            let upper = f(&l.evidence, &format!("{at}/ratio_upper")).unwrap_or(cap).min(cap);
+            let lower = f(l, &format!("{at}/ratio_lower"))?;
+            let upper = f(l, &format!("{at}/ratio_upper")).unwrap_or(cap).min(cap);
             Some((l.seq as f64, lower.min(cap), upper))
         })
         .collect();
     let estimate: Vec<(f64, f64)> = d
         .looks
         .iter()
-        .filter_map(|l| Some((l.seq as f64, f(&l.evidence, &format!("{at}/ratio_estimate"))?.min(cap))))
+        .filter_map(|l| Some((l.seq as f64, f(l, &format!("{at}/ratio_estimate"))?.min(cap))))
         .collect();
     let mut rules = vec![Rule { label: "equal".into(), class: "limit-one", y: 1.0 }];
     if let Some(p) = promotion {
@@ -203,10 +227,10 @@ fn ratio_band(d: &AnalysisDetail, title: String, at: &str) -> Chart {
 /// The ratio bands: errors, then each latency boundary.
 pub fn ratio_bands(d: &AnalysisDetail) -> Vec<Chart> {
     let mut charts = vec![ratio_band(d, "Error rate ratio, canary / primary".into(), "/error")];
-    for (i, le) in edges(d).iter().enumerate() {
+    for (i, b) in boundaries(d).iter().enumerate() {
         charts.push(ratio_band(
             d,
-            format!("Slower-than-{} ms share ratio, canary / primary", le * 1000.0),
+            format!("Slower-than-{} share ratio, canary / primary", ms(b.le_s)),
             &format!("/latency/{i}"),
         ));
     }

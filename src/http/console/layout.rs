@@ -38,7 +38,7 @@ pub fn page(title: &str, who: Option<&Principal>, body: Markup) -> Markup {
                         }
                     }
                 }
-                main #main { (body) }
+                main id="main" { (body) }
             }
         }
     }

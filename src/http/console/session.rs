@@ -89,7 +89,7 @@ fn sign_in_page(problem: Option<&str>, forget: bool) -> Response {
             }
             form.stack method="post" action="/ui/sign-in" {
                 label for="token" { "Token" }
-                textarea #token name="token" rows="4" required autocomplete="off" spellcheck="false" {}
+                textarea id="token" name="token" rows="4" required autocomplete="off" spellcheck="false" {}
                 button type="submit" { "Sign in" }
             }
         },

@@ -1074,7 +1074,9 @@ async fn canaries_now_lists_each_canarys_latest_analysis() {
     .into();
     assert_eq!(app.call("event", &event).await.status, 202);
     next_look().await;
-    let r = app.call("rollout", &payload("alpha", "a0a0a02", QUICK)).await;
+    let r = app
+        .call("rollout", &payload("alpha", "a0a0a02", QUICK))
+        .await;
     assert_eq!(r.status, 200, "«{}»", r.body);
     let mut ended = payload("beta", "b0b0b01", QUICK);
     ended.phase = "Succeeded".into();
@@ -1083,10 +1085,14 @@ async fn canaries_now_lists_each_canarys_latest_analysis() {
     let viewer = token("viewer", "vera");
     let items = |r: &Reply| r.json["items"].as_array().cloned().unwrap_or_default();
     // The event is stored in the background.
-    let all = support::app::eventually("the weight event", std::time::Duration::from_secs(5), || async {
-        let r = get(&app, "/api/v1/canaries", Some(&viewer)).await;
-        (r.status == 200 && items(&r).iter().any(|i| i["weight"] == 20)).then_some(r)
-    })
+    let all = support::app::eventually(
+        "the weight event",
+        std::time::Duration::from_secs(5),
+        || async {
+            let r = get(&app, "/api/v1/canaries", Some(&viewer)).await;
+            (r.status == 200 && items(&r).iter().any(|i| i["weight"] == 20)).then_some(r)
+        },
+    )
     .await;
     let listed = items(&all);
     assert_eq!(listed.len(), 2, "{}", all.text);

@@ -43,7 +43,10 @@ async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
         .await
         .expect("the demo's rollouts finish within 4 minutes");
     let (console, token) = (console.expect("the URL"), token.expect("the token"));
-    assert!(console.starts_with("http://127.0.0.1:") && console.ends_with("/ui"), "{console}");
+    assert!(
+        console.starts_with("http://127.0.0.1:") && console.ends_with("/ui"),
+        "{console}"
+    );
 
     // The console shows the demo's three canaries to the token it printed.
     let http = reqwest::Client::builder()
@@ -57,7 +60,10 @@ async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
         .await
         .expect("sign in");
     assert_eq!(signed.status(), 303);
-    let cookie = signed.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
     let session = cookie.split(';').next().expect("name=value").to_owned();
     let page = http
         .get(&console)
@@ -70,7 +76,10 @@ async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
     for canary in ["shop/checkout", "shop/payments", "shop/search"] {
         assert!(html.contains(canary), "{canary} missing from the console");
     }
-    assert!(html.contains("50 %"), "the weight from the demo's Flagger events");
+    assert!(
+        html.contains("50 %"),
+        "the weight from the demo's Flagger events"
+    );
 
     // Ctrl-C stops it.
     let pid = demo.id().expect("pid");

@@ -39,9 +39,9 @@ use crate::telemetry::Metrics;
 pub use answer::{Answer, Refusal};
 pub use canary::CanaryView;
 pub use error::ServiceError;
-pub use overview::{weight_at, weight_in, CanaryNow};
 pub use history::AnalysisRecord;
 pub use hooks::Hook;
+pub use overview::{weight_at, weight_in, CanaryNow};
 
 /// A validated hook call.
 #[derive(Debug, Clone)]

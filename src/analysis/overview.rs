@@ -50,7 +50,10 @@ pub fn weight_at(events: &[(Millis, &str)], at: Millis) -> Option<u32> {
 
 impl Analyst {
     /// The canaries `filter` selects, by namespace and name.
-    pub async fn canaries_now(&self, filter: &OverviewFilter) -> Result<Vec<CanaryNow>, ServiceError> {
+    pub async fn canaries_now(
+        &self,
+        filter: &OverviewFilter,
+    ) -> Result<Vec<CanaryNow>, ServiceError> {
         let analyses = self.store.overview_analyses(filter).await?;
         let mut looks: HashMap<_, _> = self
             .store
@@ -100,7 +103,10 @@ mod tests {
     #[test]
     fn the_weight_comes_from_flaggers_advance_event() {
         assert_eq!(weight_in("Advance podinfo.test canary weight 10"), Some(10));
-        assert_eq!(weight_in("Advance podinfo.test canary weight 50 "), Some(50));
+        assert_eq!(
+            weight_in("Advance podinfo.test canary weight 50 "),
+            Some(50)
+        );
         assert_eq!(weight_in("Starting canary analysis for podinfo.test"), None);
         assert_eq!(weight_in("canary weight x"), None);
     }

@@ -160,7 +160,11 @@ async fn serve_console(base: &str, jwt: &crate::auth::JwtSettings) -> anyhow::Re
 }
 
 /// Tells verdict's event hook what Flagger's scheduler announces at a step.
-async fn announce(flagger: &FlaggerClient, payload: &Payload, message: String) -> anyhow::Result<()> {
+async fn announce(
+    flagger: &FlaggerClient,
+    payload: &Payload,
+    message: String,
+) -> anyhow::Result<()> {
     let mut event = payload.clone();
     event.metadata = [
         ("eventMessage".to_owned(), message),
@@ -265,7 +269,12 @@ async fn rollout(
             if reply.passed() {
                 step += 1;
                 sli.set_weight(namespace, name, f64::from(STEP_WEIGHTS[step]) / 100.0)?;
-                announce(flagger, &payload("Progressing"), advance(STEP_WEIGHTS[step])).await?;
+                announce(
+                    flagger,
+                    &payload("Progressing"),
+                    advance(STEP_WEIGHTS[step]),
+                )
+                .await?;
             } else {
                 show("confirm-traffic-increase", &reply);
             }

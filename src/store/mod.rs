@@ -38,8 +38,8 @@ pub use event::{EventRow, NewEvent};
 pub use gate::{GateKind, GateRow, GateState};
 pub use load_run::{LoadRunOutcome, LoadRunRow, NewLoadRun};
 pub use look::{ArmTally, LookInsert, LookRow, NewLook};
-pub use overview::{EventText, GateModeRow, LatestLook, OverviewFilter};
 pub use outbox::{Milestone, MilestoneAnalysis, MilestoneKind, OutboxEntry, OutboxRow};
+pub use overview::{EventText, GateModeRow, LatestLook, OverviewFilter};
 pub use sql::Store;
 
 #[cfg(doc)]

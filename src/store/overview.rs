@@ -108,7 +108,10 @@ impl Store {
     }
 
     /// The newest look of every analysis the overview since `recent_since` can show.
-    pub async fn overview_looks(&self, recent_since: Millis) -> Result<Vec<LatestLook>, StoreError> {
+    pub async fn overview_looks(
+        &self,
+        recent_since: Millis,
+    ) -> Result<Vec<LatestLook>, StoreError> {
         let sql = format!(
             "SELECT l.analysis_id, l.seq, l.verdict, l.reason FROM look l \
              JOIN (SELECT m.analysis_id, MAX(m.seq) AS seq FROM look m \

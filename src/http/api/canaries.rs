@@ -12,8 +12,8 @@ use super::model::{
     GateOut, GateParam, RollbackAnswer, RollbackBody,
 };
 use super::params;
-use crate::http::AppState;
 use crate::domain::now_millis;
+use crate::http::AppState;
 use crate::store::{GateKind, OverviewFilter};
 
 /// The most canaries one overview lists.

@@ -92,9 +92,13 @@ async fn gate_step(
         .set_gate(&canary, kind, f.state.into(), &session.0, &reason)
         .await?;
     let out = GateOut::from(&view);
-    Ok(done_page(&canary, f.analysis, html! {
-        p.notice.good role="status" { "Done: the " (label) " gate is now " (gate_badge(&out)) }
-    }))
+    Ok(done_page(
+        &canary,
+        f.analysis,
+        html! {
+            p.notice.good role="status" { "Done: the " (label) " gate is now " (gate_badge(&out)) }
+        },
+    ))
 }
 
 /// Request a rollback.
@@ -134,16 +138,26 @@ async fn rollback_step(
         .analyst
         .request_rollback(&canary, &session.0, &reason)
         .await?;
-    Ok(done_page(&canary, f.analysis, html! {
-        p.notice.good role="status" {
-            "Done: analysis " (analysis.id.get()) " is now " (analysis.status.as_str())
-            "; Flagger's next rollback hook call answers \"roll back now\"."
-        }
-    }))
+    Ok(done_page(
+        &canary,
+        f.analysis,
+        html! {
+            p.notice.good role="status" {
+                "Done: analysis " (analysis.id.get()) " is now " (analysis.status.as_str())
+                "; Flagger's next rollback hook call answers \"roll back now\"."
+            }
+        },
+    ))
 }
 
 /// Asks before acting: the same fields again, with `confirm=yes`.
-fn confirm_page(what: &str, reason: &str, action: &str, fields: &[(&str, &str)], analysis: i64) -> Markup {
+fn confirm_page(
+    what: &str,
+    reason: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    analysis: i64,
+) -> Markup {
     html! {
         h1 { "Confirm" }
         p { strong { (what) } "?" }

@@ -27,7 +27,10 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         return layout::error_page(&ApiError::not_found(format!("no asset {file}")));
     };
     (
-        [(CONTENT_TYPE, kind), (CACHE_CONTROL, "public, max-age=86400")],
+        [
+            (CONTENT_TYPE, kind),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
         body,
     )
         .into_response()

@@ -95,7 +95,11 @@ fn scale(c: &Chart) -> Option<Scale> {
         .series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
-        .chain(c.bands.iter().flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2])))
+        .chain(
+            c.bands
+                .iter()
+                .flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2])),
+        )
         .chain(c.rules.iter().map(|r| r.y))
         .filter(|y| y.is_finite())
         .map(|y| if c.log { y.max(LOG_FLOOR).log10() } else { y })
@@ -139,7 +143,10 @@ pub fn short_number(v: f64) -> String {
     } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
-        format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_owned()
+        format!("{v:.2}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
     } else {
         format!("{v:.4}").trim_end_matches('0').to_owned()
     }
@@ -233,7 +240,11 @@ mod tests {
             series: vec![Series {
                 label: "canary".into(),
                 class: "canary",
-                points: ys.iter().enumerate().map(|(i, y)| (i as f64 + 1.0, *y)).collect(),
+                points: ys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, y)| (i as f64 + 1.0, *y))
+                    .collect(),
             }],
             bands: vec![],
             rules: vec![Rule {

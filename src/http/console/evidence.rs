@@ -56,7 +56,11 @@ pub struct Boundary {
 /// The tested latency boundaries, in the order of the evidence's `latency` list: the
 /// plan's boundaries fixed when the analysis opened.
 pub fn boundaries(d: &AnalysisDetail) -> Vec<Boundary> {
-    let Some(list) = d.settings.pointer("/plan/boundaries").and_then(Value::as_array) else {
+    let Some(list) = d
+        .settings
+        .pointer("/plan/boundaries")
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     list.iter()
@@ -82,7 +86,12 @@ pub fn weights(d: &AnalysisDetail) -> Vec<Option<u32>> {
         .collect()
 }
 
-fn two_arms(title: &str, unit: &str, d: &AnalysisDetail, of: impl Fn(&LookView, bool) -> Option<f64>) -> Chart {
+fn two_arms(
+    title: &str,
+    unit: &str,
+    d: &AnalysisDetail,
+    of: impl Fn(&LookView, bool) -> Option<f64>,
+) -> Chart {
     let arm = |canary: bool| -> Vec<(f64, f64)> {
         d.looks
             .iter()
@@ -93,8 +102,16 @@ fn two_arms(title: &str, unit: &str, d: &AnalysisDetail, of: impl Fn(&LookView, 
         title: title.into(),
         y_label: unit.into(),
         series: vec![
-            Series { label: "canary".into(), class: "canary", points: arm(true) },
-            Series { label: "primary".into(), class: "primary", points: arm(false) },
+            Series {
+                label: "canary".into(),
+                class: "canary",
+                points: arm(true),
+            },
+            Series {
+                label: "primary".into(),
+                class: "primary",
+                points: arm(false),
+            },
         ],
         ..Chart::default()
     }
@@ -137,7 +154,11 @@ pub fn traffic(d: &AnalysisDetail) -> Vec<Chart> {
     charts.push(Chart {
         title: "Canary weight (from Flagger's events)".into(),
         y_label: "percent".into(),
-        series: vec![Series { label: "canary weight".into(), class: "weight", points: w }],
+        series: vec![Series {
+            label: "canary weight".into(),
+            class: "weight",
+            points: w,
+        }],
         ..Chart::default()
     });
     charts
@@ -155,9 +176,21 @@ pub fn e_values(d: &AnalysisDetail) -> Chart {
             .collect(),
     };
     let mut all = vec![
-        series("errors: regression test".into(), "fail-error", "/error/e_value"),
-        series("latency: regression test (family)".into(), "fail-latency", "/latency_family/e_value"),
-        series("errors: promotion test".into(), "promo-error", "/error/promotion_e_value"),
+        series(
+            "errors: regression test".into(),
+            "fail-error",
+            "/error/e_value",
+        ),
+        series(
+            "latency: regression test (family)".into(),
+            "fail-latency",
+            "/latency_family/e_value",
+        ),
+        series(
+            "errors: promotion test".into(),
+            "promo-error",
+            "/error/promotion_e_value",
+        ),
     ];
     let classes = ["promo-l0", "promo-l1", "promo-l2", "promo-l3"];
     for (i, b) in boundaries(d).iter().enumerate() {
@@ -170,10 +203,18 @@ pub fn e_values(d: &AnalysisDetail) -> Chart {
     let last = d.looks.last();
     let mut rules = Vec::new();
     if let Some(t) = last.and_then(|e| f(e, "/error/threshold")) {
-        rules.push(Rule { label: "regression line 1/(α per test)".into(), class: "limit-fail", y: t });
+        rules.push(Rule {
+            label: "regression line 1/(α per test)".into(),
+            class: "limit-fail",
+            y: t,
+        });
     }
     if let Some(a) = last.and_then(|e| f(e, "/alpha")).filter(|a| *a > 0.0) {
-        rules.push(Rule { label: "promotion line 1/α".into(), class: "limit-promo", y: 1.0 / a });
+        rules.push(Rule {
+            label: "promotion line 1/α".into(),
+            class: "limit-promo",
+            y: 1.0 / a,
+        });
     }
     Chart {
         title: "Evidence: e-values".into(),
@@ -190,7 +231,9 @@ pub fn e_values(d: &AnalysisDetail) -> Chart {
 fn ratio_band(d: &AnalysisDetail, title: String, at: &str) -> Chart {
     let last = d.looks.last();
     let promotion = last.and_then(|e| f(e, &format!("{at}/promotion_limit")));
-    let regression = last.and_then(|e| f(e, &format!("{at}/margin"))).map(|m| 1.0 + m);
+    let regression = last
+        .and_then(|e| f(e, &format!("{at}/margin")))
+        .map(|m| 1.0 + m);
     // An unbounded upper end is drawn at a cap well above the limits.
     let cap = regression.unwrap_or(2.0).max(promotion.unwrap_or(1.0)) * 2.0;
     let band: Vec<(f64, f64, f64)> = d
@@ -205,28 +248,57 @@ fn ratio_band(d: &AnalysisDetail, title: String, at: &str) -> Chart {
     let estimate: Vec<(f64, f64)> = d
         .looks
         .iter()
-        .filter_map(|l| Some((l.seq as f64, f(l, &format!("{at}/ratio_estimate"))?.min(cap))))
+        .filter_map(|l| {
+            Some((
+                l.seq as f64,
+                f(l, &format!("{at}/ratio_estimate"))?.min(cap),
+            ))
+        })
         .collect();
-    let mut rules = vec![Rule { label: "equal".into(), class: "limit-one", y: 1.0 }];
+    let mut rules = vec![Rule {
+        label: "equal".into(),
+        class: "limit-one",
+        y: 1.0,
+    }];
     if let Some(p) = promotion {
-        rules.push(Rule { label: "promotion limit".into(), class: "limit-promo", y: p });
+        rules.push(Rule {
+            label: "promotion limit".into(),
+            class: "limit-promo",
+            y: p,
+        });
     }
     if let Some(r) = regression {
-        rules.push(Rule { label: "regression limit".into(), class: "limit-fail", y: r });
+        rules.push(Rule {
+            label: "regression limit".into(),
+            class: "limit-fail",
+            y: r,
+        });
     }
     Chart {
         title,
         y_label: "canary / primary".into(),
         log: false,
-        series: vec![Series { label: "estimate".into(), class: "canary", points: estimate }],
-        bands: vec![Band { label: "1 − α confidence band".into(), class: "canary", points: band }],
+        series: vec![Series {
+            label: "estimate".into(),
+            class: "canary",
+            points: estimate,
+        }],
+        bands: vec![Band {
+            label: "1 − α confidence band".into(),
+            class: "canary",
+            points: band,
+        }],
         rules,
     }
 }
 
 /// The ratio bands: errors, then each latency boundary.
 pub fn ratio_bands(d: &AnalysisDetail) -> Vec<Chart> {
-    let mut charts = vec![ratio_band(d, "Error rate ratio, canary / primary".into(), "/error")];
+    let mut charts = vec![ratio_band(
+        d,
+        "Error rate ratio, canary / primary".into(),
+        "/error",
+    )];
     for (i, b) in boundaries(d).iter().enumerate() {
         charts.push(ratio_band(
             d,

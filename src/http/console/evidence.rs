@@ -101,16 +101,17 @@ fn two_arms(
     Chart {
         title: title.into(),
         y_label: unit.into(),
+        // The canary is drawn last, on top.
         series: vec![
-            Series {
-                label: "canary".into(),
-                class: "canary",
-                points: arm(true),
-            },
             Series {
                 label: "primary".into(),
                 class: "primary",
                 points: arm(false),
+            },
+            Series {
+                label: "canary".into(),
+                class: "canary",
+                points: arm(true),
             },
         ],
         ..Chart::default()

@@ -490,3 +490,70 @@ async fn first_paint_of_a_thousand_analyses_is_measured() {
     b.close().await;
     app.shutdown().await;
 }
+
+/// A store fault during an action: the console shows the error and nothing changes (the
+/// gate and its audit row are one transaction).
+#[tokio::test]
+async fn a_store_fault_during_an_action_changes_nothing() {
+    use sqlx::Connection;
+
+    let app = spawn_app(AppOptions::with_api()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = app.base_url();
+    let signed = http
+        .post(format!("{base}/ui/sign-in"))
+        .form(&[("token", token("release-manager", "alice").as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let hold = [
+        ("state", "held"),
+        ("reason", "freeze"),
+        ("analysis", "1"),
+        ("confirm", "yes"),
+    ];
+    let mut db = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .expect("connect");
+    sqlx::query("ALTER TABLE audit RENAME TO audit_away")
+        .execute(&mut db)
+        .await
+        .expect("break the audit table");
+    let r = http
+        .post(format!("{base}/ui/canaries/test/frozen/gates/rollout"))
+        .header("cookie", &session)
+        .form(&hold)
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert!(r.text().await.expect("body").contains("store"));
+    sqlx::query("ALTER TABLE audit_away RENAME TO audit")
+        .execute(&mut db)
+        .await
+        .expect("repair");
+    let frozen = support::app::canary(NS, "frozen");
+    assert!(
+        app.store.gates(&frozen).await.expect("gates").is_empty(),
+        "no gate was set"
+    );
+    // Repaired, the same action works.
+    let r = http
+        .post(format!("{base}/ui/canaries/test/frozen/gates/rollout"))
+        .header("cookie", &session)
+        .form(&hold)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.store.gates(&frozen).await.expect("gates").len(), 1);
+    app.shutdown().await;
+}

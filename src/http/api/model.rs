@@ -479,7 +479,7 @@ impl From<&CanaryNow> for CanaryNowView {
             name: state.name,
             analysis: state
                 .latest_analysis
-                .unwrap_or_else(|| unreachable_summary(&c.view)),
+                .unwrap_or_else(|| no_analysis(&c.view)),
             weight: c.weight,
             looks: look.map_or(0, |l| l.seq),
             judge,
@@ -489,8 +489,9 @@ impl From<&CanaryNow> for CanaryNowView {
     }
 }
 
-/// The overview only lists canaries with an analysis; a summary of nothing otherwise.
-fn unreachable_summary(v: &CanaryView) -> AnalysisSummary {
+/// An empty summary (id 0) for a canary without analysis. The overview lists only canaries
+/// with one (its rows come from the analysis table), so this is never sent in practice.
+fn no_analysis(v: &CanaryView) -> AnalysisSummary {
     AnalysisSummary {
         id: 0,
         namespace: v.canary.namespace.to_string(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs verdict's whole test suite on a fresh machine: checks formatting and lints,
-# installs and starts what the tests need (Prometheus, PostgreSQL and envsubst from
-# Debian, an OpenAPI validator from PyPI), then runs cargo's tests.
+# installs and starts what the tests need (Prometheus, PostgreSQL, envsubst, Chromium
+# and its WebDriver from Debian, an OpenAPI validator from PyPI), then runs cargo's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+# tests/console.rs drives Debian's headless Chromium through its WebDriver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # tests/first_day.rs runs README's `envsubst … < webhooks/canary.yaml` line.
 command -v envsubst >/dev/null 2>&1 || missing+=(gettext-base)
 if [ ${#missing[@]} -gt 0 ]; then

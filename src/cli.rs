@@ -84,6 +84,13 @@ pub struct DemoArgs {
     /// Keep the SQLite database here instead of a temporary file.
     #[arg(long)]
     pub database: Option<PathBuf>,
+    /// After the rollouts, keep serving the web console (its URL and a sign-in token
+    /// are printed) until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the demo's server listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[cfg(test)]

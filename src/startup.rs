@@ -81,6 +81,14 @@ impl Application {
         };
         // Milestones are written only while the worker that delivers them runs.
         let milestones = annotations.is_some();
+        let grafana_dashboard = config.grafana.url.as_deref().map(|url| {
+            let uid = config
+                .grafana
+                .dashboard_uid
+                .as_deref()
+                .unwrap_or(crate::grafana::CANARY_DASHBOARD_UID);
+            Arc::from(format!("{}/d/{uid}", url.trim_end_matches('/')))
+        });
         let analyst = Analyst::new(store, sli, Arc::new(config), metrics.clone(), milestones);
         let state = AppState {
             analyst,
@@ -89,6 +97,7 @@ impl Application {
             namespace_allow,
             webhook_token,
             verifier,
+            grafana_dashboard,
         };
         Ok(Self {
             listener,

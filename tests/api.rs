@@ -108,6 +108,7 @@ async fn every_endpoint_for_every_role() {
         (Method::GET, "/api/v1/analyses".to_owned()),
         (Method::GET, format!("/api/v1/analyses/{id}")),
         (Method::GET, "/api/v1/canaries/test/podinfo".to_owned()),
+        (Method::GET, "/api/v1/canaries".to_owned()),
         (
             Method::PUT,
             "/api/v1/canaries/test/podinfo/gates/rollout".to_owned(),
@@ -1031,6 +1032,7 @@ async fn the_openapi_document_validates_and_lists_exactly_the_served_routes() {
         "get /api/v1/analyses",
         "get /api/v1/analyses/{id}",
         "get /api/v1/audit",
+        "get /api/v1/canaries",
         "get /api/v1/canaries/{namespace}/{name}",
         "put /api/v1/canaries/{namespace}/{name}/gates/{gate}",
         "post /api/v1/canaries/{namespace}/{name}/rollback",
@@ -1050,5 +1052,83 @@ async fn the_openapi_document_validates_and_lists_exactly_the_served_routes() {
         let r = get(&app, path, Some(&token("admin", "root"))).await;
         assert_eq!(r.status, 404, "{path}: «{}»", r.text);
     }
+    app.shutdown().await;
+}
+
+/// Canaries now: the latest analysis of each canary with its looks, the judge's state,
+/// the weight from Flagger's events and the gates; filters; bad filters change nothing.
+#[tokio::test]
+async fn canaries_now_lists_each_canarys_latest_analysis() {
+    let app = spawn_app(AppOptions::with_api()).await;
+    steady(&app, &["alpha", "beta"]);
+    warm_up().await;
+    open(&app, "alpha", "a0a0a01", QUICK).await;
+    let beta = open(&app, "beta", "b0b0b01", QUICK).await;
+    // An older revision of alpha is not listed: only the latest one.
+    let alpha = open(&app, "alpha", "a0a0a02", QUICK).await;
+    let mut event = payload("alpha", "a0a0a02", &[]);
+    event.metadata = [(
+        "eventMessage".to_owned(),
+        format!("Advance alpha.{NS} canary weight 20"),
+    )]
+    .into();
+    assert_eq!(app.call("event", &event).await.status, 202);
+    next_look().await;
+    let r = app
+        .call("rollout", &payload("alpha", "a0a0a02", QUICK))
+        .await;
+    assert_eq!(r.status, 200, "«{}»", r.body);
+    let mut ended = payload("beta", "b0b0b01", QUICK);
+    ended.phase = "Succeeded".into();
+    assert_eq!(app.call("post-rollout", &ended).await.status, 200);
+
+    let viewer = token("viewer", "vera");
+    let items = |r: &Reply| r.json["items"].as_array().cloned().unwrap_or_default();
+    // The event is stored in the background.
+    let all = support::app::eventually(
+        "the weight event",
+        std::time::Duration::from_secs(5),
+        || async {
+            let r = get(&app, "/api/v1/canaries", Some(&viewer)).await;
+            (r.status == 200 && items(&r).iter().any(|i| i["weight"] == 20)).then_some(r)
+        },
+    )
+    .await;
+    let listed = items(&all);
+    assert_eq!(listed.len(), 2, "{}", all.text);
+    let a = &listed[0];
+    assert_eq!(a["name"], "alpha");
+    assert_eq!(a["analysis"]["id"], alpha);
+    assert_eq!(a["looks"], 1);
+    assert_eq!(a["judge"], "waiting");
+    assert!(a["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(a["gates"]["promotion"]["state"], "open");
+    assert_eq!(listed[1]["analysis"]["id"], beta);
+    assert_eq!(listed[1]["looks"], 0);
+    assert_eq!(listed[1]["weight"], Value::Null);
+
+    let r = get(&app, "/api/v1/canaries?outcome=succeeded", Some(&viewer)).await;
+    expect(&r, 200, "outcome filter");
+    assert_eq!(items(&r).len(), 1);
+    assert_eq!(items(&r)[0]["name"], "beta");
+    let r = get(&app, "/api/v1/canaries?namespace=elsewhere", Some(&viewer)).await;
+    assert!(items(&r).is_empty(), "{}", r.text);
+    // The analysis shows the event, with its weight.
+    let r = get(&app, &format!("/api/v1/analyses/{alpha}"), Some(&viewer)).await;
+    assert_eq!(r.json["events"][0]["weight"], 20, "{}", r.text);
+
+    for bad in [
+        "outcome=won",
+        "recent=forever",
+        "recent=1000d",
+        "limit=0",
+        "limit=5000",
+        "namespace=Not_A_Name",
+        "colour=blue",
+    ] {
+        let r = get(&app, &format!("/api/v1/canaries?{bad}"), Some(&viewer)).await;
+        expect(&r, 422, bad);
+    }
+    expect(&get(&app, "/api/v1/canaries", None).await, 401, "no token");
     app.shutdown().await;
 }

@@ -1,7 +1,12 @@
 //! `verdict demo` (the README's first quick-start command) end to end: it must run to
-//! completion and leave the outcomes it prints in its store.
+//! completion, leave the outcomes it prints in its store, and with `--serve` keep its
+//! console up until Ctrl-C.
 
-use verdict::cli::DemoArgs;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 use verdict::domain::CanaryRef;
 use verdict::store::{AnalysisFilter, AnalysisStatus, AuditFilter};
 
@@ -9,12 +14,85 @@ use verdict::store::{AnalysisFilter, AnalysisStatus, AuditFilter};
 async fn the_demo_promotes_rolls_back_and_waits_for_its_release_manager() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("demo.db");
-    verdict::demo::run(&DemoArgs {
-        seed: 7,
-        database: Some(db.clone()),
-    })
-    .await
-    .expect("the demo runs to the end");
+    // The binary, as the README runs it, with --serve: after the rollouts it prints the
+    // console's URL and a token, and serves the demo's analyses until Ctrl-C.
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["demo", "--serve", "--database"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start verdict demo --serve");
+    let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
+    let mut console = None;
+    let mut token = None;
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(url) = line.strip_prefix("The web console: ") {
+                console = Some(url.to_owned());
+            } else if console.is_some() && line.starts_with("ey") {
+                token = Some(line);
+            } else if line == "Serving until Ctrl-C." {
+                return;
+            }
+        }
+        panic!("the demo ended without serving its console");
+    };
+    tokio::time::timeout(Duration::from_secs(240), read)
+        .await
+        .expect("the demo's rollouts finish within 4 minutes");
+    let (console, token) = (console.expect("the URL"), token.expect("the token"));
+    assert!(
+        console.starts_with("http://127.0.0.1:") && console.ends_with("/ui"),
+        "{console}"
+    );
+
+    // The console shows the demo's three canaries to the token it printed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed = http
+        .post(format!("{console}/sign-in"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let page = http
+        .get(&console)
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("canaries page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    for canary in ["shop/checkout", "shop/payments", "shop/search"] {
+        assert!(html.contains(canary), "{canary} missing from the console");
+    }
+    assert!(
+        html.contains("50 %"),
+        "the weight from the demo's Flagger events"
+    );
+
+    // Ctrl-C stops it.
+    let pid = demo.id().expect("pid");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("send SIGINT");
+    assert!(kill.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), demo.wait())
+        .await
+        .expect("the demo stops after Ctrl-C")
+        .expect("exit status");
+    assert!(exit.success(), "{exit:?}");
 
     let store = verdict::store::connect(&format!("sqlite://{}", db.display()))
         .await

@@ -28,7 +28,11 @@ pub struct CanaryView {
 
 /// Both gates as the hooks see them, from the canary's gate rows, its recorded gate
 /// mode and its latest analysis.
-fn views(rows: &[GateRow], mode: Option<bool>, latest: Option<&Analysis>) -> (GateView, GateView) {
+pub(super) fn views(
+    rows: &[GateRow],
+    mode: Option<bool>,
+    latest: Option<&Analysis>,
+) -> (GateView, GateView) {
     let settings = latest.and_then(|a| a.settings.as_ref().ok());
     let rollout = gates::rollout_gate(
         gates::row_of(rows, GateKind::Rollout),

@@ -4,7 +4,7 @@
 use super::{Analyst, ServiceError};
 use crate::domain::{now_millis, AnalysisId};
 use crate::store::{
-    Analysis, AnalysisFilter, AuditFilter, AuditRow, DecisionRow, LoadRunRow, LookRow,
+    Analysis, AnalysisFilter, AuditFilter, AuditRow, DecisionRow, EventRow, LoadRunRow, LookRow,
 };
 
 /// One analysis with everything it rests on.
@@ -18,6 +18,8 @@ pub struct AnalysisRecord {
     pub decisions: Vec<DecisionRow>,
     /// The canary's load runs that overlapped the analysis, oldest first.
     pub load_runs: Vec<LoadRunRow>,
+    /// Flagger's events about the canary received while the analysis ran, oldest first.
+    pub events: Vec<EventRow>,
 }
 
 impl Analyst {
@@ -46,11 +48,19 @@ impl Analyst {
                 r.run.started_at <= end && run_end >= analysis.started_at
             })
             .collect();
+        let events = self
+            .store
+            .events(&analysis.canary())
+            .await?
+            .into_iter()
+            .filter(|e| (analysis.started_at..=end).contains(&e.event.received_at))
+            .collect();
         Ok(AnalysisRecord {
             analysis,
             looks,
             decisions,
             load_runs,
+            events,
         })
     }
 

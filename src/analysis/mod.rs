@@ -22,6 +22,7 @@ mod hooks;
 mod judging;
 mod look;
 mod opening;
+mod overview;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub use canary::CanaryView;
 pub use error::ServiceError;
 pub use history::AnalysisRecord;
 pub use hooks::Hook;
+pub use overview::{weight_at, weight_in, CanaryNow};
 
 /// A validated hook call.
 #[derive(Debug, Clone)]

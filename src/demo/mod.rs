@@ -40,7 +40,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| dir.path().join("verdict-demo.db"));
     let mut config = Config {
-        listen: ([127, 0, 0, 1], 0).into(),
+        listen: args.listen,
         log_format: LogFormat::Pretty,
         ..Config::default()
     };
@@ -50,6 +50,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     // The release-manager API, with a secret that lives as long as this run.
     config.jwt.key = Some(release_manager::random_secret().into());
     config.validate()?;
+    let app_jwt = config.jwt.clone();
     let approver_token = crate::auth::mint(
         &config.jwt,
         crate::auth::Role::ReleaseManager,
@@ -132,8 +133,46 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     println!("Every answer above is a decision row in the store (with its evidence); every API action is in the audit log.");
 
+    if args.serve {
+        serve_console(&base, &app_jwt).await?;
+    }
     let _ = stop_tx.send(());
     server.await.context("server task")??;
+    Ok(())
+}
+
+/// Prints the console's URL and an admin token to sign in with, then serves until Ctrl-C.
+async fn serve_console(base: &str, jwt: &crate::auth::JwtSettings) -> anyhow::Result<()> {
+    let token = crate::auth::mint(
+        jwt,
+        crate::auth::Role::Admin,
+        "demo-admin",
+        Duration::from_secs(12 * 3600),
+    )?;
+    println!("\nThe web console: {base}{}", crate::http::console::BASE);
+    println!("Sign in with this admin token (valid 12 h, for this run only):\n{token}");
+    println!("Serving until Ctrl-C.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("stopping");
+    Ok(())
+}
+
+/// Tells verdict's event hook what Flagger's scheduler announces at a step.
+async fn announce(
+    flagger: &FlaggerClient,
+    payload: &Payload,
+    message: String,
+) -> anyhow::Result<()> {
+    let mut event = payload.clone();
+    event.metadata = [
+        ("eventMessage".to_owned(), message),
+        ("eventType".to_owned(), "Normal".to_owned()),
+        ("timestamp".to_owned(), now_millis().to_string()),
+    ]
+    .into();
+    flagger.call("event", &event).await?;
     Ok(())
 }
 
@@ -192,6 +231,8 @@ async fn rollout(
     let mut step = 0usize;
     let mut failed_checks = 0u32;
     sli.set_weight(namespace, name, f64::from(STEP_WEIGHTS[0]) / 100.0)?;
+    let advance = |w: u32| format!("Advance {name}.{namespace} canary weight {w}");
+    announce(flagger, &payload("Progressing"), advance(STEP_WEIGHTS[0])).await?;
     for tick in 1..=MAX_TICKS {
         tokio::time::sleep(INTERVAL).await;
         let weight = STEP_WEIGHTS[step];
@@ -228,6 +269,12 @@ async fn rollout(
             if reply.passed() {
                 step += 1;
                 sli.set_weight(namespace, name, f64::from(STEP_WEIGHTS[step]) / 100.0)?;
+                announce(
+                    flagger,
+                    &payload("Progressing"),
+                    advance(STEP_WEIGHTS[step]),
+                )
+                .await?;
             } else {
                 show("confirm-traffic-increase", &reply);
             }

@@ -12,3 +12,6 @@ mod worker;
 
 pub use annotation::{annotation, Annotation, TAG};
 pub use worker::{retry_delay, Worker, WorkerError};
+
+/// The uid of `dashboards/canary-analysis.json`, the dashboard of one canary.
+pub const CANARY_DASHBOARD_UID: &str = "verdict-canary";

@@ -1,6 +1,7 @@
 //! The HTTP surfaces: Flagger hooks, the release-manager API, health, metrics.
 
 pub mod api;
+pub mod console;
 pub mod error;
 pub mod flagger;
 pub mod health;
@@ -35,6 +36,9 @@ pub struct AppState {
     pub webhook_token: Option<Arc<SecretString>>,
     /// Checks the API's bearer tokens; `None` turns the API off (503).
     pub verifier: Option<Arc<Verifier>>,
+    /// The Grafana canary dashboard the console links to (`<grafana.url>/d/<uid>`), when
+    /// `grafana.url` is set.
+    pub grafana_dashboard: Option<Arc<str>>,
 }
 
 /// The whole router with request ids and one span per request.
@@ -46,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(api::router())
+        .merge(console::router())
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

@@ -25,6 +25,7 @@ mod gate;
 mod load_run;
 mod look;
 mod outbox;
+mod overview;
 mod sql;
 
 pub use analysis::{
@@ -38,6 +39,7 @@ pub use gate::{GateKind, GateRow, GateState};
 pub use load_run::{LoadRunOutcome, LoadRunRow, NewLoadRun};
 pub use look::{ArmTally, LookInsert, LookRow, NewLook};
 pub use outbox::{Milestone, MilestoneAnalysis, MilestoneKind, OutboxEntry, OutboxRow};
+pub use overview::{EventText, GateModeRow, LatestLook, OverviewFilter};
 pub use sql::Store;
 
 #[cfg(doc)]

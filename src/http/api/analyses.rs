@@ -10,7 +10,7 @@ use super::model::{AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary}
 use super::params;
 use crate::domain::AnalysisId;
 use crate::http::AppState;
-use crate::store::{AnalysisFilter, AnalysisStatus};
+use crate::store::AnalysisFilter;
 
 /// List analyses, newest first.
 #[utoipa::path(
@@ -34,17 +34,7 @@ pub async fn list(
     query: Result<Query<AnalysisQuery>, QueryRejection>,
 ) -> Result<Json<AnalysisPage>, ApiError> {
     let Query(q) = query?;
-    let status = q
-        .outcome
-        .as_deref()
-        .map(|o| {
-            AnalysisStatus::parse(o).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "outcome: {o:?} is not one of running, failed, succeeded, aborted"
-                ))
-            })
-        })
-        .transpose()?;
+    let status = params::outcome(q.outcome.as_deref())?;
     let limit = params::limit(q.limit)?;
     let filter = AnalysisFilter {
         namespace: q.namespace.as_deref().map(params::namespace).transpose()?,

@@ -35,6 +35,11 @@ pub async fn list(
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require_admin("read the audit log")?;
     let Query(q) = query?;
+    Ok(Json(audit_page(&state, &q).await?))
+}
+
+/// The page of the audit log `q` asks for; the console's audit page shows the same.
+pub async fn audit_page(state: &AppState, q: &AuditQuery) -> Result<AuditPage, ApiError> {
     let target = match (q.namespace.as_deref(), q.name.as_deref()) {
         (Some(ns), Some(name)) => Some(params::canary(ns, name)?),
         (None, None) => None,
@@ -52,8 +57,8 @@ pub async fn list(
     };
     let rows = state.analyst.audit_log(&filter).await?;
     let (rows, next_cursor) = params::page(rows, limit, |r| r.id.get());
-    Ok(Json(AuditPage {
+    Ok(AuditPage {
         items: rows.iter().map(AuditEntry::from).collect(),
         next_cursor,
-    }))
+    })
 }

@@ -1,18 +1,75 @@
 //! A canary's state, its gates and rollback requests: each handler parses the call,
 //! asks the analysis service, and shapes its answer.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
 use super::model::{
-    AnalysisSummary, CanaryState, GateChange, GateOut, GateParam, RollbackAnswer, RollbackBody,
+    rfc3339, AnalysisSummary, CanariesNow, CanariesQuery, CanaryNowView, CanaryState, GateChange,
+    GateOut, GateParam, RollbackAnswer, RollbackBody,
 };
 use super::params;
+use crate::domain::now_millis;
 use crate::http::AppState;
-use crate::store::GateKind;
+use crate::store::{GateKind, OverviewFilter};
+
+/// The most canaries one overview lists.
+const MAX_CANARIES: i64 = 2000;
+
+/// Canaries now: every canary whose latest analysis is running or ended recently.
+#[utoipa::path(
+    get,
+    path = "/api/v1/canaries",
+    operation_id = "listCanaries",
+    tag = "canaries",
+    params(CanariesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Each canary's latest analysis, newest look, weight and gates", body = CanariesNow),
+        NoValidToken,
+        (status = 403, description = "Unknown role", body = ErrorBody),
+        (status = 422, description = "Invalid filter", body = ErrorBody),
+        NothingChanged,
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<CanariesQuery>, QueryRejection>,
+) -> Result<Json<CanariesNow>, ApiError> {
+    let Query(q) = query?;
+    let answer = canaries_now(&state, &q).await?;
+    Ok(Json(answer))
+}
+
+/// The overview `q` asks for; the console's canaries page shows the same.
+pub async fn canaries_now(state: &AppState, q: &CanariesQuery) -> Result<CanariesNow, ApiError> {
+    let recent = params::recent(q.recent.as_deref())?;
+    let limit = match q.limit {
+        None => 1000,
+        Some(n) if (1..=MAX_CANARIES).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "limit: {n} is outside 1–{MAX_CANARIES}"
+            )))
+        }
+    };
+    let recent_since = now_millis() - i64::try_from(recent.as_millis()).unwrap_or(i64::MAX);
+    let filter = OverviewFilter {
+        recent_since,
+        namespace: q.namespace.as_deref().map(params::namespace).transpose()?,
+        status: params::outcome(q.outcome.as_deref())?,
+        limit,
+    };
+    let canaries = state.analyst.canaries_now(&filter).await?;
+    Ok(CanariesNow {
+        items: canaries.iter().map(CanaryNowView::from).collect(),
+        recent_since: rfc3339(recent_since),
+    })
+}
 
 /// The canary's latest analysis and both gates.
 #[utoipa::path(

@@ -70,6 +70,7 @@ fn parts() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(analyses::list))
         .routes(routes!(analyses::show))
+        .routes(routes!(canaries::list))
         .routes(routes!(canaries::show))
         .routes(routes!(canaries::set_gate))
         .routes(routes!(canaries::rollback))
@@ -140,6 +141,7 @@ mod tests {
                 "get /api/v1/analyses",
                 "get /api/v1/analyses/{id}",
                 "get /api/v1/audit",
+                "get /api/v1/canaries",
                 "get /api/v1/canaries/{namespace}/{name}",
                 "get /api/v1/openapi.json",
                 "post /api/v1/canaries/{namespace}/{name}/rollback",

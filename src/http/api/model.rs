@@ -12,9 +12,11 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::analysis::gates::GateView;
-use crate::analysis::{AnalysisRecord, CanaryView};
+use crate::analysis::{weight_in, AnalysisRecord, CanaryNow, CanaryView};
 use crate::domain::Millis;
-use crate::store::{Analysis, ArmTally, AuditRow, DecisionRow, GateState, LoadRunRow, LookRow};
+use crate::store::{
+    Analysis, ArmTally, AuditRow, DecisionRow, EventRow, GateState, LoadRunRow, LookRow,
+};
 
 /// Unix milliseconds as an RFC 3339 UTC string.
 pub fn rfc3339(ms: Millis) -> String {
@@ -223,6 +225,8 @@ pub struct AnalysisDetail {
     pub decisions: Vec<DecisionView>,
     /// Load runs of the canary during the analysis.
     pub load_runs: Vec<LoadRunView>,
+    /// Flagger's events about the canary during the analysis, oldest first.
+    pub events: Vec<EventView>,
 }
 
 impl From<&AnalysisRecord> for AnalysisDetail {
@@ -238,6 +242,7 @@ impl From<&AnalysisRecord> for AnalysisDetail {
             looks: r.looks.iter().map(LookView::from).collect(),
             decisions: r.decisions.iter().map(DecisionView::from).collect(),
             load_runs: r.load_runs.iter().map(LoadRunView::from).collect(),
+            events: r.events.iter().map(EventView::from).collect(),
         }
     }
 }
@@ -402,4 +407,121 @@ pub struct AuditQuery {
     /// 1–200, default 50.
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// One Flagger event about the canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    /// Flagger's phase of the canary.
+    pub phase: String,
+    /// `Normal` or `Warning`.
+    pub event_type: String,
+    /// Flagger's text, verbatim.
+    pub message: String,
+    /// The canary weight (percent) the text announces, if any.
+    pub weight: Option<u32>,
+    pub received_at: String,
+}
+
+impl From<&EventRow> for EventView {
+    fn from(r: &EventRow) -> Self {
+        Self {
+            id: r.id.get(),
+            phase: r.event.phase.clone(),
+            event_type: r.event.event_type.clone(),
+            message: r.event.message.clone(),
+            weight: weight_in(&r.event.message),
+            received_at: rfc3339(r.event.received_at),
+        }
+    }
+}
+
+/// What the judge says about a canary at its newest look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeState {
+    /// Not enough evidence either way yet (or no look yet).
+    Waiting,
+    /// A regression is established (or the canary failed otherwise).
+    Regression,
+    /// Positive evidence the canary is not worse: ready to promote.
+    Ready,
+}
+
+/// One canary with a running or recent analysis.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CanaryNowView {
+    pub namespace: String,
+    pub name: String,
+    pub analysis: AnalysisSummary,
+    /// The canary weight (percent) Flagger last announced in its events.
+    pub weight: Option<u32>,
+    /// Looks so far.
+    pub looks: i64,
+    pub judge: JudgeState,
+    /// The judge's one-line reason at the newest look.
+    pub reason: Option<String>,
+    pub gates: Gates,
+}
+
+impl From<&CanaryNow> for CanaryNowView {
+    fn from(c: &CanaryNow) -> Self {
+        let state = CanaryState::from(&c.view);
+        let look = c.latest_look.as_ref();
+        let judge = match look.map(|l| l.verdict.as_str()) {
+            Some("fail") => JudgeState::Regression,
+            Some("pass") => JudgeState::Ready,
+            _ => JudgeState::Waiting,
+        };
+        Self {
+            namespace: state.namespace,
+            name: state.name,
+            analysis: state
+                .latest_analysis
+                .unwrap_or_else(|| no_analysis(&c.view)),
+            weight: c.weight,
+            looks: look.map_or(0, |l| l.seq),
+            judge,
+            reason: look.map(|l| l.reason.clone()),
+            gates: state.gates,
+        }
+    }
+}
+
+/// An empty summary (id 0) for a canary without analysis. The overview lists only canaries
+/// with one (its rows come from the analysis table), so this is never sent in practice.
+fn no_analysis(v: &CanaryView) -> AnalysisSummary {
+    AnalysisSummary {
+        id: 0,
+        namespace: v.canary.namespace.to_string(),
+        name: v.canary.name.to_string(),
+        checksum: String::new(),
+        status: String::new(),
+        status_reason: None,
+        started_at: String::new(),
+        finished_at: None,
+    }
+}
+
+/// Every canary with a running or recent analysis, by namespace and name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CanariesNow {
+    pub items: Vec<CanaryNowView>,
+    /// Analyses that ended before this time are not listed.
+    pub recent_since: String,
+}
+
+/// Filters of `GET /api/v1/canaries`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CanariesQuery {
+    pub namespace: Option<String>,
+    /// The latest analysis' state: `running`, `failed`, `succeeded` or `aborted`.
+    pub outcome: Option<String>,
+    /// How far back an ended analysis still counts as recent, e.g. `24h` (default), `30m`.
+    pub recent: Option<String>,
+    /// 1–2000, default 1000.
+    pub limit: Option<i64>,
 }

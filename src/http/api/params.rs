@@ -5,6 +5,7 @@ use chrono::DateTime;
 
 use super::error::ApiError;
 use crate::domain::{CanaryName, CanaryRef, Millis, Namespace};
+use crate::store::AnalysisStatus;
 
 /// The page size when the caller asks for none.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -49,6 +50,36 @@ pub fn reason(reason: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(r.to_owned())
+}
+
+/// An analysis state filter: `running`, `failed`, `succeeded` or `aborted`.
+pub fn outcome(outcome: Option<&str>) -> Result<Option<AnalysisStatus>, ApiError> {
+    outcome
+        .map(|o| {
+            AnalysisStatus::parse(o).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "outcome: {o:?} is not one of running, failed, succeeded, aborted"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// How far back "recent" reaches: a humantime duration (`24h`, `30m`) of at most 90 days.
+pub fn recent(recent: Option<&str>) -> Result<std::time::Duration, ApiError> {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+    let Some(text) = recent else {
+        return Ok(std::time::Duration::from_secs(24 * 3600));
+    };
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= MAX => Ok(d),
+        Ok(_) => Err(ApiError::invalid(format!(
+            "recent: {text:?} is longer than 90 days"
+        ))),
+        Err(e) => Err(ApiError::invalid(format!(
+            "recent: {text:?} is not a duration like 24h or 30m ({e})"
+        ))),
+    }
 }
 
 /// The page size: 1–200, default 50.

@@ -11,6 +11,9 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 cargo fmt --all --check
+# Every locked package, for every platform: tests/deploy_yaml.rs reads `cargo metadata
+# --offline`, which needs them all (a build fetches only this platform's).
+cargo fetch --locked
 cargo clippy --workspace --all-targets -- -D warnings
 
 SUDO=""

@@ -3,8 +3,10 @@
 //! analysis' charts, holds the promotion gate (Flagger's next confirm-promotion is
 //! refused with the reason, which the decision log shows as text), opens it again and
 //! requests a rollback; a viewer sees no action and a forged one is refused. The test
-//! saves screenshots of the main pages to docs/images, and prints the first paint of the
-//! canaries page with 1 000 analyses (a figure for BENCHMARKS.md, not an assertion).
+//! saves screenshots of the main pages (to target/console-screenshots, or to docs/images
+//! with `VERDICT_UPDATE_SCREENSHOTS=1`, which is how the README's images are made), and
+//! prints the first paint of the canaries page with 1 000 analyses (a figure for
+//! BENCHMARKS.md, not an assertion).
 
 #[path = "console/browser.rs"]
 mod browser;
@@ -24,9 +26,16 @@ use verdict::store::{AuditFilter, NewAnalysis, NewDecision};
 /// What a release manager could type: it must come back as text, never as markup.
 const XSS: &str = "<img src=x onerror=alert(1)> load test in progress";
 
+/// Where the screenshots go: docs/images only when asked, so that a test run (CI's
+/// included) leaves the work tree as it found it.
 fn images() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/images");
-    std::fs::create_dir_all(&dir).expect("docs/images");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("VERDICT_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/images")
+    } else {
+        root.join("target/console-screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("a screenshot directory");
     dir
 }
 

@@ -1,7 +1,6 @@
 //! The HTTP surfaces: Flagger hooks, the release-manager API, health, metrics.
 
 pub mod api;
-pub mod error;
 pub mod flagger;
 pub mod health;
 

@@ -17,8 +17,9 @@ use verdict::store::{AnalysisStatus, LookRow};
 
 const SCRAPE: Duration = Duration::from_secs(15);
 /// The pause before each look's rollout call; a look also waits for a scrape it has not
-/// seen (so a short pause can stretch to the next scrape).
-const GAPS_S: [u64; 8] = [7, 5, 23, 9, 5, 40, 5, 17];
+/// seen (so a short pause can stretch to the next scrape). The sixth look's gap also holds
+/// the 5 s before the call without a new scrape.
+const GAPS_S: [u64; 8] = [7, 5, 23, 9, 5, 33, 5, 17];
 
 /// One arm's counts as the exporter's truth has them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

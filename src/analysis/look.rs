@@ -251,3 +251,46 @@ impl Analyst {
         self.answer(call, reply, None).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AnalysisId, AnalysisKey, CanaryName, Checksum, Namespace};
+    use crate::store::UnreadableSettings;
+
+    fn analysis(baseline: Option<&str>) -> Analysis {
+        Analysis {
+            id: AnalysisId::new(7),
+            key: AnalysisKey {
+                namespace: Namespace::parse("test").expect("ns"),
+                name: CanaryName::parse("podinfo").expect("name"),
+                checksum: Checksum::parse("abc123").expect("checksum"),
+            },
+            settings: Err(UnreadableSettings {
+                id: AnalysisId::new(7),
+                json: "{}".into(),
+                error: "not needed".into(),
+            }),
+            status: AnalysisStatus::Running,
+            status_reason: None,
+            started_at: 0,
+            finished_at: None,
+            baseline: baseline.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn previous_counters_come_from_the_baseline_and_bad_json_is_a_424() {
+        let stored = Counters {
+            read_at: 5,
+            ..Counters::default()
+        };
+        let text = encode_counters(&stored).expect("encode");
+        let found = previous_counters(&analysis(Some(&text)), &[]).expect("reads");
+        assert_eq!(found, Some(stored));
+        assert_eq!(previous_counters(&analysis(None), &[]).expect("none"), None);
+        let broken = previous_counters(&analysis(Some("{not json")), &[]).unwrap_err();
+        assert_eq!(broken.status.as_u16(), 424);
+        assert!(broken.reason.contains("analysis 7"), "{}", broken.reason);
+    }
+}

@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let prometheus = TestPrometheus::start(&[exporter.addr()]).await;
-    // Let a few scrapes land so increase() has two samples per series.
+    // Let a few scrapes land: the primaries' history and every analysis' baseline read them.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     println!("PROMETHEUS_URL={}", prometheus.url());
     // Block until the script closes our stdin (or kills us).

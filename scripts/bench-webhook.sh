@@ -49,6 +49,10 @@ DELAY_MS=100 CANARIES=$CANARIES wrk -t2 -c20 -d"${SECONDS_PER_RUN}s" --latency -
 echo "looks taken: $(psql "$DB_URL" -Atc 'select count(*) from look')," \
      "decisions: $(psql "$DB_URL" -Atc 'select count(*) from decision')," \
      "424s: $(psql "$DB_URL" -Atc 'select count(*) from decision where status_code = 424')"
+echo "store per look: row $(psql "$DB_URL" -Atc 'select round(avg(pg_column_size(l.*))) from look l') bytes on average," \
+     "of which counters $(psql "$DB_URL" -Atc 'select coalesce(round(avg(octet_length(counters))), 0) from look') bytes;" \
+     "baseline per analysis $(psql "$DB_URL" -Atc 'select coalesce(round(avg(octet_length(baseline))), 0) from analysis') bytes;" \
+     "look table $(psql "$DB_URL" -Atc "select pg_size_pretty(pg_total_relation_size('look'))")"
 
 echo "== hey: rollout for one canary (answers from the stored look), c=50, ${SECONDS_PER_RUN}s"
 printf '{"name":"c0","namespace":"bench","phase":"Progressing","checksum":"r1"}' > "$work/one.json"

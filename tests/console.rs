@@ -414,6 +414,7 @@ async fn first_paint_of_a_thousand_analyses_is_measured() {
                 key: key.clone(),
                 settings: settings.clone(),
                 started_at: seed.started_at,
+                baseline: None,
             })
             .await
             .expect("open");

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
 use verdict::analysis::settings::{resolve, ANALYSIS_KEYS, VARIABLE_PREFIX};
-use verdict::analysis::Hook;
 use verdict::config::Config;
 use verdict::domain::CanaryName;
 use verdict::sli::templates::TemplateSet;
+use verdict::webhook::Hook;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// What every `{{ … }}` becomes before parsing.

@@ -493,6 +493,7 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(backend: Backend
             key: key.clone(),
             settings,
             started_at: 1_000,
+            baseline: None,
         })
         .await
         .expect("open");
@@ -511,6 +512,7 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(backend: Backend
         verdict: "fail".into(),
         reason: "error ratio above 1.1".into(),
         evidence: "{}".into(),
+        counters: None,
     };
     let regression = Milestone {
         kind: MilestoneKind::Regression,

@@ -8,7 +8,7 @@ use support::prometheus::TestPrometheus;
 use verdict::domain::{now_millis, CanaryName, Namespace};
 use verdict::sli::prometheus::{PrometheusConfig, PrometheusSli};
 use verdict::sli::templates::{Arm, RenderInput, TemplateSet, TemplateVariables};
-use verdict::sli::{ArmCounts, SliError, SliSource, SliTarget};
+use verdict::sli::{ArmCounts, ArmPair, Increments, SliError, SliSource, SliTarget};
 
 const NS: &str = "test";
 
@@ -50,6 +50,32 @@ fn bucket(counts: &ArmCounts, le: f64) -> f64 {
         .count
 }
 
+/// Both arms' counts between two readings of the source's counters, at `start` and `end`.
+async fn window(
+    source: &PrometheusSli,
+    target: &SliTarget,
+    start: i64,
+    end: i64,
+) -> Result<ArmPair, SliError> {
+    let before = source.counters(target, start).await?;
+    let after = source.counters(target, end).await?;
+    match after.since(&before) {
+        Increments::Counts(pair) => Ok(pair),
+        stale => Err(SliError::Query(format!(
+            "no new sample between {start} and {end}: {stale:?}"
+        ))),
+    }
+}
+
+fn assert_whole(what: &str, counts: &ArmCounts) {
+    let all = [counts.requests, counts.errors]
+        .into_iter()
+        .chain(counts.buckets.iter().map(|b| b.count));
+    for value in all {
+        assert_eq!(value.fract(), 0.0, "{what}: {counts:?}");
+    }
+}
+
 /// Waits until Prometheus holds `seconds` of history for the exporter's series.
 async fn wait_for_history(seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
@@ -82,12 +108,14 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
 
     let end = now_millis();
     let window_s = 8.0;
-    let pair = source
-        .window(&target("podinfo", "istio"), end - 8_000, end)
+    let pair = window(&source, &target("podinfo", "istio"), end - 8_000, end)
         .await
         .unwrap();
 
-    // increase() extrapolates from 1 s scrapes to the window's edges: close, not exact.
+    // Differences of the scraped counters: whole numbers, the requests between the two
+    // scrapes the readings found (so within a scrape interval of the 8 s).
+    assert_whole("canary", &pair.canary);
+    assert_whole("primary", &pair.primary);
     assert_near(
         "canary requests",
         pair.canary.requests,
@@ -100,7 +128,7 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
         80.0 * window_s,
         0.15,
     );
-    // Errors and buckets are extrapolated the same way as requests, so ratios are tight.
+    // Errors and buckets come from the same scrapes as requests, so ratios are tight.
     assert_near(
         "canary error share",
         pair.canary.errors / pair.canary.requests,
@@ -120,7 +148,7 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
     assert_eq!(pair.canary.buckets.last().unwrap().le, f64::INFINITY);
     assert_eq!(bucket(&pair.canary, 0.01), 0.0);
     let total = bucket(&pair.canary, f64::INFINITY);
-    assert_near("canary +Inf = requests", total, pair.canary.requests, 0.01);
+    assert_eq!(total, pair.canary.requests, "+Inf is the requests, exactly");
     assert_near(
         "canary share at 25 ms",
         bucket(&pair.canary, 0.025) / total,
@@ -134,12 +162,12 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
         bucket(&pair.primary, f64::INFINITY)
     );
 
-    // Six queries, all reported to the observer.
+    // Two readings of eight queries, all reported to the observer.
     let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(calls.len(), 16, "{calls:?}");
     assert!(calls.iter().all(|(_, ok)| *ok));
-    for kind in ["requests", "errors", "latency_buckets"] {
-        assert_eq!(calls.iter().filter(|(k, _)| k == kind).count(), 2, "{kind}");
+    for kind in ["requests", "errors", "latency_buckets", "sample_time"] {
+        assert_eq!(calls.iter().filter(|(k, _)| k == kind).count(), 4, "{kind}");
     }
 
     // The primary's history: the same template and conversion, one entry per 2 s
@@ -155,6 +183,7 @@ async fn window_counts_errors_and_buckets_match_the_exporter() {
         .unwrap();
     assert_eq!(history.len(), 4, "{history:?}");
     for interval in &history {
+        assert_whole("primary history", interval);
         assert_near("primary requests per 2 s", interval.requests, 160.0, 0.3);
         let les: Vec<f64> = interval.buckets.iter().map(|b| b.le).collect();
         let want: Vec<f64> = pair.primary.buckets.iter().map(|b| b.le).collect();
@@ -189,27 +218,27 @@ description: istio with operator-chosen exclusions, to test escaping
 assumes: the test exporter's istio series
 latency_unit: milliseconds
 requests: >-
-  sum(increase(istio_requests_total{reporter="destination",
+  istio_requests_total{reporter="destination",
   destination_workload_namespace="{{ namespace }}", destination_workload="{{ workload }}",
-  response_code!="{{ variables.skip }}"}[{{ interval }}]))
+  response_code!="{{ variables.skip }}"}
 errors: >-
-  sum(increase(istio_requests_total{reporter="destination",
+  istio_requests_total{reporter="destination",
   destination_workload_namespace="{{ namespace }}", destination_workload="{{ workload }}",
-  response_code=~"{{ variables.codes }}"}[{{ interval }}]))
+  response_code=~"{{ variables.codes }}"}
 latency_buckets: >-
-  sum by (le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination",
+  istio_request_duration_milliseconds_bucket{reporter="destination",
   destination_workload_namespace="{{ namespace }}",
-  destination_workload="{{ workload }}"}[{{ interval }}]))
+  destination_workload="{{ workload }}"}
 "#;
 
 const BROKEN_FUNCTION: &str = r#"
 name: broken
-description: calls a function Prometheus does not have
+description: a selector whose regular expression Prometheus cannot compile
 assumes: nothing
 latency_unit: seconds
-requests: sum(nosuchfunction(increase(istio_requests_total[{{ interval }}])))
-errors: sum(increase(istio_requests_total[{{ interval }}]))
-latency_buckets: sum by (le) (increase(istio_request_duration_milliseconds_bucket[{{ interval }}]))
+requests: istio_requests_total{response_code=~"5(("}
+errors: istio_requests_total
+latency_buckets: istio_request_duration_milliseconds_bucket
 "#;
 
 #[tokio::test]
@@ -231,8 +260,7 @@ async fn missing_series_payloads_and_every_shipped_template() {
 
     // Canary without series: zero traffic, not an error (the judge's minimum request
     // count then keeps it from passing).
-    let lonely = source
-        .window(&target("lonely", "istio"), start, end)
+    let lonely = window(&source, &target("lonely", "istio"), start, end)
         .await
         .unwrap();
     assert_eq!(lonely.canary.requests, 0.0);
@@ -241,8 +269,7 @@ async fn missing_series_payloads_and_every_shipped_template() {
     assert!(lonely.primary.requests > 0.0);
 
     // Primary without series: NoData, naming the arm.
-    let ghost = source
-        .window(&target("ghost", "istio"), start, end)
+    let ghost = window(&source, &target("ghost", "istio"), start, end)
         .await
         .unwrap_err();
     match &ghost {
@@ -254,8 +281,7 @@ async fn missing_series_payloads_and_every_shipped_template() {
     }
 
     // PromQL in a variable value stays inside its label value.
-    let baseline = source
-        .window(&target("podinfo", "istio"), start, end)
+    let baseline = window(&source, &target("podinfo", "istio"), start, end)
         .await
         .unwrap();
     let mut payload = target("podinfo", "injectable");
@@ -264,7 +290,7 @@ async fn missing_series_payloads_and_every_shipped_template() {
         .custom
         .insert("skip".into(), "x\"} or vector(1) #".into());
     payload.variables.custom.insert("codes".into(), ".*".into());
-    let escaped = source.window(&payload, start, end).await.unwrap();
+    let escaped = window(&source, &payload, start, end).await.unwrap();
     // response_code != <payload> excludes nothing: exactly the istio counts, not vector(1).
     assert_eq!(escaped.canary.requests, baseline.canary.requests);
     assert_eq!(escaped.primary.requests, baseline.primary.requests);
@@ -273,16 +299,15 @@ async fn missing_series_payloads_and_every_shipped_template() {
     assert_eq!(escaped.primary.errors, 0.0);
 
     // A query Prometheus refuses is a Query error with Prometheus' reason.
-    match source
-        .window(&target("podinfo", "broken"), start, end)
+    match window(&source, &target("podinfo", "broken"), start, end)
         .await
         .unwrap_err()
     {
-        SliError::Query(message) => assert!(message.contains("nosuchfunction"), "{message}"),
+        SliError::Query(message) => assert!(message.contains("missing closing"), "{message}"),
         other => panic!("expected Query, got {other:?}"),
     }
     assert!(matches!(
-        source.window(&target("podinfo", "nope"), start, end).await,
+        source.counters(&target("podinfo", "nope"), end).await,
         Err(SliError::UnknownTemplate(_))
     ));
 
@@ -301,7 +326,6 @@ async fn missing_series_payloads_and_every_shipped_template() {
                     &RenderInput {
                         namespace: &ns,
                         target: &name,
-                        interval: Duration::from_millis(61_234),
                         variables: &vars,
                     },
                 )
@@ -317,9 +341,7 @@ async fn missing_series_payloads_and_every_shipped_template() {
             }
         }
         // And through the source: only the istio template matches the exporter's series.
-        let outcome = source
-            .window(&target("podinfo", template.name()), start, end)
-            .await;
+        let outcome = window(&source, &target("podinfo", template.name()), start, end).await;
         if template.name() == "istio" {
             assert!(outcome.is_ok(), "{outcome:?}");
         } else {
@@ -347,11 +369,11 @@ async fn stopped_prometheus_is_unreachable_and_recovers() {
     );
     let t = target("podinfo", "istio");
     let end = now_millis();
-    source.window(&t, end - 2_000, end).await.unwrap();
+    window(&source, &t, end - 2_000, end).await.unwrap();
 
     prometheus.stop().await;
     let end = now_millis();
-    let err = source.window(&t, end - 2_000, end).await.unwrap_err();
+    let err = source.counters(&t, end).await.unwrap_err();
     assert!(matches!(err, SliError::Unreachable(_)), "{err:?}");
     assert!(matches!(
         source.ready().await,
@@ -366,7 +388,7 @@ async fn stopped_prometheus_is_unreachable_and_recovers() {
     let mut last = None;
     for _ in 0..40 {
         let end = now_millis();
-        match source.window(&t, end - 3_000, end).await {
+        match window(&source, &t, end - 3_000, end).await {
             Ok(pair) if pair.primary.requests > 0.0 && pair.canary.requests > 0.0 => {
                 last = None;
                 break;
@@ -397,7 +419,7 @@ async fn silent_server_is_a_timeout_and_closed_port_is_unreachable() {
     );
     let end = now_millis();
     let err = source
-        .window(&target("podinfo", "istio"), end - 10_000, end)
+        .counters(&target("podinfo", "istio"), end)
         .await
         .unwrap_err();
     assert!(
@@ -418,7 +440,7 @@ async fn silent_server_is_a_timeout_and_closed_port_is_unreachable() {
         TemplateSet::builtin().unwrap(),
     );
     let err = source
-        .window(&target("podinfo", "istio"), end - 10_000, end)
+        .counters(&target("podinfo", "istio"), end)
         .await
         .unwrap_err();
     assert!(matches!(err, SliError::Unreachable(_)), "{err:?}");

@@ -81,6 +81,7 @@ store_suite!(
     open_concurrently_creates_one_analysis,
     find_and_get,
     looks_are_ordered_and_round_trip,
+    a_baseline_is_recorded_once_and_never_replaced,
     record_look_conflict_writes_nothing,
     record_look_concurrently_inserts_one_look,
     decisions_by_analysis_and_by_canary,
@@ -138,6 +139,9 @@ fn analysis(name: &str, checksum: &str) -> NewAnalysis {
         key: key(name, checksum),
         settings: settings(name),
         started_at: 1_700_000_000_000,
+        baseline: Some(
+            r#"{"at":1700000000000,"canary":{},"primary":{"r":{"instance=a":5.0}}}"#.to_owned(),
+        ),
     }
 }
 
@@ -165,6 +169,9 @@ fn look(analysis_id: AnalysisId, seq: i64, base: u64) -> NewLook {
         verdict: "wait".to_owned(),
         reason: format!("look {seq}: not enough evidence"),
         evidence: format!(r#"{{"seq":{seq},"e":1.5}}"#),
+        counters: Some(format!(
+            r#"{{"at":{seq},"canary":{{"r":{{"instance=a":{base}}}}}}}"#
+        )),
     }
 }
 

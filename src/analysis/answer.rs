@@ -3,62 +3,16 @@
 
 use axum::http::StatusCode;
 
-use super::{Analyst, Hook, HookCall};
+use super::{Analyst, HookCall};
 use crate::domain::{now_millis, AnalysisId};
 use crate::sli::SliError;
 use crate::store::{Milestone, NewDecision, StatusChange, StoreError};
-
-/// A hook's answer: the status Flagger sees and the one-line reason in the body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    /// 200 and 202 let Flagger go on; 4xx hold or fail the step (docs/api.md).
-    pub status: StatusCode,
-    /// `pass`, `fail`, `wait`, `ok` or `error`: the outcome label of metrics and decisions.
-    pub verdict: &'static str,
-    /// One line for people: Flagger puts it into a Kubernetes event.
-    pub reason: String,
-}
-
-/// A call that could not be answered with a verdict; maps to a 4xx.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    /// 400 for a malformed call, 424 when a dependency failed.
-    pub status: StatusCode,
-    /// Why, in one line.
-    pub reason: String,
-    /// Whether a decision row should record this refusal (dependency failures yes,
-    /// malformed calls no: they never reached an analysis).
-    pub record: bool,
-}
-
-impl Refusal {
-    /// 400: the call itself is wrong; nothing is recorded.
-    pub fn bad_request(reason: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            reason: reason.into(),
-            record: false,
-        }
-    }
-
-    /// 424: Prometheus or the settings failed; the refusal is recorded.
-    pub fn dependency(reason: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::FAILED_DEPENDENCY,
-            reason: reason.into(),
-            record: true,
-        }
-    }
-}
+use crate::webhook::{Answer, Hook, Outcome, Refusal};
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
-        Refusal {
-            status: StatusCode::FAILED_DEPENDENCY,
-            reason: e.to_string(),
-            // The store is what failed; trying to record there is pointless.
-            record: false,
-        }
+        // The store is what failed; trying to record there is pointless.
+        Refusal::store_failed(e.to_string())
     }
 }
 
@@ -77,8 +31,9 @@ impl From<SliError> for Refusal {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Reply {
     analysis_id: Option<AnalysisId>,
-    verdict: &'static str,
-    status: StatusCode,
+    outcome: Outcome,
+    /// Set for a refusal, which carries its own status; otherwise the outcome's.
+    status: Option<StatusCode>,
     reason: String,
     evidence: Option<String>,
     /// Written to the outbox with the decision.
@@ -88,15 +43,14 @@ pub(super) struct Reply {
 impl Reply {
     pub(super) fn new(
         analysis_id: Option<AnalysisId>,
-        verdict: &'static str,
-        status: StatusCode,
-        reason: String,
+        outcome: Outcome,
+        reason: impl Into<String>,
     ) -> Self {
         Self {
             analysis_id,
-            verdict,
-            status,
-            reason,
+            outcome,
+            status: None,
+            reason: reason.into(),
             evidence: None,
             milestones: Vec::new(),
         }
@@ -117,22 +71,21 @@ impl Reply {
 
     /// The decision row of this reply to `call`, and the answer it becomes once recorded.
     pub(super) fn record_of(self, call: &HookCall) -> (NewDecision, Answer) {
+        let mut answer = Answer::new(call.hook, self.outcome, self.reason);
+        if let Some(status) = self.status {
+            answer.status = status;
+        }
         let decision = NewDecision {
             analysis_id: self.analysis_id,
             key: call.key.clone(),
             hook: call.hook.as_str().to_owned(),
-            verdict: self.verdict.to_owned(),
-            status_code: i64::from(self.status.as_u16()),
-            reason: self.reason.clone(),
+            verdict: self.outcome.as_str().to_owned(),
+            status_code: i64::from(answer.status.as_u16()),
+            reason: answer.reason.clone(),
             evidence: self.evidence,
             request_id: call.request_id.clone(),
             created_at: now_millis(),
             milestones: self.milestones,
-        };
-        let answer = Answer {
-            status: self.status,
-            verdict: self.verdict,
-            reason: self.reason,
         };
         (decision, answer)
     }
@@ -173,7 +126,8 @@ impl Analyst {
             .ok()
             .flatten()
             .map(|a| a.id);
-        let reply = Reply::new(analysis_id, "error", refusal.status, refusal.reason.clone());
+        let mut reply = Reply::new(analysis_id, refusal.outcome(), refusal.reason.clone());
+        reply.status = Some(refusal.status);
         let (decision, _) = reply.record_of(call);
         if let Err(e) = self.store.record_decision(&decision, None).await {
             self.metrics.store_error("record_decision");
@@ -201,11 +155,10 @@ impl Analyst {
         &self,
         call: &HookCall,
         analysis_id: Option<AnalysisId>,
-        verdict: &'static str,
-        status: StatusCode,
+        outcome: Outcome,
         reason: impl Into<String>,
     ) -> Result<Answer, Refusal> {
-        let reply = Reply::new(analysis_id, verdict, status, reason.into());
+        let reply = Reply::new(analysis_id, outcome, reason);
         self.answer(call, reply, None).await
     }
 

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::{Analyst, Answer, HookCall};
 use crate::domain::now_millis;
 use crate::store::NewEvent;
+use crate::webhook::{Hook, Outcome};
 
 impl Analyst {
     /// `event`: 202 at once; the event is stored by a background task that shutdown
@@ -17,7 +17,7 @@ impl Analyst {
     pub(super) fn accept_event(&self, call: &HookCall) -> Answer {
         let event = NewEvent {
             key: call.key.clone(),
-            phase: call.phase.clone(),
+            phase: call.phase.to_string(),
             event_type: call.metadata.get("eventType").cloned().unwrap_or_default(),
             message: call
                 .metadata
@@ -47,10 +47,6 @@ impl Analyst {
                 tracing::error!(error = %e, event = ?event, "dropped a Flagger event after retries");
             }
         });
-        Answer {
-            status: StatusCode::ACCEPTED,
-            verdict: "ok",
-            reason: "event accepted".into(),
-        }
+        Answer::new(Hook::Event, Outcome::Ok, "event accepted")
     }
 }

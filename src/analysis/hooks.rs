@@ -1,77 +1,13 @@
 //! The hooks other than `rollout`: gates on promotion, traffic increase and rollback,
 //! the opening and closing of an analysis.
 
-use axum::http::StatusCode;
-
 use super::answer::Reply;
 use super::gates;
 use super::judging::{self, Verdict};
 use super::{failure_reason, settings_of, Analyst, Answer, HookCall, Refusal};
 use crate::domain::now_millis;
 use crate::store::{Analysis, AnalysisStatus, GateKind, MilestoneKind, StatusChange};
-
-/// The webhook types of Flagger that verdict serves, by URL path segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    /// May a new revision start? (the rollout gate)
-    ConfirmRollout,
-    /// Opens the analysis after a preflight.
-    PreRollout,
-    /// One look per interval: the statistical verdict.
-    Rollout,
-    /// May the canary's weight go up?
-    ConfirmTrafficIncrease,
-    /// May the canary be promoted? (the promotion gate and the evidence)
-    ConfirmPromotion,
-    /// Should Flagger roll back now?
-    Rollback,
-    /// The rollout ended; closes the analysis.
-    PostRollout,
-    /// A Kubernetes event Flagger forwards.
-    Event,
-    /// Starts the built-in load generator.
-    LoadTest,
-}
-
-impl Hook {
-    /// Every hook, in the order Flagger meets them.
-    pub const ALL: [Hook; 9] = [
-        Hook::ConfirmRollout,
-        Hook::PreRollout,
-        Hook::Rollout,
-        Hook::ConfirmTrafficIncrease,
-        Hook::ConfirmPromotion,
-        Hook::Rollback,
-        Hook::PostRollout,
-        Hook::Event,
-        Hook::LoadTest,
-    ];
-
-    /// The URL path segment (`/flagger/<hook>`), also recorded with each decision.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::ConfirmRollout => "confirm-rollout",
-            Hook::PreRollout => "pre-rollout",
-            Hook::Rollout => "rollout",
-            Hook::ConfirmTrafficIncrease => "confirm-traffic-increase",
-            Hook::ConfirmPromotion => "confirm-promotion",
-            Hook::Rollback => "rollback",
-            Hook::PostRollout => "post-rollout",
-            Hook::Event => "event",
-            Hook::LoadTest => "load-test",
-        }
-    }
-
-    /// Reads a path segment back; `None` for a hook verdict does not serve.
-    pub fn parse(s: &str) -> Option<Hook> {
-        Hook::ALL.into_iter().find(|h| h.as_str() == s)
-    }
-
-    /// Hooks that belong to one revision and so need its checksum.
-    pub fn needs_checksum(self) -> bool {
-        !matches!(self, Hook::ConfirmRollout | Hook::Event | Hook::LoadTest)
-    }
-}
+use crate::webhook::{Outcome, Phase};
 
 impl Analyst {
     /// `confirm-rollout`: the rollout gate. Open unless a release manager held it, or
@@ -90,12 +26,11 @@ impl Analyst {
             latest.as_ref(),
         );
         let reply = if gate.is_open() {
-            Reply::new(None, "ok", StatusCode::OK, "rollout gate open".into())
+            Reply::new(None, Outcome::Ok, "rollout gate open")
         } else {
             Reply::new(
                 None,
-                "wait",
-                StatusCode::PRECONDITION_FAILED,
+                Outcome::Wait,
                 format!(
                     "{}; open it with `verdict gate approve {canary} --gate rollout`",
                     gate.held_because()
@@ -123,8 +58,7 @@ impl Analyst {
         let started = created
             .then(|| self.milestone(MilestoneKind::Started, &analysis, "", analysis.started_at))
             .flatten();
-        let reply =
-            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_milestones(started);
+        let reply = Reply::new(Some(analysis.id), Outcome::Ok, reason).with_milestones(started);
         self.answer(call, reply, None).await
     }
 
@@ -132,9 +66,7 @@ impl Analyst {
     pub(super) async fn confirm_promotion(&self, call: &HookCall) -> Result<Answer, Refusal> {
         let Some(analysis) = self.existing(call).await? else {
             let reason = "no analysis for this revision yet: is verdict's rollout hook configured?";
-            return self
-                .say(call, None, "wait", StatusCode::PRECONDITION_FAILED, reason)
-                .await;
+            return self.say(call, None, Outcome::Wait, reason).await;
         };
         if analysis.status == AnalysisStatus::Failed {
             return self
@@ -160,39 +92,37 @@ impl Analyst {
                 && r.state == crate::store::GateState::Open
                 && r.updated_at >= analysis.started_at
         });
-        let (status, verdict, reason) = match (judgement.verdict(), gate.is_open()) {
-            (Verdict::Pass, true) => (StatusCode::OK, "pass", assessed.to_owned()),
+        let (outcome, reason) = match (judgement.verdict(), gate.is_open()) {
+            (Verdict::Pass, true) => (Outcome::Pass, assessed.to_owned()),
             (Verdict::Wait, true) if decided_by.is_some() => {
                 let r = decided_by.map_or(("", ""), |r| (r.actor.as_str(), r.reason.as_str()));
                 (
-                    StatusCode::OK,
-                    "pass",
+                    Outcome::Pass,
                     format!("promoted by {}'s decision: {}; {assessed}", r.0, r.1),
                 )
             }
             (Verdict::Pass, false) => (
-                StatusCode::PRECONDITION_FAILED,
-                "wait",
+                Outcome::Wait,
                 format!("{}; the statistics pass: {assessed}", gate.held_because()),
             ),
             (v, open) => {
-                let verdict = if v == Verdict::Fail { "fail" } else { "wait" };
                 let reason = if open {
                     assessed.to_owned()
                 } else {
                     format!("{assessed}; {}", gate.held_because())
                 };
-                (StatusCode::PRECONDITION_FAILED, verdict, reason)
+                (judging::outcome_of(v), reason)
             }
         };
-        // Only the first 200 of an analysis enters the outbox (the dedup key).
-        let promoted = (status == StatusCode::OK)
+        let promotes = outcome == Outcome::Pass;
+        // Only the first promotion of an analysis enters the outbox (the dedup key).
+        let promoted = promotes
             .then(|| self.milestone(MilestoneKind::Promoted, &analysis, assessed, now_millis()))
             .flatten();
-        let reply = Reply::new(Some(analysis.id), verdict, status, reason)
+        let reply = Reply::new(Some(analysis.id), outcome, reason)
             .with_evidence(judgement.evidence())
             .with_milestones(promoted);
-        if status != StatusCode::OK {
+        if !promotes {
             return self.answer(call, reply, None).await;
         }
         // A promotion is recorded only while the analysis runs: a rollback request that
@@ -218,7 +148,7 @@ impl Analyst {
         let settings = self.resolve_settings(call)?;
         let Some(analysis) = self.store.find_analysis(&call.key).await? else {
             let reason = "no analysis yet: first step";
-            return self.say(call, None, "ok", StatusCode::OK, reason).await;
+            return self.say(call, None, Outcome::Ok, reason).await;
         };
         if analysis.status == AnalysisStatus::Failed {
             return self.refuse_failed(call, &analysis, "hold weight").await;
@@ -252,12 +182,11 @@ impl Analyst {
         if served >= needed {
             let reason =
                 format!("step served {served} canary requests (minimum {needed}): raise weight");
-            self.say(call, id, "pass", StatusCode::OK, reason).await
+            self.say(call, id, Outcome::Pass, reason).await
         } else {
             let reason =
                 format!("hold weight: this step served {served} canary requests, needs {needed}");
-            self.say(call, id, "wait", StatusCode::PRECONDITION_FAILED, reason)
-                .await
+            self.say(call, id, Outcome::Wait, reason).await
         }
     }
 
@@ -269,15 +198,14 @@ impl Analyst {
                 let reason = format!("roll back: {}", failure_reason(&a));
                 let rolled_back =
                     self.milestone(MilestoneKind::RolledBack, &a, &reason, now_millis());
-                let reply = Reply::new(Some(a.id), "fail", StatusCode::OK, reason)
-                    .with_milestones(rolled_back);
+                let reply =
+                    Reply::new(Some(a.id), Outcome::Fail, reason).with_milestones(rolled_back);
                 self.answer(call, reply, None).await
             }
             other => {
                 let id = other.map(|a| a.id);
                 let reason = "no rollback requested";
-                self.say(call, id, "wait", StatusCode::CONFLICT, reason)
-                    .await
+                self.say(call, id, Outcome::Wait, reason).await
             }
         }
     }
@@ -290,14 +218,14 @@ impl Analyst {
                 "rollout ended ({}) with no analysis for this revision",
                 call.phase
             );
-            return self.say(call, None, "ok", StatusCode::OK, reason).await;
+            return self.say(call, None, Outcome::Ok, reason).await;
         };
         let now = now_millis();
-        let change = match (call.phase.as_str(), analysis.status) {
+        let change = match (&call.phase, analysis.status) {
             (_, AnalysisStatus::Failed | AnalysisStatus::Succeeded | AnalysisStatus::Aborted) => {
                 None
             }
-            ("Succeeded", _) => Some(StatusChange {
+            (Phase::Succeeded, _) => Some(StatusChange {
                 status: AnalysisStatus::Succeeded,
                 reason: "Flagger promoted the canary".into(),
                 at: now,
@@ -322,11 +250,11 @@ impl Analyst {
         );
         // Succeeded closes the whole analysis (a span since it started); Failed is the
         // rollback moment, shared with the rollback hook's milestone so it is marked once.
-        let ended = match call.phase.as_str() {
-            "Succeeded" => self
+        let ended = match &call.phase {
+            Phase::Succeeded => self
                 .milestone(MilestoneKind::Succeeded, &analysis, "", now)
                 .map(|m| m.since(analysis.started_at)),
-            "Failed" => {
+            Phase::Failed => {
                 let why = change
                     .as_ref()
                     .map(|c| c.reason.as_str())
@@ -334,10 +262,9 @@ impl Analyst {
                     .unwrap_or("");
                 self.milestone(MilestoneKind::RolledBack, &analysis, why, now)
             }
-            _ => None,
+            Phase::Other(_) => None,
         };
-        let reply =
-            Reply::new(Some(analysis.id), "ok", StatusCode::OK, reason).with_milestones(ended);
+        let reply = Reply::new(Some(analysis.id), Outcome::Ok, reason).with_milestones(ended);
         self.answer(call, reply, change.as_ref()).await
     }
 }
@@ -351,13 +278,7 @@ impl Analyst {
         prefix: &str,
     ) -> Result<Answer, Refusal> {
         let reason = format!("{prefix}: {}", failure_reason(analysis));
-        self.say(
-            call,
-            Some(analysis.id),
-            "fail",
-            StatusCode::PRECONDITION_FAILED,
-            reason,
-        )
-        .await
+        self.say(call, Some(analysis.id), Outcome::Fail, reason)
+            .await
     }
 }

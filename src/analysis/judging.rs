@@ -14,6 +14,16 @@ use crate::sli::{ArmCounts, ArmPair};
 use crate::store::{ArmTally, LookRow};
 
 pub(super) use crate::judge::Verdict;
+use crate::webhook::Outcome;
+
+/// How a judge's verdict is answered and recorded.
+pub(super) fn outcome_of(verdict: Verdict) -> Outcome {
+    match verdict {
+        Verdict::Pass => Outcome::Pass,
+        Verdict::Fail => Outcome::Fail,
+        Verdict::Wait => Outcome::Wait,
+    }
+}
 
 /// What the judge concludes after an analysis' looks.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +203,8 @@ fn tally(counts: &ArmCounts, plan: &Plan) -> ArmTally {
     }
 }
 
-/// Rounds an extrapolated Prometheus count to a whole number of events.
+/// A count as a whole number of events. Counts are differences of counters, so whole
+/// already; a counter an exporter keeps as a float is rounded.
 fn whole(x: f64) -> u64 {
     if x.is_finite() && x > 0.0 {
         x.round() as u64
@@ -211,7 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extrapolated_counts_become_whole_and_bounded() {
+    fn counts_become_whole_and_bounded() {
         assert_eq!(whole(2.5000001), 3);
         assert_eq!(whole(-0.3), 0);
         assert_eq!(whole(f64::NAN), 0);

@@ -6,8 +6,9 @@
 //! [`Analyst::request_rollback`]) and what the API shows ([`Analyst::canary`],
 //! [`Analyst::analysis`], …) go through the same service, so the hooks and the API
 //! apply one set of rules. The service holds no state of its own: the judge is rebuilt
-//! from the stored looks on every call, so a restart or a second replica continues an
-//! analysis with identical results.
+//! from the stored looks on every call, and each look keeps the counters it read, so a
+//! restart or a second replica continues an analysis with identical results. What a hook
+//! can answer is Flagger's contract, [`crate::webhook`].
 //!
 //! The HTTP layer parses a call, calls one method here and shapes the answer; it never
 //! reaches the store itself.
@@ -36,12 +37,12 @@ use crate::sli::SliSource;
 use crate::store::{Analysis, Milestone, MilestoneKind, Store};
 use crate::telemetry::Metrics;
 
-pub use answer::{Answer, Refusal};
 pub use canary::CanaryView;
 pub use error::ServiceError;
 pub use history::AnalysisRecord;
-pub use hooks::Hook;
 pub use overview::{weight_at, weight_in, CanaryNow};
+
+use crate::webhook::{Answer, Hook, Phase, Refusal};
 
 /// A validated hook call.
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ pub struct HookCall {
     /// The canary revision it is about (checksum `none` for hooks that may come first).
     pub key: AnalysisKey,
     /// Flagger's phase of the canary.
-    pub phase: String,
+    pub phase: Phase,
     /// The webhook's metadata, the token removed.
     pub metadata: HashMap<String, String>,
     /// The call's `x-request-id`, recorded with the answer.

@@ -41,7 +41,9 @@ impl Analyst {
     }
 
     /// Finds the analysis of this revision, or opens it after a preflight: the template
-    /// renders, Prometheus answers, and the primary has traffic to compare against.
+    /// renders, Prometheus answers, and the primary has traffic to compare against. An
+    /// analysis opens with both arms' counters read at its start: the baseline of its
+    /// first look.
     pub(super) async fn find_or_open(&self, call: &HookCall) -> Result<(Analysis, bool), Refusal> {
         // Metadata is validated on every call, even when the analysis already exists.
         let canary = self.resolve_settings(call)?;
@@ -58,10 +60,11 @@ impl Analyst {
         self.sli.check_template(&target)?;
         let now = now_millis();
         let defaults = &self.config.defaults;
-        let history = self
-            .sli
-            .primary_history(&target, now, defaults.lookback, defaults.lookback_step)
-            .await?;
+        let (history, baseline) = tokio::try_join!(
+            self.sli
+                .primary_history(&target, now, defaults.lookback, defaults.lookback_step),
+            self.sli.counters(&target, now),
+        )?;
         if history.iter().map(|h| h.requests).sum::<f64>() < 1.0 {
             return Err(Refusal::dependency(format!(
                 "the primary {}-primary served no requests in the last {}: nothing to compare the canary against",
@@ -76,6 +79,7 @@ impl Analyst {
             key: call.key.clone(),
             settings,
             started_at: now,
+            baseline: Some(super::look::encode_counters(&baseline)?),
         };
         Ok(self.store.open_analysis(&new).await?)
     }

@@ -2,7 +2,6 @@
 
 pub mod api;
 pub mod console;
-pub mod error;
 pub mod flagger;
 pub mod health;
 

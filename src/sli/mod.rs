@@ -2,6 +2,7 @@
 //!
 //! The HTTP layer only sees [`SliSource`]; it never knows which one it has.
 
+pub mod counters;
 pub mod prometheus;
 pub mod simulator;
 pub mod templates;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::domain::{CanaryName, Millis, Namespace};
 use crate::judge::latency::Bucket;
+pub use counters::{ArmCounters, Counters, Increments};
 
 /// Which workloads to query, and with which template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +27,9 @@ pub struct SliTarget {
     pub variables: templates::TemplateVariables,
 }
 
-/// Counts of one arm over a window. Prometheus' `increase()` extrapolates, so counts
-/// are real numbers here; they are rounded where the judge needs integers.
+/// Counts of one arm between two readings of its counters (see [`counters`]): whole
+/// numbers from Prometheus, kept as `f64` because the plan's history is shared with the
+/// simulator and the judge's bucket type.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArmCounts {
     pub requests: f64,
@@ -35,7 +38,7 @@ pub struct ArmCounts {
     pub buckets: Vec<Bucket>,
 }
 
-/// Counts of both arms over the same window.
+/// Counts of both arms between the same two readings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArmPair {
     pub canary: ArmCounts,
@@ -59,20 +62,17 @@ pub enum SliError {
     Template { template: String, why: String },
 }
 
-/// Anything that can answer "how many requests, errors and how slow, per arm, over a window".
+/// Anything that can answer "how many requests, errors and how slow, per arm, so far".
 #[async_trait]
 pub trait SliSource: Send + Sync + 'static {
-    /// Counts for both arms over the window `(start, end]` (Unix milliseconds).
-    /// Both arms are queried concurrently.
-    async fn window(
-        &self,
-        target: &SliTarget,
-        start: Millis,
-        end: Millis,
-    ) -> Result<ArmPair, SliError>;
+    /// Both arms' cumulative counters per series as they stood at `at` (Unix
+    /// milliseconds): the last sample of each series at or before `at`. Both arms are
+    /// queried concurrently. A look's counts are the difference of two readings
+    /// ([`counters::Counters::since`]).
+    async fn counters(&self, target: &SliTarget, at: Millis) -> Result<Counters, SliError>;
 
     /// The primary's counts over `lookback` ending at `end`, one entry per `step`-long
-    /// interval, oldest first: the history an analysis' plan is made from (latency
+    /// interval, oldest first, by the same differencing as the looks: the history an analysis' plan is made from (latency
     /// boundaries and dispersion, docs/statistics.md §3 and §5). Intervals without data
     /// are left out.
     async fn primary_history(

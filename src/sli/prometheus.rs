@@ -1,8 +1,14 @@
-//! The real SLI source: instant PromQL queries rendered from [`TemplateSet`] templates.
+//! The real SLI source: instant PromQL queries over the series selectors of
+//! [`TemplateSet`] templates.
 //!
-//! One window is six instant queries (requests, errors, latency buckets for each arm), all
-//! sent at once and each bounded by the configured timeout, evaluated at the window's end
-//! with `{{ interval }}` = end − start.
+//! One reading is eight instant queries, all sent at once and each bounded by the
+//! configured timeout, evaluated at the look's time: per arm the request, error and
+//! latency-bucket counters summed within each process (`sum by (job, instance)`, and `le`
+//! for buckets; no `increase()`, so nothing is extrapolated), and `max(timestamp(…))` of
+//! the request series, the time of the newest sample, which tells whether Prometheus has
+//! scraped since the previous look (an instant query's result carries the evaluation time,
+//! not the sample's). Counts come from differencing two readings
+//! ([`super::counters`]).
 //!
 //! Missing series are not all alike:
 //! - **primary, requests query empty**: [`SliError::NoData`]. There is no baseline to
@@ -15,7 +21,7 @@
 //! - **errors query empty** (either arm): 0 errors; error series appear on the first error.
 //! - **latency query empty**: no buckets; the latency test then has nothing to judge.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,10 +31,10 @@ use prometheus_http_query::{Client, Error as PromError};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::counters::{le_key, SeriesValues};
 use super::templates::{Arm, LatencyUnit, RenderInput, Template, TemplateError, TemplateSet};
-use super::{ArmCounts, ArmPair, SliError, SliSource, SliTarget};
+use super::{ArmCounters, ArmCounts, Counters, SliError, SliSource, SliTarget};
 use crate::domain::Millis;
-use crate::judge::latency::Bucket;
 
 /// One sample of an instant query: the series' labels and its value.
 type Sample = (HashMap<String, String>, f64);
@@ -94,8 +100,8 @@ impl fmt::Debug for PrometheusSli {
     }
 }
 
-/// The three query kinds, as reported to the observer.
-const KINDS: [&str; 3] = ["requests", "errors", "latency_buckets"];
+/// The query kinds, as reported to the observer.
+const KINDS: [&str; 4] = ["requests", "errors", "latency_buckets", "sample_time"];
 
 impl PrometheusSli {
     /// Builds the client. Fails on an invalid URL or a credential that cannot be sent as
@@ -179,7 +185,7 @@ impl PrometheusSli {
         kind: &'static str,
         query: &str,
         at: Millis,
-    ) -> Result<Vec<(HashMap<String, String>, f64)>, SliError> {
+    ) -> Result<Vec<Sample>, SliError> {
         let started = Instant::now();
         let request = self
             .client
@@ -257,8 +263,83 @@ impl PrometheusSli {
         result
     }
 
-    /// The primary's per-interval counts: the template rendered with `{{ interval }}` =
-    /// `step`, evaluated every `step` over the look-back (three range queries).
+    /// The four queries of one arm: its counters summed within each process (the
+    /// template's `process_labels`, by default the scrape target), and the newest sample
+    /// time of its request series.
+    fn arm_queries(
+        &self,
+        template: &Template,
+        target: &SliTarget,
+        arm: Arm,
+    ) -> Result<ArmQueries, SliError> {
+        let input = RenderInput {
+            namespace: &target.namespace,
+            target: &target.target,
+            variables: &target.variables,
+        };
+        let selectors = template
+            .render(arm, &input)
+            .map_err(|e| template_error(template.name(), e))?;
+        let by = template.process_labels().join(", ");
+        Ok(ArmQueries {
+            requests: format!("sum by ({by}) ({})", selectors.requests),
+            errors: format!("sum by ({by}) ({})", selectors.errors),
+            buckets: format!("sum by ({by}, le) ({})", selectors.latency_buckets),
+            // `timestamp()` of a plain selector is each series' last sample time (of an
+            // aggregate it would be the evaluation time), so the selector goes in bare.
+            sampled: format!("max(timestamp({}))", selectors.requests),
+        })
+    }
+
+    /// One arm's counters as they stood at `at`. `required`: no request series is an
+    /// error (the primary) rather than an arm that has not served yet (the canary).
+    async fn arm_counters(
+        &self,
+        template: &Template,
+        target: &SliTarget,
+        arm: Arm,
+        at: Millis,
+        required: bool,
+    ) -> Result<ArmCounters, SliError> {
+        let q = self.arm_queries(template, target, arm)?;
+        let (requests, errors, buckets, sampled) = tokio::try_join!(
+            self.instant(KINDS[0], &q.requests, at),
+            self.instant(KINDS[1], &q.errors, at),
+            self.instant(KINDS[2], &q.buckets, at),
+            self.instant(KINDS[3], &q.sampled, at),
+        )?;
+        if requests.is_empty() && required {
+            return Err(SliError::NoData {
+                arm: arm.as_str(),
+                detail: format!(
+                    "template {:?} found no request series for {}/{} at {}; check that the workload serves traffic and that the template's labels match it",
+                    template.name(),
+                    target.namespace,
+                    workload_name(target, arm),
+                    format_seconds(at),
+                ),
+            });
+        }
+        let sampled_at = match sampled.as_slice() {
+            [] => None,
+            [(_, seconds)] if seconds.is_finite() => Some((seconds * 1000.0).round() as Millis),
+            _ => {
+                return Err(SliError::Query(format!(
+                    "the {arm} sample-time query returned {} values",
+                    sampled.len()
+                )))
+            }
+        };
+        Ok(ArmCounters {
+            sampled_at,
+            requests: series_values(arm, "requests", requests)?,
+            errors: series_values(arm, "errors", errors)?,
+            buckets: bucket_values(arm, template.latency_unit(), buckets)?,
+        })
+    }
+
+    /// The primary's per-interval counts: its counters every `step` over the look-back
+    /// (three range queries), differenced step by step exactly as looks are.
     async fn history(
         &self,
         template: &Template,
@@ -267,132 +348,92 @@ impl PrometheusSli {
         lookback: Duration,
         step: Duration,
     ) -> Result<Vec<ArmCounts>, SliError> {
-        let input = RenderInput {
-            namespace: &target.namespace,
-            target: &target.target,
-            interval: step,
-            variables: &target.variables,
-        };
-        let queries = template
-            .render(Arm::Primary, &input)
-            .map_err(|e| template_error(template.name(), e))?;
+        let q = self.arm_queries(template, target, Arm::Primary)?;
         let step_s = step.as_secs() as i64;
         let end_s = end.div_euclid(1000);
         let intervals = (lookback.as_secs() as i64 / step_s).max(1);
-        let start_s = end_s - (intervals - 1) * step_s;
+        let start_s = end_s - intervals * step_s;
         let range = |kind, query| self.range(kind, query, start_s, end_s, step_s as f64);
         let (requests, errors, buckets) = tokio::try_join!(
-            range(KINDS[0], &queries.requests),
-            range(KINDS[1], &queries.errors),
-            range(KINDS[2], &queries.latency_buckets),
+            range(KINDS[0], &q.requests),
+            range(KINDS[1], &q.errors),
+            range(KINDS[2], &q.buckets),
         )?;
         let arm = Arm::Primary;
-        let single = |kind: &str, series: Vec<Series>| {
-            match series.len() {
-                0 => Ok(HashMap::new()),
-                1 => series
-                    .into_iter()
-                    .flat_map(|(_, points)| points)
-                    .map(|(t, v)| check_count(arm, kind, v).map(|v| (t, v)))
-                    .collect::<Result<HashMap<i64, f64>, SliError>>(),
-                n => Err(SliError::Query(format!(
-                    "the {arm} {kind} query returned {n} series; it must sum them into one (wrap it in sum(…))"
-                ))),
-            }
+        let points = usize::try_from(intervals).unwrap_or(0) + 1;
+        let mut readings = vec![ArmCounters::default(); points];
+        let index = |t: i64| {
+            usize::try_from((t - start_s) / step_s)
+                .ok()
+                .filter(|&k| k < points)
         };
-        let requests = single("requests", requests)?;
-        let errors = single("errors", errors)?;
-        let mut by_time: std::collections::BTreeMap<i64, Vec<Sample>> =
-            std::collections::BTreeMap::new();
-        for (labels, points) in buckets {
-            for (t, v) in points {
-                by_time.entry(t).or_default().push((labels.clone(), v));
+        for (labels, samples) in requests {
+            let key = series_key(&labels);
+            for (t, v) in samples {
+                if let Some(k) = index(t) {
+                    readings[k]
+                        .requests
+                        .insert(key.clone(), check_count(arm, "requests", v)?);
+                }
             }
         }
-        let mut times: Vec<i64> = requests.keys().copied().collect();
-        times.sort_unstable();
-        times
-            .into_iter()
-            .map(|t| {
-                Ok(ArmCounts {
-                    requests: requests.get(&t).copied().unwrap_or(0.0),
-                    errors: errors.get(&t).copied().unwrap_or(0.0),
-                    buckets: parse_buckets(
-                        arm,
-                        template.latency_unit(),
-                        by_time.remove(&t).unwrap_or_default(),
-                    )?,
-                })
-            })
-            .collect()
-    }
-
-    /// Counts for one arm. `required`: whether an empty requests query is NoData (see the
-    /// module docs) rather than zero traffic.
-    async fn arm(
-        &self,
-        template: &Template,
-        target: &SliTarget,
-        arm: Arm,
-        interval: Duration,
-        end: Millis,
-        required: bool,
-    ) -> Result<ArmCounts, SliError> {
-        let input = RenderInput {
-            namespace: &target.namespace,
-            target: &target.target,
-            interval,
-            variables: &target.variables,
-        };
-        let queries = template
-            .render(arm, &input)
-            .map_err(|e| template_error(template.name(), e))?;
-        let (requests, errors, buckets) = tokio::try_join!(
-            self.instant(KINDS[0], &queries.requests, end),
-            self.instant(KINDS[1], &queries.errors, end),
-            self.instant(KINDS[2], &queries.latency_buckets, end),
-        )?;
-        let requests = match single_value(arm, "requests", requests)? {
-            Some(v) => v,
-            None if required => {
-                return Err(SliError::NoData {
-                    arm: arm.as_str(),
-                    detail: format!(
-                        "template {:?} found no request series for {}/{} over {}ms; check that the workload serves traffic and that the template's labels match it",
-                        template.name(),
-                        target.namespace,
-                        workload_name(target, arm),
-                        interval.as_millis()
-                    ),
-                })
+        for (labels, samples) in errors {
+            let key = series_key(&labels);
+            for (t, v) in samples {
+                if let Some(k) = index(t) {
+                    readings[k]
+                        .errors
+                        .insert(key.clone(), check_count(arm, "errors", v)?);
+                }
             }
-            None => 0.0,
-        };
-        let errors = single_value(arm, "errors", errors)?.unwrap_or(0.0);
-        let buckets = parse_buckets(arm, template.latency_unit(), buckets)?;
-        Ok(ArmCounts {
-            requests,
-            errors,
-            buckets,
-        })
+        }
+        for (labels, samples) in buckets {
+            let le = bucket_le(arm, template.latency_unit(), &labels)?;
+            let key = series_key(&labels);
+            for (t, v) in samples {
+                if let Some(k) = index(t) {
+                    let count = check_count(arm, "latency_buckets", v)?;
+                    *readings[k]
+                        .buckets
+                        .entry(le.clone())
+                        .or_default()
+                        .entry(key.clone())
+                        .or_default() += count;
+                }
+            }
+        }
+        // An interval counts when the primary had request series at its end. A series
+        // that was not there at its start counts from 0, as in a look (a new pod, or the
+        // first scrapes of a workload younger than the look-back).
+        Ok(readings
+            .windows(2)
+            .filter(|pair| !pair[1].requests.is_empty())
+            .map(|pair| pair[1].since(&pair[0]))
+            .collect())
     }
+}
+
+/// The rendered PromQL of one arm.
+struct ArmQueries {
+    requests: String,
+    errors: String,
+    buckets: String,
+    sampled: String,
 }
 
 #[async_trait]
 impl SliSource for PrometheusSli {
-    async fn window(
-        &self,
-        target: &SliTarget,
-        start: Millis,
-        end: Millis,
-    ) -> Result<ArmPair, SliError> {
+    async fn counters(&self, target: &SliTarget, at: Millis) -> Result<Counters, SliError> {
         let template = self.template(target)?;
-        let interval = window_length(start, end)?;
         let (canary, primary) = tokio::try_join!(
-            self.arm(template, target, Arm::Canary, interval, end, false),
-            self.arm(template, target, Arm::Primary, interval, end, true),
+            self.arm_counters(template, target, Arm::Canary, at, false),
+            self.arm_counters(template, target, Arm::Primary, at, true),
         )?;
-        Ok(ArmPair { canary, primary })
+        Ok(Counters {
+            read_at: at,
+            canary,
+            primary,
+        })
     }
 
     async fn primary_history(
@@ -427,7 +468,6 @@ impl SliSource for PrometheusSli {
         let input = RenderInput {
             namespace: &target.namespace,
             target: &target.target,
-            interval: Duration::from_secs(60),
             variables: &target.variables,
         };
         for arm in [Arm::Canary, Arm::Primary] {
@@ -456,16 +496,6 @@ fn template_error(name: &str, e: TemplateError) -> SliError {
     }
 }
 
-/// The window `(start, end]` as a duration; it must be non-empty.
-fn window_length(start: Millis, end: Millis) -> Result<Duration, SliError> {
-    match end.checked_sub(start) {
-        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms.unsigned_abs())),
-        _ => Err(SliError::Query(format!(
-            "empty window: start {start} is not before end {end}"
-        ))),
-    }
-}
-
 /// Unix milliseconds as the decimal seconds Prometheus' `time` parameter takes.
 fn format_seconds(ms: Millis) -> String {
     let sign = if ms < 0 { "-" } else { "" };
@@ -482,90 +512,79 @@ fn data_kind(data: &prometheus_http_query::response::Data) -> &'static str {
     }
 }
 
-/// The one value of a summed query, `None` when no series matched.
-fn single_value(
-    arm: Arm,
-    kind: &str,
-    samples: Vec<(HashMap<String, String>, f64)>,
-) -> Result<Option<f64>, SliError> {
-    match samples.as_slice() {
-        [] => Ok(None),
-        [(_, value)] => check_count(arm, kind, *value).map(Some),
-        many => Err(SliError::Query(format!(
-            "the {arm} {kind} query returned {} series; it must sum them into one (wrap it in sum(…))",
-            many.len()
-        ))),
-    }
+/// A series' key: its remaining (grouping) labels as `name=value`, sorted, `le` left out.
+fn series_key(labels: &HashMap<String, String>) -> String {
+    let mut pairs: Vec<(&String, &String)> = labels.iter().filter(|(k, _)| *k != "le").collect();
+    pairs.sort();
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(",")
 }
 
-/// Counts over a window are finite and not negative. `increase()` never goes below zero,
-/// so anything else means the template computes something other than a count.
+/// The counters of one kind, per series.
+fn series_values(arm: Arm, kind: &str, samples: Vec<Sample>) -> Result<SeriesValues, SliError> {
+    let mut values = SeriesValues::new();
+    for (labels, value) in samples {
+        let value = check_count(arm, kind, value)?;
+        *values.entry(series_key(&labels)).or_default() += value;
+    }
+    Ok(values)
+}
+
+/// A counter is finite and not negative; anything else is not a counter.
 fn check_count(arm: Arm, kind: &str, value: f64) -> Result<f64, SliError> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
         Err(SliError::Query(format!(
-            "the {arm} {kind} query returned {value}, not a count"
+            "the {arm} {kind} query returned {value}, not a counter"
         )))
     }
 }
 
-/// Turns `sum by (le)` samples into sorted cumulative buckets in seconds ending at `+Inf`.
-fn parse_buckets(
+/// A bucket series' boundary in seconds, as stored ([`le_key`]).
+fn bucket_le(
     arm: Arm,
     unit: LatencyUnit,
-    samples: Vec<(HashMap<String, String>, f64)>,
-) -> Result<Vec<Bucket>, SliError> {
-    if samples.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut buckets = Vec::with_capacity(samples.len());
+    labels: &HashMap<String, String>,
+) -> Result<String, SliError> {
+    let raw = labels.get("le").ok_or_else(|| {
+        SliError::Query(format!(
+            "the {arm} latency_buckets selector matched a series without an `le` label; is it a *_bucket metric?"
+        ))
+    })?;
+    let le = parse_le(raw).ok_or_else(|| {
+        SliError::Query(format!(
+            "the {arm} latency bucket le={raw:?} is not a number"
+        ))
+    })?;
+    Ok(le_key(if le.is_infinite() {
+        le
+    } else {
+        unit.to_seconds(le)
+    }))
+}
+
+/// Bucket counters by boundary (seconds) and series. The same boundary spelled two ways
+/// ("0.1" and "0.10") is one boundary. When there are buckets, `+Inf` is among them.
+fn bucket_values(
+    arm: Arm,
+    unit: LatencyUnit,
+    samples: Vec<Sample>,
+) -> Result<BTreeMap<String, SeriesValues>, SliError> {
+    let mut buckets: BTreeMap<String, SeriesValues> = BTreeMap::new();
     for (labels, count) in samples {
-        let raw = labels.get("le").ok_or_else(|| {
-            SliError::Query(format!(
-                "the {arm} latency_buckets query returned a series without an `le` label; aggregate it with sum by (le)"
-            ))
-        })?;
-        let le = parse_le(raw).ok_or_else(|| {
-            SliError::Query(format!(
-                "the {arm} latency bucket le={raw:?} is not a number"
-            ))
-        })?;
+        let le = bucket_le(arm, unit, &labels)?;
         let count = check_count(arm, "latency_buckets", count)?;
-        buckets.push(Bucket {
-            le: if le.is_infinite() {
-                le
-            } else {
-                unit.to_seconds(le)
-            },
-            count,
-        });
+        *buckets
+            .entry(le)
+            .or_default()
+            .entry(series_key(&labels))
+            .or_default() += count;
     }
-    buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
-    // The same boundary can be spelled two ways by different exporters ("0.1" and "0.10");
-    // `sum by (le)` keeps them apart, so merge them here.
-    buckets.dedup_by(|later, earlier| {
-        if later.le == earlier.le {
-            earlier.count += later.count;
-            true
-        } else {
-            false
-        }
-    });
-    match buckets.last() {
-        Some(last) if last.le.is_infinite() => {}
-        _ => {
-            return Err(SliError::Query(format!(
-            "the {arm} latency buckets lack the +Inf bucket; is the query over a *_bucket metric?"
-        )))
-        }
-    }
-    // increase() extrapolates each bucket series on its own, so a bucket can come out a
-    // hair below the one before it; a cumulative histogram cannot decrease.
-    let mut running = 0.0_f64;
-    for bucket in &mut buckets {
-        running = running.max(bucket.count);
-        bucket.count = running;
+    if !buckets.is_empty() && !buckets.contains_key(&le_key(f64::INFINITY)) {
+        return Err(SliError::Query(format!(
+            "the {arm} latency buckets lack the +Inf bucket; is the selector a *_bucket metric?"
+        )));
     }
     Ok(buckets)
 }
@@ -637,84 +656,100 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    fn sample(le: &str, count: f64) -> (HashMap<String, String>, f64) {
-        (HashMap::from([("le".to_string(), le.to_string())]), count)
+    fn sample(instance: &str, le: &str, count: f64) -> Sample {
+        (
+            HashMap::from([
+                ("instance".to_string(), instance.to_string()),
+                ("le".to_string(), le.to_string()),
+            ]),
+            count,
+        )
     }
 
     #[test]
-    fn buckets_are_sorted_converted_and_monotone() {
-        let parsed = parse_buckets(
+    fn buckets_are_keyed_by_boundary_in_seconds_and_series() {
+        let parsed = bucket_values(
             Arm::Canary,
             LatencyUnit::Milliseconds,
             vec![
-                sample("+Inf", 100.0),
-                sample("250", 90.0),
-                sample("25", 80.0),
-                sample("100", 79.5),
+                sample("a", "+Inf", 100.0),
+                sample("a", "250", 90.0),
+                sample("b", "250", 5.0),
+                sample("a", "25", 80.0),
             ],
         )
         .unwrap();
-        let les: Vec<f64> = parsed.iter().map(|b| b.le).collect();
-        assert_eq!(les, [0.025, 0.1, 0.25, f64::INFINITY]);
-        let counts: Vec<f64> = parsed.iter().map(|b| b.count).collect();
-        assert_eq!(counts, [80.0, 80.0, 90.0, 100.0]);
+        let les: Vec<&str> = parsed.keys().map(String::as_str).collect();
+        assert_eq!(les, ["0.025", "0.25", "inf"]);
+        assert_eq!(parsed["0.25"]["instance=a"], 90.0);
+        assert_eq!(parsed["0.25"]["instance=b"], 5.0);
     }
 
     #[test]
     fn duplicate_boundaries_are_merged() {
-        let parsed = parse_buckets(
+        let parsed = bucket_values(
             Arm::Primary,
             LatencyUnit::Seconds,
-            vec![sample("0.1", 3.0), sample("0.10", 2.0), sample("+Inf", 9.0)],
+            vec![
+                sample("a", "0.1", 3.0),
+                sample("a", "0.10", 2.0),
+                sample("a", "+Inf", 9.0),
+            ],
         )
         .unwrap();
         assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed[0].count, 5.0);
+        assert_eq!(parsed["0.1"]["instance=a"], 5.0);
     }
 
     #[test]
     fn buckets_without_inf_or_le_are_refused() {
-        let no_inf = parse_buckets(Arm::Canary, LatencyUnit::Seconds, vec![sample("0.1", 1.0)]);
+        let no_inf = bucket_values(
+            Arm::Canary,
+            LatencyUnit::Seconds,
+            vec![sample("a", "0.1", 1.0)],
+        );
         assert!(matches!(no_inf, Err(SliError::Query(m)) if m.contains("+Inf")));
-        let no_le = parse_buckets(
+        let no_le = bucket_values(
             Arm::Canary,
             LatencyUnit::Seconds,
             vec![(HashMap::new(), 1.0)],
         );
         assert!(matches!(no_le, Err(SliError::Query(m)) if m.contains("`le`")));
-        let bad_le = parse_buckets(Arm::Canary, LatencyUnit::Seconds, vec![sample("fast", 1.0)]);
+        let bad_le = bucket_values(
+            Arm::Canary,
+            LatencyUnit::Seconds,
+            vec![sample("a", "fast", 1.0)],
+        );
         assert!(matches!(bad_le, Err(SliError::Query(_))));
-        assert!(parse_buckets(Arm::Canary, LatencyUnit::Seconds, vec![])
+        assert!(bucket_values(Arm::Canary, LatencyUnit::Seconds, vec![])
             .unwrap()
             .is_empty());
     }
 
     #[test]
-    fn single_value_distinguishes_no_series_from_zero() {
-        assert_eq!(single_value(Arm::Canary, "requests", vec![]).unwrap(), None);
-        assert_eq!(
-            single_value(Arm::Canary, "requests", vec![(HashMap::new(), 0.0)]).unwrap(),
-            Some(0.0)
-        );
-        let two = vec![(HashMap::new(), 1.0), (HashMap::new(), 2.0)];
-        assert!(matches!(
-            single_value(Arm::Canary, "requests", two),
-            Err(SliError::Query(m)) if m.contains("2 series")
-        ));
-        assert!(single_value(Arm::Canary, "requests", vec![(HashMap::new(), f64::NAN)]).is_err());
-        assert!(single_value(Arm::Canary, "requests", vec![(HashMap::new(), -1.0)]).is_err());
+    fn series_values_keep_one_counter_per_series_and_refuse_non_counters() {
+        let labels = |i: &str| {
+            HashMap::from([
+                ("job".to_string(), "j".to_string()),
+                ("instance".to_string(), i.to_string()),
+            ])
+        };
+        let values = series_values(
+            Arm::Canary,
+            "requests",
+            vec![(labels("b"), 2.0), (labels("a"), 1.0)],
+        )
+        .unwrap();
+        let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["instance=a,job=j", "instance=b,job=j"]);
+        assert!(series_values(Arm::Canary, "requests", vec![(labels("a"), f64::NAN)]).is_err());
+        assert!(series_values(Arm::Canary, "requests", vec![(labels("a"), -1.0)]).is_err());
     }
 
     #[test]
-    fn time_and_window_formatting() {
+    fn time_formatting() {
         assert_eq!(format_seconds(1_700_000_000_123), "1700000000.123");
         assert_eq!(format_seconds(5), "0.005");
-        assert_eq!(
-            window_length(1_000, 62_234).unwrap(),
-            Duration::from_millis(61_234)
-        );
-        assert!(window_length(5, 5).is_err());
-        assert!(window_length(6, 5).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! SLI templates: PromQL for one arm's request count, error count and latency buckets.
+//! SLI templates: the series selectors of one arm's request, error and latency-bucket
+//! counters.
 //!
 //! A template is a YAML file (`metric-templates/<name>.yaml`):
 //!
@@ -7,9 +8,9 @@
 //! description: Istio sidecar metrics, as reported by the destination workload.
 //! assumes: istio_requests_total and istio_request_duration_milliseconds_bucket with …
 //! latency_unit: milliseconds          # or seconds; buckets are converted to seconds
-//! requests: sum(increase(istio_requests_total{…destination_workload="{{ workload }}"}[{{ interval }}]))
-//! errors: …
-//! latency_buckets: sum by (le) (increase(…_bucket{…}[{{ interval }}]))
+//! requests: istio_requests_total{…destination_workload="{{ workload }}"}
+//! errors: istio_requests_total{…, response_code=~"5.."}
+//! latency_buckets: istio_request_duration_milliseconds_bucket{…}
 //! # optional, for providers whose arms differ by more than the workload name:
 //! primary:
 //!   requests: …
@@ -24,19 +25,22 @@
 //! | `workload` | the arm's workload: `<target>` for the canary, `<target>-primary` for the primary |
 //! | `service` | as in Flagger's MetricTemplates: the apex service (`spec.service.name`, the `service` metadata key), by default the target |
 //! | `arm` | `canary` or `primary`: Flagger names the arms' services `<service>-canary` and `<service>-primary` |
-//! | `interval` | the window, e.g. `61234ms` |
 //! | `variables.<key>` | a per-canary value from the webhook metadata |
 //!
 //! Safety: the values come from webhook payloads, so a template may only place them inside
 //! a double-quoted PromQL string (checked when the template is loaded) and every value is
 //! escaped for that string at render time. Inside a regex matcher (`=~`, `!~`) values are
 //! also regex-escaped, so a value matches itself literally and cannot widen the selector.
-//! `{{ interval }}` is produced by verdict and may only appear inside a range `[…]`.
+//!
+//! Each query is a series selector of counters and nothing else: verdict reads the
+//! counters per scrape target at every look and computes the increments itself
+//! ([`super::counters`]). Templates in the old `sum(increase(…[{{ interval }}]))` form are
+//! refused at start-up with a message saying so: `increase()` extrapolates to the window's
+//! edges and drops a new series' first increment, which is what this format replaces.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -110,23 +114,18 @@ pub enum TemplateError {
     },
     #[error("SLI template {template:?}: no value for `{{{{ variables.{name} }}}}` (set it in the canary's metadata)")]
     MissingVariable { template: String, name: String },
-    #[error("SLI template {template:?}: the window must be at least 1 ms, got {interval:?}")]
-    BadInterval {
-        template: String,
-        interval: Duration,
-    },
     #[error("unknown SLI template {0:?}")]
     NotFound(String),
 }
 
-/// The three queries of one arm, ready to send.
+/// The three series selectors of one arm, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedQueries {
-    /// A single-sample vector: requests served in the window.
+    /// Request counters.
     pub requests: String,
-    /// A single-sample vector: failed requests in the window.
+    /// Failed-request counters.
     pub errors: String,
-    /// One sample per `le`: cumulative latency histogram over the window.
+    /// Latency histogram bucket counters (with an `le` label).
     pub latency_buckets: String,
 }
 
@@ -145,8 +144,6 @@ pub struct TemplateVariables {
 pub struct RenderInput<'a> {
     pub namespace: &'a Namespace,
     pub target: &'a CanaryName,
-    /// Length of the window; becomes `{{ interval }}` in milliseconds.
-    pub interval: Duration,
     /// `{{ service }}` and `{{ variables.<key> }}`.
     pub variables: &'a TemplateVariables,
 }
@@ -168,6 +165,10 @@ struct TemplateFile {
     description: String,
     assumes: String,
     latency_unit: LatencyUnit,
+    /// The labels that together name one process (whose counters reset together);
+    /// counters are summed within each. Default: the scrape target, `[job, instance]`.
+    #[serde(default)]
+    process_labels: Option<Vec<String>>,
     requests: String,
     errors: String,
     latency_buckets: String,
@@ -184,6 +185,7 @@ pub struct Template {
     description: String,
     assumes: String,
     latency_unit: LatencyUnit,
+    process_labels: Vec<String>,
     /// Where it came from (a path, or `builtin:<name>`), for error messages.
     source: String,
     canary: ArmQueries,
@@ -264,14 +266,10 @@ impl Template {
                 return Err(field_err(field, "must not be empty".into()));
             }
         }
-        for (field, kind, text) in [
-            ("requests".to_string(), "requests", Some(&file.requests)),
-            ("errors".to_string(), "errors", Some(&file.errors)),
-            (
-                "latency_buckets".to_string(),
-                "latency_buckets",
-                Some(&file.latency_buckets),
-            ),
+        for (field, text) in [
+            ("requests".to_string(), Some(&file.requests)),
+            ("errors".to_string(), Some(&file.errors)),
+            ("latency_buckets".to_string(), Some(&file.latency_buckets)),
         ]
         .into_iter()
         .chain(
@@ -282,26 +280,41 @@ impl Template {
                     [
                         (
                             format!("{arm}.requests"),
-                            "requests",
                             over.and_then(|o| o.requests.as_ref()),
                         ),
                         (
                             format!("{arm}.errors"),
-                            "errors",
                             over.and_then(|o| o.errors.as_ref()),
                         ),
                         (
                             format!("{arm}.latency_buckets"),
-                            "latency_buckets",
                             over.and_then(|o| o.latency_buckets.as_ref()),
                         ),
                     ]
                 }),
         ) {
             if let Some(text) = text {
-                validate_query(kind, text).map_err(|why| field_err(&field, why))?;
+                validate_query(text).map_err(|why| field_err(&field, why))?;
             }
         }
+        let process_labels = match file.process_labels.take() {
+            None => vec!["job".to_owned(), "instance".to_owned()],
+            Some(labels) => {
+                let bad = labels.iter().find(|l| {
+                    let mut chars = l.chars();
+                    !(matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                        || l.as_str() == "le"
+                });
+                if labels.is_empty() || bad.is_some() {
+                    return Err(field_err(
+                        "process_labels",
+                        format!("{labels:?} must be one or more label names other than `le`"),
+                    ));
+                }
+                labels
+            }
+        };
         let base = ArmQueries {
             requests: file.requests,
             errors: file.errors,
@@ -326,6 +339,7 @@ impl Template {
             description: file.description.trim().to_owned(),
             assumes: file.assumes.trim().to_owned(),
             latency_unit: file.latency_unit,
+            process_labels,
             source: source.to_owned(),
             canary: merge(file.canary),
             primary: merge(file.primary),
@@ -360,19 +374,17 @@ impl Template {
         self.latency_unit
     }
 
-    /// Renders the three queries of one arm with escaped values.
+    /// The labels that name one process; counters are summed within each.
+    pub fn process_labels(&self) -> &[String] {
+        &self.process_labels
+    }
+
+    /// Renders the three selectors of one arm with escaped values.
     pub fn render(
         &self,
         arm: Arm,
         input: &RenderInput<'_>,
     ) -> Result<RenderedQueries, TemplateError> {
-        let millis = input.interval.as_millis();
-        if millis == 0 {
-            return Err(TemplateError::BadInterval {
-                template: self.name.clone(),
-                interval: input.interval,
-            });
-        }
         let workload = match arm {
             Arm::Canary => input.target.as_str().to_owned(),
             Arm::Primary => format!("{}-primary", input.target),
@@ -384,7 +396,6 @@ impl Template {
             workload: &workload,
             service: service.as_str(),
             arm: arm.as_str(),
-            interval: format!("{millis}ms"),
             variables: Some(&input.variables.custom),
         };
         let queries = self.queries(arm);
@@ -557,14 +568,13 @@ mod tests {
         RenderInput {
             namespace: ns,
             target,
-            interval: Duration::from_millis(61_234),
             variables: vars,
         }
     }
 
     fn template(requests: &str) -> Result<Template, TemplateError> {
         let yaml = format!(
-            "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: |\n  {requests}\nerrors: 'sum(increase(e[{{{{ interval }}}}]))'\nlatency_buckets: 'sum by (le) (increase(b_bucket[{{{{interval}}}}]))'\n"
+            "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: |\n  {requests}\nerrors: 'e'\nlatency_buckets: 'b_bucket'\n"
         );
         Template::parse("test.yaml", None, &yaml)
     }
@@ -604,10 +614,11 @@ mod tests {
             for arm in [Arm::Canary, Arm::Primary] {
                 let q = t.render(arm, &input(&ns, &target, &vars)).unwrap();
                 for text in [&q.requests, &q.errors, &q.latency_buckets] {
-                    assert!(text.contains("[61234ms]"), "{}: {text}", t.name());
                     assert!(!text.contains("{{"), "{}: {text}", t.name());
+                    assert!(!text.contains("increase"), "{}: {text}", t.name());
                     check_structure(text).unwrap();
                 }
+                assert!(q.latency_buckets.contains("_bucket"), "{}", t.name());
             }
         }
     }
@@ -638,53 +649,41 @@ mod tests {
 
     #[test]
     fn spaces_inside_braces_are_optional() {
-        let t =
-            template("sum(increase(r{a=\"{{namespace}}\",b=\"{{   target }}\"}[{{interval}}]))")
-                .unwrap();
+        let t = template("r{a=\"{{namespace}}\",b=\"{{   target }}\"}").unwrap();
         let (ns, target) = names();
         let vars = TemplateVariables::default();
         let q = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
-        assert_eq!(
-            q.requests,
-            "sum(increase(r{a=\"test\",b=\"podinfo\"}[61234ms]))"
-        );
+        assert_eq!(q.requests, "r{a=\"test\",b=\"podinfo\"}");
     }
 
     #[test]
     fn variable_values_are_escaped_and_cannot_end_the_string() {
-        let t = template("sum(increase(r{a=\"{{ variables.x }}\"}[{{ interval }}]))").unwrap();
+        let t = template("r{a=\"{{ variables.x }}\"}").unwrap();
         let (ns, target) = names();
         let mut vars = TemplateVariables::default();
         vars.custom
             .insert("x".to_string(), "x\"} or vector(1) #\\\n".to_string());
         let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
-        assert_eq!(
-            q.requests,
-            r#"sum(increase(r{a="x\"} or vector(1) #\\\n"}[61234ms]))"#
-        );
+        assert_eq!(q.requests, r#"r{a="x\"} or vector(1) #\\\n"}"#);
         // The rendered query still has exactly one string literal and balanced brackets.
         check_structure(&q.requests).unwrap();
     }
 
     #[test]
     fn regex_matcher_values_match_literally() {
-        let t = template("sum(increase(r{a=~\"{{ variables.x }}-.*\"}[{{ interval }}]))").unwrap();
+        let t = template("r{a=~\"{{ variables.x }}-.*\"}").unwrap();
         let (ns, target) = names();
         let mut vars = TemplateVariables::default();
         vars.custom.insert("x".to_string(), ".*|a".to_string());
         let q = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
-        assert_eq!(
-            q.requests,
-            r#"sum(increase(r{a=~"\\.\\*\\|a-.*"}[61234ms]))"#
-        );
+        assert_eq!(q.requests, r#"r{a=~"\\.\\*\\|a-.*"}"#);
     }
 
     #[test]
     fn service_is_flaggers_apex_service_and_arm_names_the_arm() {
-        let t = template(
-            "sum(increase(r{w=\"{{ workload }}\",s=\"{{ service }}\",a=\"{{ service }}-{{ arm }}\"}[{{ interval }}]))",
-        )
-        .unwrap();
+        let t =
+            template("r{w=\"{{ workload }}\",s=\"{{ service }}\",a=\"{{ service }}-{{ arm }}\"}")
+                .unwrap();
         let (ns, target) = names();
         let vars = TemplateVariables::default();
         let c = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
@@ -713,7 +712,7 @@ mod tests {
 
     #[test]
     fn refuses_unknown_variables() {
-        let err = template("sum(increase(r{a=\"{{ name }}\"}[{{ interval }}]))").unwrap_err();
+        let err = template("r{a=\"{{ name }}\"}").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("unknown variable"), "{text}");
         assert!(text.contains("field `requests`"), "{text}");
@@ -723,10 +722,10 @@ mod tests {
     #[test]
     fn refuses_placeholders_outside_double_quotes() {
         for bad in [
-            "sum(increase(r{a={{ namespace }}}[{{ interval }}]))",
-            "sum(increase(r{a='{{ namespace }}'}[{{ interval }}]))",
-            "sum(increase(r[{{ interval }}])) + {{ variables.x }}",
-            "sum(increase(r{a=\"{{ interval }}\"}[5m]))",
+            "r{a={{ namespace }}}",
+            "r{a='{{ namespace }}'}",
+            "r + {{ variables.x }}",
+            "r{a=\"{{ interval }}\"}",
         ] {
             let err = template(bad).unwrap_err().to_string();
             assert!(err.contains("field `requests`"), "{bad}: {err}");
@@ -734,21 +733,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_structural_mistakes() {
+    fn refuses_structural_mistakes_and_the_old_increase_form() {
         for (bad, why) in [
+            ("r{a=\"{{ namespace }}\"", "never closed"),
+            ("r{a=\"{{ namespace }}\"]", "closes"),
+            ("r{a=\"{{ namespace }\"}", "never closed by"),
             (
-                "sum(increase(r{a=\"{{ namespace }}\"}[{{ interval }}])",
-                "never closed",
+                "sum(increase(r{a=\"{{ namespace }}\"}[{{ interval }}]))",
+                "no longer used",
             ),
-            (
-                "sum(increase(r{a=\"{{ namespace }}\"][{{ interval }}]))",
-                "closes",
-            ),
-            ("sum(increase(r{a=\"{{ namespace }}\"}[5m]))", "interval"),
-            (
-                "sum(increase(r{a=\"{{ namespace }\"}[{{ interval }}]))",
-                "never closed by",
-            ),
+            ("sum(increase(r{a=\"{{ namespace }}\"}[5m]))", "increase()"),
+            ("sum by (le) (b_bucket)", "series selector"),
         ] {
             let err = template(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
@@ -756,20 +751,8 @@ mod tests {
     }
 
     #[test]
-    fn latency_query_must_group_by_le() {
-        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum(increase(b_bucket[{{ interval }}]))'\n";
-        let err = Template::parse("t.yaml", None, yaml)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("latency_buckets") && err.contains("by (le)"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn unknown_yaml_fields_and_name_mismatch_are_errors() {
-        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'r'\nerrors: 'e'\nlatency_buckets: 'b_bucket'\n";
         let typo = format!("{yaml}latency_units: seconds\n");
         let err = Template::parse("t.yaml", None, &typo)
             .unwrap_err()
@@ -783,7 +766,7 @@ mod tests {
 
     #[test]
     fn missing_variable_value_is_an_error_at_render() {
-        let t = template("sum(increase(r{a=\"{{ variables.route }}\"}[{{ interval }}]))").unwrap();
+        let t = template("r{a=\"{{ variables.route }}\"}").unwrap();
         let (ns, target) = names();
         let vars = TemplateVariables::default();
         let err = t
@@ -793,21 +776,8 @@ mod tests {
     }
 
     #[test]
-    fn zero_interval_is_refused() {
-        let t = template("sum(increase(r[{{ interval }}]))").unwrap();
-        let (ns, target) = names();
-        let vars = TemplateVariables::default();
-        let mut i = input(&ns, &target, &vars);
-        i.interval = Duration::from_micros(500);
-        assert!(matches!(
-            t.render(Arm::Canary, &i),
-            Err(TemplateError::BadInterval { .. })
-        ));
-    }
-
-    #[test]
     fn per_arm_override_replaces_only_that_arm() {
-        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r{c!=\"\"}[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\nprimary:\n  requests: 'sum(increase(r{c=\"\"}[{{ interval }}]))'\n";
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'r{c!=\"\"}'\nerrors: 'e'\nlatency_buckets: 'b_bucket'\nprimary:\n  requests: 'r{c=\"\"}'\n";
         let t = Template::parse("t.yaml", None, yaml).unwrap();
         let (ns, target) = names();
         let vars = TemplateVariables::default();
@@ -819,8 +789,24 @@ mod tests {
     }
 
     #[test]
+    fn process_labels_default_to_the_scrape_target_and_are_checked() {
+        let t = template("r").unwrap();
+        assert_eq!(t.process_labels(), ["job", "instance"]);
+        let base = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: r\nerrors: e\nlatency_buckets: b_bucket\n";
+        let own =
+            Template::parse("t.yaml", None, &format!("{base}process_labels: [pod]\n")).unwrap();
+        assert_eq!(own.process_labels(), ["pod"]);
+        for bad in ["[]", "[le]", "['a-b']"] {
+            let err = Template::parse("t.yaml", None, &format!("{base}process_labels: {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("process_labels"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn broken_override_names_the_arm_field() {
-        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\nprimary:\n  errors: 'sum(increase(e[{{ interval }}])'\n";
+        let yaml = "name: t\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'r'\nerrors: 'e'\nlatency_buckets: 'b_bucket'\nprimary:\n  errors: 'e{a=\"1\"'\n";
         let err = Template::parse("t.yaml", None, yaml)
             .unwrap_err()
             .to_string();
@@ -830,7 +816,7 @@ mod tests {
     #[test]
     fn directory_overrides_and_adds_to_builtins() {
         let dir = tempfile::tempdir().unwrap();
-        let istio = "name: istio\ndescription: custom\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        let istio = "name: istio\ndescription: custom\nassumes: a\nlatency_unit: seconds\nrequests: 'r'\nerrors: 'e'\nlatency_buckets: 'b_bucket'\n";
         std::fs::write(dir.path().join("istio.yaml"), istio).unwrap();
         std::fs::write(
             dir.path().join("mine.yml"),
@@ -852,7 +838,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("..data");
         std::fs::create_dir(&data).unwrap();
-        let mine = "name: mine\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        let mine = "name: mine\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'r'\nerrors: 'e'\nlatency_buckets: 'b_bucket'\n";
         std::fs::write(data.join("mine.yaml"), mine).unwrap();
         std::os::unix::fs::symlink(data.join("mine.yaml"), dir.path().join("mine.yaml")).unwrap();
         let set = TemplateSet::from_dir(dir.path()).unwrap();
@@ -862,7 +848,7 @@ mod tests {
     #[test]
     fn broken_file_in_directory_names_file_and_field() {
         let dir = tempfile::tempdir().unwrap();
-        let bad = "name: bad\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'sum(increase(r{a=\"{{ nope }}\"}[{{ interval }}]))'\nerrors: 'sum(increase(e[{{ interval }}]))'\nlatency_buckets: 'sum by (le) (increase(b[{{ interval }}]))'\n";
+        let bad = "name: bad\ndescription: d\nassumes: a\nlatency_unit: seconds\nrequests: 'r{a=\"{{ nope }}\"}'\nerrors: 'e'\nlatency_buckets: 'b_bucket'\n";
         std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
         let err = TemplateSet::load_dir(dir.path()).unwrap_err().to_string();
         assert!(

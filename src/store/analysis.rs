@@ -64,6 +64,8 @@ pub struct NewAnalysis {
     pub settings: AnalysisSettings,
     /// When it opened.
     pub started_at: Millis,
+    /// The counters read when it opened (JSON, opaque here): the first look's baseline.
+    pub baseline: Option<String>,
 }
 
 /// One analysis: one canary revision.
@@ -83,6 +85,9 @@ pub struct Analysis {
     pub started_at: Millis,
     /// When it ended, once it has.
     pub finished_at: Option<Millis>,
+    /// The counters the first look is differenced against (JSON, opaque here); `None`
+    /// for analyses opened before counters were kept.
+    pub baseline: Option<String>,
 }
 
 impl Analysis {
@@ -124,6 +129,7 @@ impl FromRow<'_, AnyRow> for Analysis {
             status_reason: row.try_get("status_reason")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
+            baseline: row.try_get("baseline")?,
         })
     }
 }
@@ -192,8 +198,8 @@ impl Store {
         let settings = serde_json::to_string(&new.settings)
             .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
         let inserted = sqlx::query_as(
-            "INSERT INTO analysis (namespace, name, checksum, settings, status, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO analysis (namespace, name, checksum, settings, status, started_at, baseline) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (namespace, name, checksum) DO NOTHING RETURNING *",
         )
         .bind(&new.key.namespace)
@@ -201,7 +207,8 @@ impl Store {
         .bind(&new.key.checksum)
         .bind(settings)
         .bind(AnalysisStatus::Running)
-        .bind(new.started_at);
+        .bind(new.started_at)
+        .bind(new.baseline.as_deref());
         if let Some(created) = self.optional(inserted).await? {
             return Ok((created, true));
         }
@@ -213,6 +220,27 @@ impl Store {
                 new.key
             ))),
         }
+    }
+
+    /// Sets the baseline of an analysis that has none (one opened before counters were
+    /// kept); an existing baseline is never replaced. The analysis as it stands after.
+    pub async fn record_baseline(
+        &self,
+        id: AnalysisId,
+        baseline: &str,
+    ) -> Result<Option<Analysis>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let set = sqlx::query_as(
+            "UPDATE analysis SET baseline = $1 WHERE id = $2 AND baseline IS NULL RETURNING *",
+        )
+        .bind(baseline)
+        .bind(id);
+        let analysis = match tx.optional(set).await? {
+            Some(updated) => Some(updated),
+            None => tx.optional(by_id(id)).await?,
+        };
+        tx.commit().await?;
+        Ok(analysis)
     }
 
     /// The analysis of one canary revision, if it was opened.

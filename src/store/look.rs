@@ -83,6 +83,9 @@ pub struct NewLook {
     pub reason: String,
     /// The judge's evidence after this look (JSON).
     pub evidence: String,
+    /// Both arms' counters per series as this look read them (JSON, opaque here): the
+    /// next look's counts are the differences to them. `None` in looks stored before.
+    pub counters: Option<String>,
 }
 
 impl FromRow<'_, AnyRow> for NewLook {
@@ -97,6 +100,7 @@ impl FromRow<'_, AnyRow> for NewLook {
             verdict: row.try_get("verdict")?,
             reason: row.try_get("reason")?,
             evidence: row.try_get("evidence")?,
+            counters: row.try_get("counters")?,
         })
     }
 }
@@ -158,8 +162,8 @@ impl Store {
             "INSERT INTO look (analysis_id, seq, window_start, window_end, \
              canary_requests, canary_errors, canary_slower, canary_slow, canary_slo_slow, \
              primary_requests, primary_errors, primary_slower, primary_slow, primary_slo_slow, \
-             verdict, reason, evidence, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10, 0, 0, $11, $12, $13, $14) \
+             verdict, reason, evidence, counters, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10, 0, 0, $11, $12, $13, $14, $15) \
              ON CONFLICT (analysis_id, seq) DO NOTHING RETURNING *",
         )
         .bind(new.analysis_id)
@@ -174,6 +178,7 @@ impl Store {
             .bind(new.verdict.as_str())
             .bind(new.reason.as_str())
             .bind(new.evidence.as_str())
+            .bind(new.counters.as_deref())
             .bind(now_millis());
         let Some(look) = tx.optional(insert).await? else {
             let existing = "SELECT * FROM look WHERE analysis_id = $1 AND seq = $2";

@@ -103,6 +103,7 @@ fn new_analysis(namespace: &str, name: &str, checksum: &str, started_at: i64) ->
         },
         settings: settings(name),
         started_at,
+        baseline: None,
     }
 }
 

@@ -56,6 +56,42 @@ pub(crate) async fn looks_are_ordered_and_round_trip(ctx: &Ctx) {
     assert!(ds.iter().all(|d| d.decision.analysis_id == Some(a.id)));
 }
 
+pub(crate) async fn a_baseline_is_recorded_once_and_never_replaced(ctx: &Ctx) {
+    let s = &ctx.store;
+    let opened = analysis("podinfo", "abc123");
+    let (a, _) = s.open_analysis(&opened).await.expect("open");
+    assert_eq!(a.baseline, opened.baseline, "the opening reading is kept");
+    // An analysis opened without one (before counters were kept) gets one, once.
+    let (old, _) = s
+        .open_analysis(&NewAnalysis {
+            baseline: None,
+            ..analysis("legacy", "abc123")
+        })
+        .await
+        .expect("open");
+    assert_eq!(old.baseline, None);
+    let set = s.record_baseline(old.id, "{\"at\":1}").await.expect("set");
+    assert_eq!(set.and_then(|a| a.baseline).as_deref(), Some("{\"at\":1}"));
+    let again = s
+        .record_baseline(old.id, "{\"at\":2}")
+        .await
+        .expect("set again");
+    assert_eq!(
+        again.and_then(|a| a.baseline).as_deref(),
+        Some("{\"at\":1}")
+    );
+    let kept = s
+        .record_baseline(a.id, "{\"at\":3}")
+        .await
+        .expect("set on opened");
+    assert_eq!(kept.and_then(|a| a.baseline), opened.baseline);
+    assert!(s
+        .record_baseline(AnalysisId::new(424_242), "{}")
+        .await
+        .expect("missing")
+        .is_none());
+}
+
 pub(crate) async fn record_look_conflict_writes_nothing(ctx: &Ctx) {
     let s = &ctx.store;
     let (a, _) = s

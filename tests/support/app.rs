@@ -81,6 +81,8 @@ pub struct AppOptions {
     pub prometheus_timeout: Duration,
     /// `load.*`: what the load-test hook may target and how much.
     pub load: LoadPolicy,
+    /// How often the test Prometheus scrapes the exporter (whole seconds).
+    pub scrape_interval: Duration,
 }
 
 impl AppOptions {
@@ -149,6 +151,7 @@ impl Default for AppOptions {
             namespace_allow: None,
             prometheus_timeout: Duration::from_secs(2),
             load: LoadPolicy::default(),
+            scrape_interval: Duration::from_secs(1),
         }
     }
 }
@@ -237,8 +240,10 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         Sli::Prometheus => {
             let exporter = TestExporter::start().await;
             let targets = [exporter.addr()];
-            let (prometheus, db) =
-                tokio::join!(TestPrometheus::start(&targets), TestDb::new(options.store));
+            let (prometheus, db) = tokio::join!(
+                TestPrometheus::start_scraping_every(&targets, options.scrape_interval),
+                TestDb::new(options.store)
+            );
             (
                 Sources::Prometheus(Box::new(Scraped {
                     exporter,

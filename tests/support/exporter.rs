@@ -253,11 +253,22 @@ impl Rng {
 
 type Arms = BTreeMap<(String, String), ArmState>;
 
+/// What one `/metrics` answer held: when it was served (Unix ms) and each visible arm's
+/// totals, keyed by (namespace, workload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// When the answer was rendered.
+    pub at_ms: i64,
+    /// The counters it reported.
+    pub totals: BTreeMap<(String, String), Totals>,
+}
+
 /// The running exporter.
 #[derive(Debug)]
 pub struct TestExporter {
     addr: SocketAddr,
     arms: Arc<Mutex<Arms>>,
+    served: Arc<Mutex<Vec<Served>>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     ticker: JoinHandle<()>,
@@ -272,6 +283,7 @@ impl TestExporter {
     /// Binds 127.0.0.1:0 and starts serving and counting.
     pub async fn start() -> Self {
         let arms: Arc<Mutex<Arms>> = Arc::default();
+        let served: Arc<Mutex<Vec<Served>>> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the test exporter");
@@ -281,8 +293,23 @@ impl TestExporter {
                 "/metrics",
                 get({
                     let arms = arms.clone();
+                    let served = served.clone();
                     move || {
-                        let text = render(&lock(&arms));
+                        let arms = lock(&arms);
+                        let text = render(&arms);
+                        let totals = arms
+                            .iter()
+                            .filter(|(_, arm)| arm.visible)
+                            .map(|(key, arm)| (key.clone(), arm.totals()))
+                            .collect();
+                        drop(arms);
+                        served
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push(Served {
+                                at_ms: unix_millis(),
+                                totals,
+                            });
                         async move {
                             ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
                         }
@@ -319,6 +346,7 @@ impl TestExporter {
         Self {
             addr,
             arms,
+            served,
             shutdown: Some(tx),
             server: Some(server),
             ticker,
@@ -357,6 +385,25 @@ impl TestExporter {
         lock(&self.arms)
             .get(&(namespace.to_owned(), workload.to_owned()))
             .map(ArmState::totals)
+    }
+
+    /// Every `/metrics` answer so far, oldest first: what Prometheus scraped.
+    pub fn served(&self) -> Vec<Served> {
+        self.served
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// What a process restart does to the exporter's counters: every arm counts from 0
+    /// again (the address, the profiles and the traffic stay).
+    pub fn restart_counters(&self) {
+        let now = Instant::now();
+        for arm in lock(&self.arms).values_mut() {
+            arm.base = Totals::empty();
+            arm.segment = 0.0;
+            arm.redraw(now);
+        }
     }
 
     /// Stops serving and counting.
@@ -406,11 +453,14 @@ fn render(arms: &Arms) -> String {
             "istio_requests_total{{{l},response_code=\"200\"}} {}",
             t.requests - t.errors
         );
-        let _ = writeln!(
-            out,
-            "istio_requests_total{{{l},response_code=\"500\"}} {}",
-            t.errors
-        );
+        // Like a real sidecar, the 5xx series appears with the first error.
+        if t.errors > 0 {
+            let _ = writeln!(
+                out,
+                "istio_requests_total{{{l},response_code=\"500\"}} {}",
+                t.errors
+            );
+        }
     }
     out.push_str("# HELP istio_request_duration_milliseconds Request duration.\n");
     out.push_str("# TYPE istio_request_duration_milliseconds histogram\n");
@@ -438,4 +488,10 @@ fn render(arms: &Arms) -> String {
         );
     }
     out
+}
+
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,5 +1,5 @@
 //! A real Prometheus server for integration tests: a temporary data directory, a 1 s
-//! scrape interval, a free port on 127.0.0.1, killed when dropped.
+//! scrape interval (or another one), a free port on 127.0.0.1, killed when dropped.
 //!
 //! The binary is `/usr/bin/prometheus` (Debian's `prometheus` package) unless
 //! `VERDICT_TEST_PROMETHEUS` names another.
@@ -28,6 +28,12 @@ impl TestPrometheus {
     /// Starts Prometheus scraping `targets` every second; returns once it is ready and has
     /// scraped every target successfully at least once.
     pub async fn start(targets: &[SocketAddr]) -> Self {
+        Self::start_scraping_every(targets, Duration::from_secs(1)).await
+    }
+
+    /// Starts Prometheus scraping `targets` every `interval` (whole seconds); returns once
+    /// it is ready and has scraped every target successfully at least once.
+    pub async fn start_scraping_every(targets: &[SocketAddr], interval: Duration) -> Self {
         let binary = std::env::var_os("VERDICT_TEST_PROMETHEUS")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
@@ -44,8 +50,9 @@ impl TestPrometheus {
             .map(|t| format!("\"{t}\""))
             .collect::<Vec<_>>()
             .join(", ");
+        let seconds = interval.as_secs().max(1);
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: verdict-test\n    static_configs:\n      - targets: [{list}]\n"
+            "global:\n  scrape_interval: {seconds}s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: verdict-test\n    static_configs:\n      - targets: [{list}]\n"
         );
         std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus.yml");
         let port = free_port();

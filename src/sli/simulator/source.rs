@@ -14,7 +14,8 @@ use super::{
     Simulator, Workload,
 };
 use crate::domain::{CanaryName, Millis, Namespace};
-use crate::sli::{ArmCounts, ArmPair, SliError, SliSource, SliTarget};
+use crate::sli::counters::le_key;
+use crate::sli::{ArmCounters, ArmCounts, ArmPair, Counters, SliError, SliSource, SliTarget};
 
 /// One simulated service of [`SimulatedSli`]: what its canary does differently.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,9 +249,39 @@ fn difference(later: &ArmIncrement, earlier: &ArmIncrement) -> ArmIncrement {
     }
 }
 
-#[async_trait]
-impl SliSource for SimulatedSli {
-    async fn window(
+/// One arm's cumulative counters as a single series (the simulated service is one process
+/// that never restarts); like a real exporter it has no request series before its first
+/// request and no error series before its first error.
+fn arm_counters(cumulative: &ArmIncrement, bounds: &[f64], sampled_at: Millis) -> ArmCounters {
+    const SERIES: &str = "instance=simulator";
+    if cumulative.requests == 0 {
+        return ArmCounters::default();
+    }
+    let one = |v: f64| [(SERIES.to_owned(), v)].into_iter().collect();
+    ArmCounters {
+        sampled_at: Some(sampled_at),
+        requests: one(cumulative.requests as f64),
+        errors: if cumulative.errors > 0 {
+            one(cumulative.errors as f64)
+        } else {
+            Default::default()
+        },
+        buckets: cumulative
+            .cumulative(bounds)
+            .into_iter()
+            .map(|b| (le_key(b.le), one(b.count)))
+            .collect(),
+    }
+}
+
+impl SimulatedSli {
+    /// Wall-clock time of a simulated step: when its counters were "scraped".
+    fn time_of(&self, step: u64) -> Millis {
+        self.config.origin + (step as f64 * self.step_s / self.config.time_scale * 1000.0) as Millis
+    }
+
+    /// Counts of both arms over `(start, end]` at step resolution (`cum(end) − cum(start)`).
+    pub async fn window(
         &self,
         target: &SliTarget,
         start: Millis,
@@ -289,6 +320,41 @@ impl SliSource for SimulatedSli {
         Ok(ArmPair {
             canary: arm_counts(&difference(&late.canary, &early.canary), bounds),
             primary: arm_counts(&difference(&late.primary, &early.primary), bounds),
+        })
+    }
+}
+
+#[async_trait]
+impl SliSource for SimulatedSli {
+    async fn counters(&self, target: &SliTarget, at: Millis) -> Result<Counters, SliError> {
+        if at <= self.config.origin {
+            return Err(SliError::NoData {
+                arm: "canary",
+                detail: "the reading is before the simulation started".into(),
+            });
+        }
+        let step = self.step_of(at);
+        let sampled_at = self.time_of(step);
+        let mut services = self.lock();
+        let state = services
+            .get_mut(&(target.namespace.clone(), target.target.clone()))
+            .ok_or_else(|| SliError::NoData {
+                arm: "primary",
+                detail: format!(
+                    "no simulated service {}/{}",
+                    target.namespace, target.target
+                ),
+            })?;
+        state.advance_to(step, self.step_s, self.retention_steps);
+        let now = state.at(step).ok_or_else(|| SliError::NoData {
+            arm: "primary",
+            detail: "the reading is before the simulator's retention".into(),
+        })?;
+        let bounds = &state.sim.workload().bucket_bounds;
+        Ok(Counters {
+            read_at: at,
+            canary: arm_counters(&now.canary, bounds, sampled_at),
+            primary: arm_counters(&now.primary, bounds, sampled_at),
         })
     }
 
@@ -419,6 +485,25 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again, ab);
+    }
+
+    #[tokio::test]
+    async fn differenced_counters_equal_the_window_and_stale_readings_say_so() {
+        let (sli, target) = demo_source(3);
+        let (a, b) = (1_010_000, 1_070_000);
+        let first = sli.counters(&target, a).await.unwrap();
+        let second = sli.counters(&target, b).await.unwrap();
+        let window = sli.window(&target, a, b).await.unwrap();
+        match second.since(&first) {
+            crate::sli::Increments::Counts(pair) => assert_eq!(pair, window),
+            other => panic!("expected counts, got {other:?}"),
+        }
+        // Within one simulated step nothing new was "scraped".
+        let same_step = sli.counters(&target, b + 1).await.unwrap();
+        assert!(matches!(
+            same_step.since(&second),
+            crate::sli::Increments::NoNewSample { .. }
+        ));
     }
 
     #[tokio::test]

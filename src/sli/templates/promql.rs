@@ -3,26 +3,69 @@
 
 use std::collections::BTreeMap;
 
-/// Checks one query statically (placeholders, quoting, shape) and by rendering it with
-/// sample values and checking the result's structure.
-pub(super) fn validate_query(kind: &str, text: &str) -> Result<(), String> {
+/// Checks one query statically (placeholders, quoting) and by rendering it with sample
+/// values and checking that the result is a series selector.
+pub(super) fn validate_query(text: &str) -> Result<(), String> {
     let pieces = scan(text)?;
-    if !pieces
-        .iter()
-        .any(|p| matches!(p, Piece::Var(Var::Interval, _)))
-    {
-        return Err(
-            "never uses {{ interval }}; every query must count over the window, e.g. increase(x[{{ interval }}])".into(),
-        );
-    }
-    if kind == "latency_buckets" && !groups_by_le(text) {
-        return Err(
-            "must aggregate `sum by (le) (…)` so that one bucket per boundary comes back".into(),
-        );
-    }
     let rendered = render_pieces(&pieces, &sample_values())
         .map_err(|name| format!("cannot render variable {name:?} with sample values"))?;
-    check_structure(&rendered).map_err(|why| format!("{why} in {rendered:?}"))
+    check_structure(&rendered).map_err(|why| format!("{why} in {rendered:?}"))?;
+    check_selector(&rendered)
+}
+
+/// A series selector, `metric{label="value", …}`, and nothing else: verdict reads each
+/// series' cumulative counter and computes the increments itself (docs/operations.md,
+/// "Where the counts come from"). Functions and ranges are refused, with the old
+/// `increase()` form named, since `increase()` extrapolates and loses a new series' first
+/// increment.
+fn check_selector(query: &str) -> Result<(), String> {
+    let code = outside_strings(query);
+    if code.contains(['(', ')', '[', ']']) {
+        return Err(format!(
+            "must be a series selector like `metric{{label=\"…\"}}`, got {query:?}: verdict reads the counters per series and computes each look's increments itself, so sum(), increase(), rate() and ranges are not used (templates in the old increase() form extrapolate; see docs/operations.md)"
+        ));
+    }
+    let trimmed = code.trim();
+    let name_end = trimmed
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(trimmed.len());
+    let (name, rest) = trimmed.split_at(name_end);
+    let rest = rest.trim();
+    let selector_ok = (rest.is_empty() && !name.is_empty())
+        || (rest.starts_with('{') && rest.ends_with('}') && rest.matches('{').count() == 1);
+    let name_ok = name.is_empty() || name.starts_with(|c: char| !c.is_ascii_digit());
+    if !(selector_ok && name_ok) {
+        return Err(format!(
+            "must be one series selector like `metric{{label=\"…\"}}`, got {query:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The query with the contents of its string literals blanked out.
+fn outside_strings(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut chars = query.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' && q != '`' {
+                    chars.next();
+                } else if c == q {
+                    quote = None;
+                    out.push(c);
+                }
+            }
+            None => {
+                if matches!(c, '"' | '\'' | '`') {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// A variable a template may use.
@@ -33,7 +76,6 @@ pub(super) enum Var {
     Workload,
     Service,
     Arm,
-    Interval,
     Variable(String),
 }
 
@@ -42,7 +84,6 @@ pub(super) enum Var {
 pub(super) enum Context {
     String,
     RegexString,
-    Range,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +98,6 @@ pub(super) struct Values<'a> {
     pub(super) workload: &'a str,
     pub(super) service: &'a str,
     pub(super) arm: &'a str,
-    pub(super) interval: String,
     /// `None` while validating: any `variables.x` renders as a sample.
     pub(super) variables: Option<&'a BTreeMap<String, String>>,
 }
@@ -69,7 +109,6 @@ pub(super) fn sample_values() -> Values<'static> {
         workload: "sample-primary",
         service: "sample",
         arm: "primary",
-        interval: "60000ms".into(),
         variables: None,
     }
 }
@@ -89,8 +128,6 @@ pub(super) fn scan(text: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut literal = String::new();
     let mut state = State::Code;
-    // Open brackets outside strings, to know whether `{{ interval }}` sits in a range.
-    let mut open: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i..].starts_with(b"{{") {
@@ -102,19 +139,15 @@ pub(super) fn scan(text: &str) -> Result<Vec<Piece>, String> {
                 return Err("a `{{` is never closed by `}}`".into());
             }
             let var = parse_var(inner)?;
-            let context = match (state, &var) {
-                (State::Code, Var::Interval) if open.last() == Some(&b'[') => Context::Range,
-                (_, Var::Interval) => {
-                    return Err("`{{ interval }}` may only be used inside a range, like `[{{ interval }}]`".into())
-                }
-                (State::Double { regex: false }, _) => Context::String,
-                (State::Double { regex: true }, _) => Context::RegexString,
-                (State::Single | State::Backtick, _) => {
+            let context = match state {
+                State::Double { regex: false } => Context::String,
+                State::Double { regex: true } => Context::RegexString,
+                State::Single | State::Backtick => {
                     return Err(format!(
                         "`{{{{ {inner} }}}}` is in a single-quoted or backtick string; use double quotes so its value can be escaped"
                     ))
                 }
-                (State::Code | State::Comment, _) => {
+                State::Code | State::Comment => {
                     return Err(format!(
                         "`{{{{ {inner} }}}}` must be inside a double-quoted label value, like `label=\"{{{{ {inner} }}}}\"`"
                     ))
@@ -138,10 +171,6 @@ pub(super) fn scan(text: &str) -> Result<Vec<Piece>, String> {
                 b'\'' => state = State::Single,
                 b'`' => state = State::Backtick,
                 b'#' => state = State::Comment,
-                b'(' | b'[' | b'{' => open.push(c),
-                b')' | b']' | b'}' => {
-                    open.pop();
-                }
                 _ => {}
             },
             State::Double { .. } | State::Single => {
@@ -186,12 +215,14 @@ fn parse_var(inner: &str) -> Result<Var, String> {
         "workload" => Var::Workload,
         "service" => Var::Service,
         "arm" => Var::Arm,
-        "interval" => Var::Interval,
+        "interval" => return Err(
+            "`{{ interval }}` is no longer used: write the series selector alone (e.g. `metric{label=\"{{ workload }}\"}`); verdict reads the counters at each look and computes the increments itself (docs/operations.md)".into()
+        ),
         other => match other.strip_prefix("variables.") {
             Some(key) if is_variable_key(key) => Var::Variable(key.to_owned()),
             _ => {
                 return Err(format!(
-                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, arm, interval, variables.<key>"
+                    "unknown variable `{{{{ {other} }}}}`; known: namespace, target, workload, service, arm, variables.<key>"
                 ))
             }
         },
@@ -220,15 +251,12 @@ pub(super) fn render_pieces(pieces: &[Piece], values: &Values<'_>) -> Result<Str
                     Var::Workload => values.workload,
                     Var::Service => values.service,
                     Var::Arm => values.arm,
-                    Var::Interval => &values.interval,
                     Var::Variable(key) => match values.variables {
                         None => "sample",
                         Some(map) => map.get(key).ok_or_else(|| key.clone())?,
                     },
                 };
                 match context {
-                    // Produced by verdict itself (digits and "ms"), never from a payload.
-                    Context::Range => out.push_str(raw),
                     Context::String => out.push_str(&escape_string(raw)),
                     // regex::escape escapes every ASCII punctuation mark it might read specially;
                     // Prometheus' RE2 reads an escaped punctuation mark as itself, so the value
@@ -257,12 +285,6 @@ pub fn escape_string(value: &str) -> String {
         }
     }
     out
-}
-
-/// `sum by (le) (…)` or `sum(…) by (le)`, with any spacing.
-fn groups_by_le(text: &str) -> bool {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains("by(le)")
 }
 
 /// Balanced brackets outside strings and closed strings: the structural errors a typo
@@ -329,6 +351,28 @@ mod tests {
         assert_eq!(escape_string("a\nb\rc\td"), r"a\nb\rc\td");
         assert_eq!(escape_string("\u{0}"), r"\u0000");
         assert_eq!(escape_string("plain-name"), "plain-name");
+    }
+
+    #[test]
+    fn only_series_selectors_are_accepted() {
+        for good in [
+            "istio_requests_total",
+            r#"istio_requests_total{a="x", b=~"(y|z)[0-9]+"}"#,
+            r#"{__name__="x", a!="[("}"#,
+            "ns:metric_total { a = \"1\" }",
+        ] {
+            check_selector(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for (bad, why) in [
+            ("sum(increase(r[5m]))", "increase()"),
+            ("rate(r[1m])", "increase()"),
+            ("r offset 5m", "one series selector"),
+            ("r{a=\"1\"} + r", "one series selector"),
+            ("1e3", "one series selector"),
+        ] {
+            let err = check_selector(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

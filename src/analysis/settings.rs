@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
-use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue};
+use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue, Mode};
 
 /// Metadata keys every analysis hook understands.
 pub const ANALYSIS_KEYS: &[&str] = &[
@@ -30,6 +30,7 @@ pub const ANALYSIS_KEYS: &[&str] = &[
     "maxLooks",
     "maxDuration",
     "onInconclusive",
+    "mode",
 ];
 
 /// Prefix of template variables: `var.region: eu` fills `{{ variables.region }}`.
@@ -169,6 +170,8 @@ pub fn resolve(
         }
     };
 
+    let mode = mode_of(metadata, config)?;
+
     let mut variables = BTreeMap::new();
     for (key, value) in metadata {
         if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
@@ -194,7 +197,17 @@ pub fn resolve(
         min_step_requests,
         variables,
         manual_gates,
+        mode,
     })
+}
+
+/// The `mode` metadata key, or `defaults.mode` without it; a 400 naming the key for any
+/// other value.
+pub fn mode_of(metadata: &HashMap<String, String>, config: &Config) -> Result<Mode, SettingsError> {
+    match metadata.get("mode") {
+        Some(v) => Ok(Mode::parse(v.trim()).map_err(|why| invalid("mode", why))?),
+        None => Ok(config.defaults.mode),
+    }
 }
 
 fn judge_key(field: &str) -> &'static str {
@@ -331,6 +344,24 @@ mod tests {
     }
 
     #[test]
+    fn mode_from_metadata_or_the_default() {
+        let mut config = Config::default();
+        let s = resolve(&name(), &meta(&[]), &config).expect("defaults");
+        assert_eq!(s.mode, Mode::Enforce);
+        let s = resolve(&name(), &meta(&[("mode", "shadow")]), &config).expect("shadow");
+        assert_eq!(s.mode, Mode::Shadow);
+        config.defaults.mode = Mode::Shadow;
+        let s = resolve(&name(), &meta(&[("mode", "enforce")]), &config).expect("enforce");
+        assert_eq!(s.mode, Mode::Enforce);
+        let s = resolve(&name(), &meta(&[]), &config).expect("default shadow");
+        assert_eq!(s.mode, Mode::Shadow);
+        let err = resolve(&name(), &meta(&[("mode", "dry-run")]), &config)
+            .expect_err("bad mode")
+            .to_string();
+        assert!(err.contains("mode") && err.contains("dry-run"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = resolve(&name(), &meta(&[("alhpa", "0.1")]), &Config::default())
             .expect_err("typo")
@@ -351,6 +382,8 @@ mod tests {
             ("template", "../etc/passwd"),
             ("var.Bad-Name", "x"),
             ("var.ok", "line\nbreak"),
+            ("mode", "dry-run"),
+            ("mode", "Shadow"),
         ] {
             let err = resolve(&name(), &meta(&[(k, v)]), &Config::default());
             assert!(err.is_err(), "{k}={v:?} accepted");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::domain::{CanaryName, CanaryRef, Namespace};
+use crate::domain::{CanaryName, CanaryRef, Mode, Namespace};
 use crate::store::AnalysisStatus;
 
 /// Longest reason the API accepts (characters).
@@ -171,6 +171,9 @@ pub struct ListArgs {
     /// Only analyses in this state: running, failed, succeeded or aborted.
     #[arg(long, value_parser = parse_outcome)]
     pub outcome: Option<AnalysisStatus>,
+    /// Only analyses in this mode: enforce, or shadow (answers never blocked Flagger).
+    #[arg(long, value_parser = Mode::parse)]
+    pub mode: Option<Mode>,
     /// Only analyses started at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<String>,

@@ -167,7 +167,7 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
         if wide {
             headers.push("CHECKSUM");
         }
-        headers.extend(["STATUS", "STARTED", "FINISHED", "REASON"]);
+        headers.extend(["STATUS", "MODE", "STARTED", "FINISHED", "REASON"]);
         let mut t = Table::with_detail(headers, detail);
         for a in list {
             let mut row = vec![cell(field(a, "id")), canary_name(a)];
@@ -176,6 +176,7 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
             }
             row.extend([
                 cell(field(a, "status")),
+                cell(field(a, "mode")),
                 time(field(a, "started_at")),
                 time(field(a, "finished_at")),
                 cell(field(a, "status_reason")),
@@ -197,6 +198,9 @@ fn canary_name(v: &Value) -> String {
 pub fn analysis(v: &Value, detail: Detail) -> String {
     // The API nests the summary under `analysis`; older answers had it at the top.
     let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
+    if let Some(look) = field(v, "would_have_rolled_back_at_look").filter(|l| !l.is_null()) {
+        out.push_str(&format!("shadow:    would have rolled back at look {look}\n"));
+    }
     if let Some(settings) = field(v, "settings").filter(|s| !s.is_null()) {
         let text = match settings {
             Value::String(s) => s.clone(),
@@ -267,6 +271,7 @@ fn analysis_summary(a: &Value) -> String {
         ("canary", canary_name(a)),
         ("checksum", cell(field(a, "checksum"))),
         ("status", cell(field(a, "status"))),
+        ("mode", cell(field(a, "mode"))),
         ("reason", cell(field(a, "status_reason"))),
         ("started", time(field(a, "started_at"))),
         ("finished", time(field(a, "finished_at"))),
@@ -504,7 +509,7 @@ mod tests {
     fn analyses_list_shows_each_row_and_the_next_cursor() {
         let v = json!({"items": [
             {"id": 7, "namespace": "test", "name": "podinfo", "checksum": "85d557f47b",
-             "status": "running", "status_reason": null,
+             "status": "running", "status_reason": null, "mode": "shadow",
              "started_at": "2026-11-30T10:00:00Z", "finished_at": null},
             {"id": 6, "namespace": "test", "name": "podinfo", "checksum": "1234",
              "status": "failed", "status_reason": "error rate above the primary's",
@@ -513,11 +518,11 @@ mod tests {
         let text = analyses(&v, Detail::Normal);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].starts_with("ID  CANARY        STATUS   STARTED"),
+            lines[0].starts_with("ID  CANARY        STATUS   MODE    STARTED"),
             "{text}"
         );
         assert!(
-            lines[1].starts_with("7   test/podinfo  running  2026-11-30T10:00:00Z  -"),
+            lines[1].starts_with("7   test/podinfo  running  shadow  2026-11-30T10:00:00Z  -"),
             "{text}"
         );
         assert!(

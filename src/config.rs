@@ -677,7 +677,9 @@ mod tests {
             mode("mode = \"shadow\"").expect("shadow"),
             crate::domain::Mode::Shadow
         );
-        let err = mode("mode = \"dry-run\"").expect_err("bad mode").to_string();
+        let err = mode("mode = \"dry-run\"")
+            .expect_err("bad mode")
+            .to_string();
         assert!(
             err.contains("mode") && err.contains("dry-run") && err.contains("shadow"),
             "{err}"

@@ -77,8 +77,12 @@ impl Reply {
         } else if call.mode == Mode::Shadow {
             // The verdict stays the decision's; Flagger gets the status that lets it go
             // on, and the reason says what enforce mode would have answered.
-            if let Some((status, reason)) = shadow::answer(call.hook, self.outcome, &answer.reason) {
-                answer = Answer { status, ..Answer::new(call.hook, self.outcome, reason) };
+            if let Some((status, reason)) = shadow::answer(call.hook, self.outcome, &answer.reason)
+            {
+                answer = Answer {
+                    status,
+                    ..Answer::new(call.hook, self.outcome, reason)
+                };
             }
         }
         let decision = NewDecision {

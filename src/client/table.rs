@@ -199,7 +199,9 @@ pub fn analysis(v: &Value, detail: Detail) -> String {
     // The API nests the summary under `analysis`; older answers had it at the top.
     let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
     if let Some(look) = field(v, "would_have_rolled_back_at_look").filter(|l| !l.is_null()) {
-        out.push_str(&format!("shadow:    would have rolled back at look {look}\n"));
+        out.push_str(&format!(
+            "shadow:    would have rolled back at look {look}\n"
+        ));
     }
     if let Some(settings) = field(v, "settings").filter(|s| !s.is_null()) {
         let text = match settings {

@@ -67,8 +67,10 @@ pub fn outcome(outcome: Option<&str>) -> Result<Option<AnalysisStatus>, ApiError
 
 /// The `mode` filter: `enforce` or `shadow`.
 pub fn mode(mode: Option<&str>) -> Result<Option<crate::domain::Mode>, ApiError> {
-    mode.map(|m| crate::domain::Mode::parse(m).map_err(|why| ApiError::invalid(format!("mode: {why}"))))
-        .transpose()
+    mode.map(|m| {
+        crate::domain::Mode::parse(m).map_err(|why| ApiError::invalid(format!("mode: {why}")))
+    })
+    .transpose()
 }
 
 /// How far back "recent" reaches: a humantime duration (`24h`, `30m`) of at most 90 days.

@@ -14,6 +14,7 @@
 //! reaches the store itself.
 
 mod answer;
+mod backtest;
 mod canary;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ use crate::sli::SliSource;
 use crate::store::{Analysis, Milestone, MilestoneKind, Store};
 use crate::telemetry::Metrics;
 
+pub use backtest::{Backtest, BacktestLook};
 pub use canary::CanaryView;
 pub use error::ServiceError;
 pub use history::AnalysisRecord;

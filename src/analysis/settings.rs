@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
+use crate::judge::JudgeConfig;
 use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue, Mode};
 
 /// Metadata keys every analysis hook understands.
@@ -69,48 +70,10 @@ pub fn resolve(
 
     let get = |key: &str| metadata.get(key).map(|v| v.trim());
     let mut judge = config.judge_defaults();
-    if let Some(v) = get("alpha") {
-        judge.alpha = parse_f64("alpha", v)?;
-    }
-    if let Some(v) = get("errorMargin") {
-        judge.error_margin = parse_f64("errorMargin", v)?;
-    }
-    if let Some(v) = get("latencyMargin") {
-        judge.latency_margin = parse_f64("latencyMargin", v)?;
-    }
-    if let Some(v) = get("promotionMargin") {
-        judge.promotion_margin = parse_f64("promotionMargin", v)?;
-    }
-    if let Some(v) = get("minCanaryRequests") {
-        judge.min_canary_requests = parse_u64("minCanaryRequests", v)?;
-    }
-    if let Some(v) = get("sloErrorRate") {
-        judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
-    }
+    apply_judge_keys(&mut judge, metadata)?;
     if let Some(v) = get("dispersion") {
         judge.dispersion =
             crate::judge::Dispersion::parse(v).map_err(|why| invalid("dispersion", why))?;
-    }
-    if let Some(v) = get("negligibleErrorRate") {
-        judge.negligible_error_rate = parse_f64("negligibleErrorRate", v)?;
-    }
-    if let Some(v) = get("maxLooks") {
-        let looks = parse_u64("maxLooks", v)?;
-        judge.budget.max_looks = u32::try_from(looks)
-            .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
-    }
-    if let Some(v) = get("maxDuration") {
-        let d = humantime::parse_duration(v).map_err(|e| {
-            invalid(
-                "maxDuration",
-                format!("{v:?} is not a duration like 90m: {e}"),
-            )
-        })?;
-        judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    }
-    if let Some(v) = get("onInconclusive") {
-        judge.budget.on_inconclusive =
-            crate::judge::OnInconclusive::parse(v).map_err(|why| invalid("onInconclusive", why))?;
     }
     let slo_p95_s = get("sloP95Ms")
         .map(|v| parse_positive_ms("sloP95Ms", v))
@@ -208,6 +171,77 @@ pub fn mode_of(metadata: &HashMap<String, String>, config: &Config) -> Result<Mo
         Some(v) => Ok(Mode::parse(v.trim()).map_err(|why| invalid("mode", why))?),
         None => Ok(config.defaults.mode),
     }
+}
+
+/// Metadata keys that only tune the judge (not the plan or the queries): what a backtest
+/// may change on a stored analysis.
+pub const JUDGE_KEYS: &[&str] = &[
+    "alpha",
+    "errorMargin",
+    "latencyMargin",
+    "promotionMargin",
+    "minCanaryRequests",
+    "sloErrorRate",
+    "negligibleErrorRate",
+    "maxLooks",
+    "maxDuration",
+    "onInconclusive",
+];
+
+/// Sets the [`JUDGE_KEYS`] present in `metadata` on `judge`; other keys are left to the
+/// caller. The caller validates the result.
+pub fn apply_judge_keys(
+    judge: &mut JudgeConfig,
+    metadata: &HashMap<String, String>,
+) -> Result<(), SettingsError> {
+    let get = |key: &str| metadata.get(key).map(|v| v.trim());
+    if let Some(v) = get("alpha") {
+        judge.alpha = parse_f64("alpha", v)?;
+    }
+    if let Some(v) = get("errorMargin") {
+        judge.error_margin = parse_f64("errorMargin", v)?;
+    }
+    if let Some(v) = get("latencyMargin") {
+        judge.latency_margin = parse_f64("latencyMargin", v)?;
+    }
+    if let Some(v) = get("promotionMargin") {
+        judge.promotion_margin = parse_f64("promotionMargin", v)?;
+    }
+    if let Some(v) = get("minCanaryRequests") {
+        judge.min_canary_requests = parse_u64("minCanaryRequests", v)?;
+    }
+    if let Some(v) = get("sloErrorRate") {
+        judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
+    }
+    if let Some(v) = get("negligibleErrorRate") {
+        judge.negligible_error_rate = parse_f64("negligibleErrorRate", v)?;
+    }
+    if let Some(v) = get("maxLooks") {
+        let looks = parse_u64("maxLooks", v)?;
+        judge.budget.max_looks = u32::try_from(looks)
+            .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
+    }
+    if let Some(v) = get("maxDuration") {
+        let d = humantime::parse_duration(v).map_err(|e| {
+            invalid(
+                "maxDuration",
+                format!("{v:?} is not a duration like 90m: {e}"),
+            )
+        })?;
+        judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Some(v) = get("onInconclusive") {
+        judge.budget.on_inconclusive =
+            crate::judge::OnInconclusive::parse(v).map_err(|why| invalid("onInconclusive", why))?;
+    }
+    Ok(())
+}
+
+/// A judge key's error named as the metadata key.
+pub fn validate_judge(judge: &JudgeConfig) -> Result<(), SettingsError> {
+    judge
+        .validate()
+        .map_err(|e| invalid(judge_key(e.field), e.why).into())
 }
 
 fn judge_key(field: &str) -> &'static str {

@@ -122,6 +122,14 @@ impl ApiClient {
             .await
     }
 
+    /// `GET /api/v1/analyses/{id}/backtest?set=k=v,…`.
+    pub async fn backtest(&self, id: i64, set: &[(String, String)]) -> Result<Value, ClientError> {
+        let set: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let params = [("set", set.join(","))];
+        let path = format!("/api/v1/analyses/{id}/backtest");
+        self.call(Method::GET, &path, &params, None).await
+    }
+
     /// `GET /api/v1/canaries/{namespace}/{name}`.
     pub async fn canary(&self, canary: &CanaryRef) -> Result<Value, ClientError> {
         self.call(Method::GET, &canary_path(canary), &[], None)

@@ -85,6 +85,11 @@ pub async fn run(command: &ClientCommand) -> Result<u8, ClientError> {
                 show(format, &client.analysis(s.id).await?, &table::analysis)?
             }
         },
+        ClientCommand::Backtest(b) => show(
+            format,
+            &client.backtest(b.analysis, &b.set).await?,
+            &table::backtest,
+        )?,
         ClientCommand::Canary(c) => {
             let canary = resolve(&c.target)?;
             show(format, &client.canary(&canary).await?, &table::canary)?

@@ -266,6 +266,31 @@ pub fn analysis(v: &Value, detail: Detail) -> String {
     out
 }
 
+/// `GET /api/v1/analyses/{id}/backtest`: old and new verdict per look, then where they
+/// first differ.
+pub fn backtest(v: &Value, detail: Detail) -> String {
+    let changed = field(v, "changed").map_or_else(String::new, Value::to_string);
+    let mut out = format!(
+        "analysis {} replayed with {changed}\n",
+        cell(field(v, "analysis_id"))
+    );
+    let looks = items_of(v, "looks");
+    if !looks.is_empty() {
+        out.push_str(&generic(looks, &["seq", "old", "new", "reason"], detail).render());
+    }
+    match field(v, "first_difference").filter(|d| !d.is_null()) {
+        Some(seq) => out.push_str(&format!("first difference at look {seq}\n")),
+        None => out.push_str(&format!("no difference over {} looks\n", looks.len())),
+    }
+    out
+}
+
+fn items_of<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    field(v, key)
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
 /// `key: value` lines of an analysis.
 fn analysis_summary(a: &Value) -> String {
     let lines = [

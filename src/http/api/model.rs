@@ -263,6 +263,59 @@ impl From<&AnalysisRecord> for AnalysisDetail {
     }
 }
 
+/// `GET /api/v1/analyses/{id}/backtest` query.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestQuery {
+    /// Changed judge settings, comma-separated `key=value` in the metadata spelling,
+    /// e.g. `alpha=0.005,promotionMargin=0.5`; none replays the stored settings.
+    pub set: Option<String>,
+}
+
+/// One look of a backtest: the stored verdict and the one under the changed settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestLookView {
+    pub seq: i64,
+    /// `pass`, `fail` or `wait` as stored.
+    pub old: String,
+    /// `pass`, `fail` or `wait` under the changed settings.
+    pub new: String,
+    pub reason: String,
+}
+
+/// A replay of a stored analysis under changed judge settings; nothing is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestView {
+    pub analysis_id: i64,
+    /// The settings changed.
+    #[schema(value_type = Object)]
+    pub changed: Value,
+    pub looks: Vec<BacktestLookView>,
+    /// The first look whose verdict differs.
+    pub first_difference: Option<i64>,
+}
+
+impl From<&crate::analysis::Backtest> for BacktestView {
+    fn from(b: &crate::analysis::Backtest) -> Self {
+        Self {
+            analysis_id: b.analysis_id,
+            changed: serde_json::to_value(&b.changed).unwrap_or(Value::Null),
+            looks: b
+                .looks
+                .iter()
+                .map(|l| BacktestLookView {
+                    seq: l.seq,
+                    old: l.old.clone(),
+                    new: l.new.clone(),
+                    reason: l.reason.clone(),
+                })
+                .collect(),
+            first_difference: b.first_difference,
+        }
+    }
+}
+
 /// Whether a gate lets its hook pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
-use crate::judge::JudgeConfig;
 use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue, Mode};
+use crate::judge::JudgeConfig;
 
 /// Metadata keys every analysis hook understands.
 pub const ANALYSIS_KEYS: &[&str] = &[

@@ -76,11 +76,18 @@ pub fn mode(mode: Option<&str>) -> Result<Option<crate::domain::Mode>, ApiError>
 /// `key=value,key=value` (a backtest's changed settings); each key at most once.
 pub fn settings(set: Option<&str>) -> Result<std::collections::HashMap<String, String>, ApiError> {
     let mut out = std::collections::HashMap::new();
-    for pair in set.unwrap_or("").split(',').filter(|p| !p.trim().is_empty()) {
+    for pair in set
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| ApiError::invalid(format!("set: {pair:?} is not key=value")))?;
-        if out.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
+        if out
+            .insert(key.trim().to_owned(), value.trim().to_owned())
+            .is_some()
+        {
             return Err(ApiError::invalid(format!("set: {key} is given twice")));
         }
     }

@@ -223,6 +223,10 @@ pub struct AnalysisDefaults {
     /// one, so Flagger's retries never double-count (Flagger's minimum interval is 10 s).
     #[serde(with = "humantime_serde")]
     pub min_look_gap: Duration,
+    /// `enforce` (default) or `shadow`: analyses record everything but never block
+    /// Flagger (the `mode` metadata key overrides it per canary).
+    #[serde(default)]
+    pub mode: crate::domain::Mode,
 }
 
 /// Serde defaults of keys added after the first release, so older files still load.
@@ -319,6 +323,7 @@ impl Default for Config {
                 lookback: Duration::from_secs(3600),
                 lookback_step: defaults::lookback_step(),
                 min_look_gap: Duration::from_secs(5),
+                mode: crate::domain::Mode::Enforce,
             },
             template_dir: None,
             namespace_allow: None,
@@ -657,6 +662,27 @@ mod tests {
         assert_eq!(
             judge.budget.on_inconclusive,
             crate::judge::OnInconclusive::Hold
+        );
+    }
+
+    #[test]
+    fn defaults_mode_is_enforce_shadow_or_a_clear_error() {
+        let mode = |toml: &str| {
+            let figment = Figment::from(Serialized::defaults(DefaultsForFigment::new()))
+                .merge(Toml::string(&format!("[defaults]\n{toml}")));
+            Config::from_figment(figment).map(|c| c.defaults.mode)
+        };
+        assert_eq!(mode("").expect("default"), crate::domain::Mode::Enforce);
+        assert_eq!(
+            mode("mode = \"shadow\"").expect("shadow"),
+            crate::domain::Mode::Shadow
+        );
+        let err = mode("mode = \"dry-run\"")
+            .expect_err("bad mode")
+            .to_string();
+        assert!(
+            err.contains("mode") && err.contains("dry-run") && err.contains("shadow"),
+            "{err}"
         );
     }
 

@@ -1031,6 +1031,7 @@ async fn the_openapi_document_validates_and_lists_exactly_the_served_routes() {
     let served: BTreeSet<String> = [
         "get /api/v1/analyses",
         "get /api/v1/analyses/{id}",
+        "get /api/v1/analyses/{id}/backtest",
         "get /api/v1/audit",
         "get /api/v1/canaries",
         "get /api/v1/canaries/{namespace}/{name}",

@@ -3,8 +3,8 @@
 
 use axum::http::StatusCode;
 
-use super::{Analyst, HookCall};
-use crate::domain::{now_millis, AnalysisId};
+use super::{settings, shadow, Analyst, HookCall};
+use crate::domain::{now_millis, AnalysisId, Mode};
 use crate::sli::SliError;
 use crate::store::{Milestone, NewDecision, StatusChange, StoreError};
 use crate::webhook::{Answer, Hook, Outcome, Refusal};
@@ -74,6 +74,16 @@ impl Reply {
         let mut answer = Answer::new(call.hook, self.outcome, self.reason);
         if let Some(status) = self.status {
             answer.status = status;
+        } else if call.mode == Mode::Shadow {
+            // The verdict stays the decision's; Flagger gets the status that lets it go
+            // on, and the reason says what enforce mode would have answered.
+            if let Some((status, reason)) = shadow::answer(call.hook, self.outcome, &answer.reason)
+            {
+                answer = Answer {
+                    status,
+                    ..Answer::new(call.hook, self.outcome, reason)
+                };
+            }
         }
         let decision = NewDecision {
             analysis_id: self.analysis_id,
@@ -95,6 +105,10 @@ impl Analyst {
     /// Runs one hook call. Every answer with a verdict is in the store before it
     /// returns; an event is accepted at once and stored in the background.
     pub async fn handle(&self, call: &HookCall) -> Result<Answer, Refusal> {
+        let call = &HookCall {
+            mode: self.mode_of(call).await?,
+            ..call.clone()
+        };
         let result = match call.hook {
             Hook::ConfirmRollout => self.confirm_rollout(call).await,
             Hook::PreRollout => self.pre_rollout(call).await,
@@ -115,6 +129,19 @@ impl Analyst {
             }
             other => other,
         }
+    }
+
+    /// The mode `call` is answered in: an open analysis keeps the mode it opened with,
+    /// so all its hooks agree even when only some webhooks carry the `mode` key; before
+    /// it opens, the call's `mode` metadata or `defaults.mode`. A bad value is a 400.
+    async fn mode_of(&self, call: &HookCall) -> Result<Mode, Refusal> {
+        let asked = settings::mode_of(&call.metadata, &self.config)
+            .map_err(|e| Refusal::bad_request(e.to_string()))?;
+        if !shadow::applies_to(call.hook) {
+            return Ok(asked);
+        }
+        let open = self.store.find_analysis(&call.key).await?;
+        Ok(open.map_or(asked, |a| a.mode))
     }
 
     /// Records a refused call; if even that fails the answer stays the refusal.

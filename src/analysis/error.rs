@@ -11,6 +11,9 @@ pub enum ServiceError {
     /// The request conflicts with where the canary stands (a finished analysis).
     #[error("{0}")]
     Conflict(String),
+    /// The request itself is wrong (an unknown or bad setting); nothing was read.
+    #[error("{0}")]
+    Invalid(String),
     /// The store cannot be reached; trying again may work.
     #[error("the store cannot be reached")]
     Unavailable,

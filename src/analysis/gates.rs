@@ -166,6 +166,7 @@ mod tests {
             }),
             status: AnalysisStatus::Running,
             status_reason: None,
+            mode: crate::domain::Mode::Enforce,
             baseline: None,
             started_at,
             finished_at: None,

@@ -273,6 +273,7 @@ mod tests {
             }),
             status: AnalysisStatus::Running,
             status_reason: None,
+            mode: crate::domain::Mode::Enforce,
             started_at: 0,
             finished_at: None,
             baseline: baseline.map(str::to_owned),

@@ -14,6 +14,7 @@
 //! reaches the store itself.
 
 mod answer;
+mod backtest;
 mod canary;
 mod error;
 mod events;
@@ -25,6 +26,7 @@ mod look;
 mod opening;
 mod overview;
 pub mod settings;
+mod shadow;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,11 +34,12 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::domain::{AnalysisKey, AnalysisSettings, Millis};
+use crate::domain::{AnalysisKey, AnalysisSettings, Millis, Mode};
 use crate::sli::SliSource;
 use crate::store::{Analysis, Milestone, MilestoneKind, Store};
 use crate::telemetry::Metrics;
 
+pub use backtest::{Backtest, BacktestLook};
 pub use canary::CanaryView;
 pub use error::ServiceError;
 pub use history::AnalysisRecord;
@@ -57,6 +60,9 @@ pub struct HookCall {
     pub metadata: HashMap<String, String>,
     /// The call's `x-request-id`, recorded with the answer.
     pub request_id: String,
+    /// Enforce or shadow: [`Analyst::handle`] sets it from the analysis (or the
+    /// metadata and defaults before one opens); callers pass the default.
+    pub mode: Mode,
 }
 
 /// The analysis service. Cheap to clone.

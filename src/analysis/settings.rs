@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
-use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue};
+use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue, Mode};
+use crate::judge::JudgeConfig;
 
 /// Metadata keys every analysis hook understands.
 pub const ANALYSIS_KEYS: &[&str] = &[
@@ -30,6 +31,7 @@ pub const ANALYSIS_KEYS: &[&str] = &[
     "maxLooks",
     "maxDuration",
     "onInconclusive",
+    "mode",
 ];
 
 /// Prefix of template variables: `var.region: eu` fills `{{ variables.region }}`.
@@ -68,48 +70,10 @@ pub fn resolve(
 
     let get = |key: &str| metadata.get(key).map(|v| v.trim());
     let mut judge = config.judge_defaults();
-    if let Some(v) = get("alpha") {
-        judge.alpha = parse_f64("alpha", v)?;
-    }
-    if let Some(v) = get("errorMargin") {
-        judge.error_margin = parse_f64("errorMargin", v)?;
-    }
-    if let Some(v) = get("latencyMargin") {
-        judge.latency_margin = parse_f64("latencyMargin", v)?;
-    }
-    if let Some(v) = get("promotionMargin") {
-        judge.promotion_margin = parse_f64("promotionMargin", v)?;
-    }
-    if let Some(v) = get("minCanaryRequests") {
-        judge.min_canary_requests = parse_u64("minCanaryRequests", v)?;
-    }
-    if let Some(v) = get("sloErrorRate") {
-        judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
-    }
+    apply_judge_keys(&mut judge, metadata)?;
     if let Some(v) = get("dispersion") {
         judge.dispersion =
             crate::judge::Dispersion::parse(v).map_err(|why| invalid("dispersion", why))?;
-    }
-    if let Some(v) = get("negligibleErrorRate") {
-        judge.negligible_error_rate = parse_f64("negligibleErrorRate", v)?;
-    }
-    if let Some(v) = get("maxLooks") {
-        let looks = parse_u64("maxLooks", v)?;
-        judge.budget.max_looks = u32::try_from(looks)
-            .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
-    }
-    if let Some(v) = get("maxDuration") {
-        let d = humantime::parse_duration(v).map_err(|e| {
-            invalid(
-                "maxDuration",
-                format!("{v:?} is not a duration like 90m: {e}"),
-            )
-        })?;
-        judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    }
-    if let Some(v) = get("onInconclusive") {
-        judge.budget.on_inconclusive =
-            crate::judge::OnInconclusive::parse(v).map_err(|why| invalid("onInconclusive", why))?;
     }
     let slo_p95_s = get("sloP95Ms")
         .map(|v| parse_positive_ms("sloP95Ms", v))
@@ -169,6 +133,8 @@ pub fn resolve(
         }
     };
 
+    let mode = mode_of(metadata, config)?;
+
     let mut variables = BTreeMap::new();
     for (key, value) in metadata {
         if let Some(var) = key.strip_prefix(VARIABLE_PREFIX) {
@@ -194,7 +160,88 @@ pub fn resolve(
         min_step_requests,
         variables,
         manual_gates,
+        mode,
     })
+}
+
+/// The `mode` metadata key, or `defaults.mode` without it; a 400 naming the key for any
+/// other value.
+pub fn mode_of(metadata: &HashMap<String, String>, config: &Config) -> Result<Mode, SettingsError> {
+    match metadata.get("mode") {
+        Some(v) => Ok(Mode::parse(v.trim()).map_err(|why| invalid("mode", why))?),
+        None => Ok(config.defaults.mode),
+    }
+}
+
+/// Metadata keys that only tune the judge (not the plan or the queries): what a backtest
+/// may change on a stored analysis.
+pub const JUDGE_KEYS: &[&str] = &[
+    "alpha",
+    "errorMargin",
+    "latencyMargin",
+    "promotionMargin",
+    "minCanaryRequests",
+    "sloErrorRate",
+    "negligibleErrorRate",
+    "maxLooks",
+    "maxDuration",
+    "onInconclusive",
+];
+
+/// Sets the [`JUDGE_KEYS`] present in `metadata` on `judge`; other keys are left to the
+/// caller. The caller validates the result.
+pub fn apply_judge_keys(
+    judge: &mut JudgeConfig,
+    metadata: &HashMap<String, String>,
+) -> Result<(), SettingsError> {
+    let get = |key: &str| metadata.get(key).map(|v| v.trim());
+    if let Some(v) = get("alpha") {
+        judge.alpha = parse_f64("alpha", v)?;
+    }
+    if let Some(v) = get("errorMargin") {
+        judge.error_margin = parse_f64("errorMargin", v)?;
+    }
+    if let Some(v) = get("latencyMargin") {
+        judge.latency_margin = parse_f64("latencyMargin", v)?;
+    }
+    if let Some(v) = get("promotionMargin") {
+        judge.promotion_margin = parse_f64("promotionMargin", v)?;
+    }
+    if let Some(v) = get("minCanaryRequests") {
+        judge.min_canary_requests = parse_u64("minCanaryRequests", v)?;
+    }
+    if let Some(v) = get("sloErrorRate") {
+        judge.slo_error_rate = Some(parse_f64("sloErrorRate", v)?);
+    }
+    if let Some(v) = get("negligibleErrorRate") {
+        judge.negligible_error_rate = parse_f64("negligibleErrorRate", v)?;
+    }
+    if let Some(v) = get("maxLooks") {
+        let looks = parse_u64("maxLooks", v)?;
+        judge.budget.max_looks = u32::try_from(looks)
+            .map_err(|_| invalid("maxLooks", format!("{looks} is too large")))?;
+    }
+    if let Some(v) = get("maxDuration") {
+        let d = humantime::parse_duration(v).map_err(|e| {
+            invalid(
+                "maxDuration",
+                format!("{v:?} is not a duration like 90m: {e}"),
+            )
+        })?;
+        judge.budget.max_duration_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+    if let Some(v) = get("onInconclusive") {
+        judge.budget.on_inconclusive =
+            crate::judge::OnInconclusive::parse(v).map_err(|why| invalid("onInconclusive", why))?;
+    }
+    Ok(())
+}
+
+/// A judge key's error named as the metadata key.
+pub fn validate_judge(judge: &JudgeConfig) -> Result<(), SettingsError> {
+    judge
+        .validate()
+        .map_err(|e| invalid(judge_key(e.field), e.why).into())
 }
 
 fn judge_key(field: &str) -> &'static str {
@@ -331,6 +378,24 @@ mod tests {
     }
 
     #[test]
+    fn mode_from_metadata_or_the_default() {
+        let mut config = Config::default();
+        let s = resolve(&name(), &meta(&[]), &config).expect("defaults");
+        assert_eq!(s.mode, Mode::Enforce);
+        let s = resolve(&name(), &meta(&[("mode", "shadow")]), &config).expect("shadow");
+        assert_eq!(s.mode, Mode::Shadow);
+        config.defaults.mode = Mode::Shadow;
+        let s = resolve(&name(), &meta(&[("mode", "enforce")]), &config).expect("enforce");
+        assert_eq!(s.mode, Mode::Enforce);
+        let s = resolve(&name(), &meta(&[]), &config).expect("default shadow");
+        assert_eq!(s.mode, Mode::Shadow);
+        let err = resolve(&name(), &meta(&[("mode", "dry-run")]), &config)
+            .expect_err("bad mode")
+            .to_string();
+        assert!(err.contains("mode") && err.contains("dry-run"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = resolve(&name(), &meta(&[("alhpa", "0.1")]), &Config::default())
             .expect_err("typo")
@@ -351,6 +416,8 @@ mod tests {
             ("template", "../etc/passwd"),
             ("var.Bad-Name", "x"),
             ("var.ok", "line\nbreak"),
+            ("mode", "dry-run"),
+            ("mode", "Shadow"),
         ] {
             let err = resolve(&name(), &meta(&[(k, v)]), &Config::default());
             assert!(err.is_err(), "{k}={v:?} accepted");

@@ -104,6 +104,7 @@ impl ApiClient {
         push(&mut params, "namespace", query.namespace.as_deref());
         push(&mut params, "name", query.name.as_deref());
         push(&mut params, "outcome", query.outcome.as_deref());
+        push(&mut params, "mode", query.mode.as_deref());
         push(&mut params, "since", query.since.as_deref());
         push(
             &mut params,
@@ -119,6 +120,14 @@ impl ApiClient {
     pub async fn analysis(&self, id: i64) -> Result<Value, ClientError> {
         self.call(Method::GET, &format!("/api/v1/analyses/{id}"), &[], None)
             .await
+    }
+
+    /// `GET /api/v1/analyses/{id}/backtest?set=k=v,…`.
+    pub async fn backtest(&self, id: i64, set: &[(String, String)]) -> Result<Value, ClientError> {
+        let set: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let params = [("set", set.join(","))];
+        let path = format!("/api/v1/analyses/{id}/backtest");
+        self.call(Method::GET, &path, &params, None).await
     }
 
     /// `GET /api/v1/canaries/{namespace}/{name}`.

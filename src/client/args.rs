@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::domain::{CanaryName, CanaryRef, Namespace};
+use crate::domain::{CanaryName, CanaryRef, Mode, Namespace};
 use crate::store::AnalysisStatus;
 
 /// Longest reason the API accepts (characters).
@@ -32,6 +32,9 @@ pub enum ClientCommand {
     /// Follow a canary's analysis until it ends, printing each look: exit 0 when it
     /// succeeded (promoted), 10 when it failed (rolled back), 11 on timeout.
     Wait(WaitArgs),
+    /// Replay a stored analysis' looks through the judge with changed settings and print,
+    /// look by look, the old and new verdicts and where they first differ. Writes nothing.
+    Backtest(BacktestArgs),
 }
 
 impl ClientCommand {
@@ -49,6 +52,7 @@ impl ClientCommand {
             Self::Rollback(a) => &a.client,
             Self::Audit(a) => &a.client,
             Self::Wait(a) => &a.client,
+            Self::Backtest(a) => &a.client,
         }
     }
 
@@ -60,7 +64,7 @@ impl ClientCommand {
             Self::Gate(g) => g.command.change().target.resolve().map(drop),
             Self::Rollback(a) => a.target.resolve().map(drop),
             Self::Wait(a) => a.target.resolve().map(drop),
-            Self::Analyses(_) | Self::Audit(_) => Ok(()),
+            Self::Analyses(_) | Self::Audit(_) | Self::Backtest(_) => Ok(()),
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct ListArgs {
     /// Only analyses in this state: running, failed, succeeded or aborted.
     #[arg(long, value_parser = parse_outcome)]
     pub outcome: Option<AnalysisStatus>,
+    /// Only analyses in this mode: enforce, or shadow (answers never blocked Flagger).
+    #[arg(long, value_parser = Mode::parse)]
+    pub mode: Option<Mode>,
     /// Only analyses started at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<String>,
@@ -182,6 +189,30 @@ pub struct ListArgs {
     pub cursor: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `verdict backtest --analysis ID [--set key=value …]`.
+#[derive(Debug, Clone, Args)]
+pub struct BacktestArgs {
+    /// The stored analysis to replay.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub analysis: i64,
+    /// A changed judge setting in the metadata spelling, e.g. `--set alpha=0.005`
+    /// (alpha, errorMargin, latencyMargin, promotionMargin, minCanaryRequests,
+    /// sloErrorRate, negligibleErrorRate, maxLooks, maxDuration, onInconclusive).
+    #[arg(long = "set", value_parser = parse_setting)]
+    pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.contains(',') => {
+            Ok((k.trim().to_owned(), v.trim().to_owned()))
+        }
+        _ => Err(format!("{s:?} is not key=value, e.g. alpha=0.005")),
+    }
 }
 
 /// `verdict analyses show ID`.

@@ -70,6 +70,7 @@ pub async fn run(command: &ClientCommand) -> Result<u8, ClientError> {
                     namespace: l.namespace.as_ref().map(|n| n.to_string()),
                     name: l.name.as_ref().map(|n| n.to_string()),
                     outcome: l.outcome.map(|o| o.as_str().to_owned()),
+                    mode: l.mode.map(|m| m.as_str().to_owned()),
                     since: l.since.clone(),
                     limit: l.limit,
                     cursor: l.cursor.clone(),
@@ -84,6 +85,11 @@ pub async fn run(command: &ClientCommand) -> Result<u8, ClientError> {
                 show(format, &client.analysis(s.id).await?, &table::analysis)?
             }
         },
+        ClientCommand::Backtest(b) => show(
+            format,
+            &client.backtest(b.analysis, &b.set).await?,
+            &table::backtest,
+        )?,
         ClientCommand::Canary(c) => {
             let canary = resolve(&c.target)?;
             show(format, &client.canary(&canary).await?, &table::canary)?

@@ -167,7 +167,7 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
         if wide {
             headers.push("CHECKSUM");
         }
-        headers.extend(["STATUS", "STARTED", "FINISHED", "REASON"]);
+        headers.extend(["STATUS", "MODE", "STARTED", "FINISHED", "REASON"]);
         let mut t = Table::with_detail(headers, detail);
         for a in list {
             let mut row = vec![cell(field(a, "id")), canary_name(a)];
@@ -176,6 +176,7 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
             }
             row.extend([
                 cell(field(a, "status")),
+                cell(field(a, "mode")),
                 time(field(a, "started_at")),
                 time(field(a, "finished_at")),
                 cell(field(a, "status_reason")),
@@ -197,6 +198,11 @@ fn canary_name(v: &Value) -> String {
 pub fn analysis(v: &Value, detail: Detail) -> String {
     // The API nests the summary under `analysis`; older answers had it at the top.
     let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
+    if let Some(look) = field(v, "would_have_rolled_back_at_look").filter(|l| !l.is_null()) {
+        out.push_str(&format!(
+            "shadow:    would have rolled back at look {look}\n"
+        ));
+    }
     if let Some(settings) = field(v, "settings").filter(|s| !s.is_null()) {
         let text = match settings {
             Value::String(s) => s.clone(),
@@ -260,6 +266,31 @@ pub fn analysis(v: &Value, detail: Detail) -> String {
     out
 }
 
+/// `GET /api/v1/analyses/{id}/backtest`: old and new verdict per look, then where they
+/// first differ.
+pub fn backtest(v: &Value, detail: Detail) -> String {
+    let changed = field(v, "changed").map_or_else(String::new, Value::to_string);
+    let mut out = format!(
+        "analysis {} replayed with {changed}\n",
+        cell(field(v, "analysis_id"))
+    );
+    let looks = items_of(v, "looks");
+    if !looks.is_empty() {
+        out.push_str(&generic(looks, &["seq", "old", "new", "reason"], detail).render());
+    }
+    match field(v, "first_difference").filter(|d| !d.is_null()) {
+        Some(seq) => out.push_str(&format!("first difference at look {seq}\n")),
+        None => out.push_str(&format!("no difference over {} looks\n", looks.len())),
+    }
+    out
+}
+
+fn items_of<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    field(v, key)
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+}
+
 /// `key: value` lines of an analysis.
 fn analysis_summary(a: &Value) -> String {
     let lines = [
@@ -267,6 +298,7 @@ fn analysis_summary(a: &Value) -> String {
         ("canary", canary_name(a)),
         ("checksum", cell(field(a, "checksum"))),
         ("status", cell(field(a, "status"))),
+        ("mode", cell(field(a, "mode"))),
         ("reason", cell(field(a, "status_reason"))),
         ("started", time(field(a, "started_at"))),
         ("finished", time(field(a, "finished_at"))),
@@ -504,7 +536,7 @@ mod tests {
     fn analyses_list_shows_each_row_and_the_next_cursor() {
         let v = json!({"items": [
             {"id": 7, "namespace": "test", "name": "podinfo", "checksum": "85d557f47b",
-             "status": "running", "status_reason": null,
+             "status": "running", "status_reason": null, "mode": "shadow",
              "started_at": "2026-11-30T10:00:00Z", "finished_at": null},
             {"id": 6, "namespace": "test", "name": "podinfo", "checksum": "1234",
              "status": "failed", "status_reason": "error rate above the primary's",
@@ -513,11 +545,11 @@ mod tests {
         let text = analyses(&v, Detail::Normal);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].starts_with("ID  CANARY        STATUS   STARTED"),
+            lines[0].starts_with("ID  CANARY        STATUS   MODE    STARTED"),
             "{text}"
         );
         assert!(
-            lines[1].starts_with("7   test/podinfo  running  2026-11-30T10:00:00Z  -"),
+            lines[1].starts_with("7   test/podinfo  running  shadow  2026-11-30T10:00:00Z  -"),
             "{text}"
         );
         assert!(

@@ -38,6 +38,50 @@ pub struct CanarySettings {
     /// existed, which means automatic.
     #[serde(default)]
     pub manual_gates: bool,
+    /// `mode: shadow` records every look and decision but never blocks Flagger
+    /// (docs/operations.md, "Shadow mode"). Absent in settings stored before the key
+    /// existed, which means enforce.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// Whether an analysis's answers act on Flagger or only say what they would have done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The answers decide: a regression rolls the canary back.
+    #[default]
+    Enforce,
+    /// Every look and decision is recorded as in enforce mode, but no answer blocks
+    /// Flagger; each says what enforce mode would have answered.
+    Shadow,
+}
+
+impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 2] = [Mode::Enforce, Mode::Shadow];
+
+    /// The stored and configured spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+
+    /// Reads a spelling back, saying which ones exist when it is none of them.
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is neither \"enforce\" nor \"shadow\""))
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What an analysis fixed when it opened: the canary's settings and the judge's plan.

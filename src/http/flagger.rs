@@ -139,6 +139,7 @@ fn check(
         phase: Phase::parse(&payload.phase),
         metadata: payload.metadata.into_iter().collect(),
         request_id: request_id(headers),
+        mode: crate::domain::Mode::default(),
     })
 }
 

@@ -8,7 +8,7 @@ use super::codec::text_column;
 use super::sql::{Conditions, Select, Write};
 use super::{ManualAction, Store, StoreError};
 use crate::domain::{
-    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Millis, Namespace,
+    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Millis, Mode, Namespace,
 };
 
 /// Lifecycle of an analysis.
@@ -88,6 +88,8 @@ pub struct Analysis {
     /// The counters the first look is differenced against (JSON, opaque here); `None`
     /// for analyses opened before counters were kept.
     pub baseline: Option<String>,
+    /// Enforce, or shadow (answers never block Flagger), as fixed when it opened.
+    pub mode: Mode,
 }
 
 impl Analysis {
@@ -130,6 +132,10 @@ impl FromRow<'_, AnyRow> for Analysis {
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
             baseline: row.try_get("baseline")?,
+            mode: {
+                let mode: String = row.try_get("mode")?;
+                Mode::parse(&mode).map_err(|e| sqlx::Error::Decode(e.into()))?
+            },
         })
     }
 }
@@ -145,6 +151,8 @@ pub struct AnalysisFilter {
     pub status: Option<AnalysisStatus>,
     /// Only analyses started at or after this time.
     pub since: Option<Millis>,
+    /// Only analyses in this mode.
+    pub mode: Option<Mode>,
     /// The cursor: only analyses with an id below this one.
     pub before: Option<AnalysisId>,
     /// At most this many rows (the caller bounds it).
@@ -198,8 +206,9 @@ impl Store {
         let settings = serde_json::to_string(&new.settings)
             .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
         let inserted = sqlx::query_as(
-            "INSERT INTO analysis (namespace, name, checksum, settings, status, started_at, baseline) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO analysis \
+             (namespace, name, checksum, settings, status, started_at, baseline, mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (namespace, name, checksum) DO NOTHING RETURNING *",
         )
         .bind(&new.key.namespace)
@@ -208,7 +217,8 @@ impl Store {
         .bind(settings)
         .bind(AnalysisStatus::Running)
         .bind(new.started_at)
-        .bind(new.baseline.as_deref());
+        .bind(new.baseline.as_deref())
+        .bind(new.settings.canary.mode.as_str());
         if let Some(created) = self.optional(inserted).await? {
             return Ok((created, true));
         }
@@ -282,6 +292,9 @@ impl Store {
         }
         if let Some(since) = f.since {
             w.int("started_at >=", since);
+        }
+        if let Some(mode) = f.mode {
+            w.text("mode =", mode.as_str());
         }
         let listing = w.newest_first("analysis", f.before.map(AnalysisId::get), f.limit)?;
         self.all(listing.query()).await

@@ -641,6 +641,7 @@ pub(crate) async fn list_analyses_applies_each_filter_and_their_combinations(ctx
                             status,
                             since,
                             before,
+                            mode: None,
                             limit: 100,
                         };
                         let got = ctx.store.list_analyses(&f).await.expect("list");

@@ -6,7 +6,9 @@ use axum::Json;
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
-use super::model::{AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary};
+use super::model::{
+    AnalysisDetail, AnalysisPage, AnalysisQuery, AnalysisSummary, BacktestQuery, BacktestView,
+};
 use super::params;
 use crate::domain::AnalysisId;
 use crate::http::AppState;
@@ -45,6 +47,7 @@ pub async fn list(
             .as_deref()
             .map(|s| params::time("since", s))
             .transpose()?,
+        mode: params::mode(q.mode.as_deref())?,
         before: params::cursor(q.cursor.as_deref())?.map(AnalysisId::new),
         // One more than asked tells whether another page follows.
         limit: limit + 1,
@@ -82,4 +85,36 @@ pub async fn show(
     let Path(id) = id?;
     let record = state.analyst.analysis(AnalysisId::new(id)).await?;
     Ok(Json(AnalysisDetail::from(&record)))
+}
+
+/// Replays an analysis' stored looks through the judge with changed settings (a read:
+/// nothing is written).
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses/{id}/backtest",
+    operation_id = "backtestAnalysis",
+    tag = "analyses",
+    params(("id" = i64, Path, description = "Analysis id"), BacktestQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Old and new verdict per look", body = BacktestView),
+        NoValidToken,
+        (status = 403, description = "Unknown role", body = ErrorBody),
+        (status = 404, description = "No such analysis", body = ErrorBody),
+        (status = 409, description = "The analysis' settings are unreadable", body = ErrorBody),
+        (status = 422, description = "Unknown or invalid setting", body = ErrorBody),
+        NothingChanged,
+    )
+)]
+pub async fn backtest(
+    State(state): State<AppState>,
+    _caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    query: Result<Query<BacktestQuery>, QueryRejection>,
+) -> Result<Json<BacktestView>, ApiError> {
+    let Path(id) = id?;
+    let Query(q) = query?;
+    let set = params::settings(q.set.as_deref())?;
+    let replay = state.analyst.backtest(AnalysisId::new(id), &set).await?;
+    Ok(Json(BacktestView::from(&replay)))
 }

@@ -112,6 +112,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound(message) => Self::not_found(message),
             ServiceError::Conflict(message) => Self::conflict(message),
+            ServiceError::Invalid(message) => Self::invalid(message),
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

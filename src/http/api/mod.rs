@@ -70,6 +70,7 @@ fn parts() -> (Router<AppState>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(analyses::list))
         .routes(routes!(analyses::show))
+        .routes(routes!(analyses::backtest))
         .routes(routes!(canaries::list))
         .routes(routes!(canaries::show))
         .routes(routes!(canaries::set_gate))
@@ -140,6 +141,7 @@ mod tests {
             vec![
                 "get /api/v1/analyses",
                 "get /api/v1/analyses/{id}",
+                "get /api/v1/analyses/{id}/backtest",
                 "get /api/v1/audit",
                 "get /api/v1/canaries",
                 "get /api/v1/canaries/{namespace}/{name}",

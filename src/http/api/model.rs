@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::analysis::gates::GateView;
 use crate::analysis::{weight_in, AnalysisRecord, CanaryNow, CanaryView};
-use crate::domain::Millis;
+use crate::domain::{Millis, Mode};
 use crate::store::{
     Analysis, ArmTally, AuditRow, DecisionRow, EventRow, GateState, LoadRunRow, LookRow,
 };
@@ -45,6 +45,10 @@ pub struct AnalysisSummary {
     pub status_reason: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// `enforce`, or `shadow`: the answers never blocked Flagger.
+    #[serde(default)]
+    #[schema(example = "enforce")]
+    pub mode: String,
 }
 
 impl From<&Analysis> for AnalysisSummary {
@@ -58,6 +62,7 @@ impl From<&Analysis> for AnalysisSummary {
             status_reason: a.status_reason.clone(),
             started_at: rfc3339(a.started_at),
             finished_at: a.finished_at.map(rfc3339),
+            mode: a.mode.as_str().to_owned(),
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct AnalysisQuery {
     pub name: Option<String>,
     /// `running`, `failed`, `succeeded` or `aborted`.
     pub outcome: Option<String>,
+    /// `enforce` or `shadow`.
+    pub mode: Option<String>,
     /// Only analyses started at or after this RFC 3339 time.
     pub since: Option<String>,
     /// 1–200, default 50.
@@ -227,6 +234,11 @@ pub struct AnalysisDetail {
     pub load_runs: Vec<LoadRunView>,
     /// Flagger's events about the canary during the analysis, oldest first.
     pub events: Vec<EventView>,
+    /// A shadow analysis: the first look whose verdict was a regression, at which
+    /// enforce mode would have rolled the canary back. Absent in enforce mode and when
+    /// no look failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_have_rolled_back_at_look: Option<i64>,
 }
 
 impl From<&AnalysisRecord> for AnalysisDetail {
@@ -243,6 +255,63 @@ impl From<&AnalysisRecord> for AnalysisDetail {
             decisions: r.decisions.iter().map(DecisionView::from).collect(),
             load_runs: r.load_runs.iter().map(LoadRunView::from).collect(),
             events: r.events.iter().map(EventView::from).collect(),
+            would_have_rolled_back_at_look: (r.analysis.mode == Mode::Shadow)
+                .then(|| r.looks.iter().find(|l| l.look.verdict == "fail"))
+                .flatten()
+                .map(|l| l.look.seq),
+        }
+    }
+}
+
+/// `GET /api/v1/analyses/{id}/backtest` query.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestQuery {
+    /// Changed judge settings, comma-separated `key=value` in the metadata spelling,
+    /// e.g. `alpha=0.005,promotionMargin=0.5`; none replays the stored settings.
+    pub set: Option<String>,
+}
+
+/// One look of a backtest: the stored verdict and the one under the changed settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestLookView {
+    pub seq: i64,
+    /// `pass`, `fail` or `wait` as stored.
+    pub old: String,
+    /// `pass`, `fail` or `wait` under the changed settings.
+    pub new: String,
+    pub reason: String,
+}
+
+/// A replay of a stored analysis under changed judge settings; nothing is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BacktestView {
+    pub analysis_id: i64,
+    /// The settings changed.
+    #[schema(value_type = Object)]
+    pub changed: Value,
+    pub looks: Vec<BacktestLookView>,
+    /// The first look whose verdict differs.
+    pub first_difference: Option<i64>,
+}
+
+impl From<&crate::analysis::Backtest> for BacktestView {
+    fn from(b: &crate::analysis::Backtest) -> Self {
+        Self {
+            analysis_id: b.analysis_id,
+            changed: serde_json::to_value(&b.changed).unwrap_or(Value::Null),
+            looks: b
+                .looks
+                .iter()
+                .map(|l| BacktestLookView {
+                    seq: l.seq,
+                    old: l.old.clone(),
+                    new: l.new.clone(),
+                    reason: l.reason.clone(),
+                })
+                .collect(),
+            first_difference: b.first_difference,
         }
     }
 }
@@ -499,6 +568,7 @@ fn no_analysis(v: &CanaryView) -> AnalysisSummary {
         checksum: String::new(),
         status: String::new(),
         status_reason: None,
+        mode: String::new(),
         started_at: String::new(),
         finished_at: None,
     }

@@ -65,6 +65,35 @@ pub fn outcome(outcome: Option<&str>) -> Result<Option<AnalysisStatus>, ApiError
         .transpose()
 }
 
+/// The `mode` filter: `enforce` or `shadow`.
+pub fn mode(mode: Option<&str>) -> Result<Option<crate::domain::Mode>, ApiError> {
+    mode.map(|m| {
+        crate::domain::Mode::parse(m).map_err(|why| ApiError::invalid(format!("mode: {why}")))
+    })
+    .transpose()
+}
+
+/// `key=value,key=value` (a backtest's changed settings); each key at most once.
+pub fn settings(set: Option<&str>) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let mut out = std::collections::HashMap::new();
+    for pair in set
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| ApiError::invalid(format!("set: {pair:?} is not key=value")))?;
+        if out
+            .insert(key.trim().to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(ApiError::invalid(format!("set: {key} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
 /// How far back "recent" reaches: a humantime duration (`24h`, `30m`) of at most 90 days.
 pub fn recent(recent: Option<&str>) -> Result<std::time::Duration, ApiError> {
     const MAX: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);

@@ -70,13 +70,21 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{url}: {e}"));
     }
 
-    /// The text of the element `css` selects.
+    /// The text of the element `css` selects. A page that refreshes itself (the canaries
+    /// table) may replace the element between finding and reading it; then it is found
+    /// again.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if tries < 20 && e.to_string().contains("stale element") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("text of {css}: {e}"),
+            }
+        }
     }
 
     /// The element `css` selects (waiting for it up to 5 s).

@@ -17,10 +17,10 @@
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rand_distr::{Binomial, Distribution, Hypergeometric};
+use rand_distr::{Distribution, Hypergeometric};
 
 use super::promql::Sample;
-use crate::sli::simulator::{ArmIncrement, Interval};
+use crate::sli::simulator::{binomial, ArmIncrement, Interval};
 
 /// How a look's counts are read from the scraped counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,16 +300,6 @@ fn cells(arm: &ScrapedArm, start_ms: i64, len_ms: i64, every_ms: i64) -> Vec<Cel
         }
     }
     cells
-}
-
-fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
-    if n == 0 || p <= 0.0 {
-        return 0;
-    }
-    if p >= 1.0 {
-        return n;
-    }
-    Binomial::new(n, p).map_or(0, |d| d.sample(rng))
 }
 
 /// Spreads one arm's interval over its cells and scrapes the targets in time order.

@@ -621,7 +621,8 @@ fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
     }
 }
 
-fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
+/// A Binomial(n, p) draw, with the edges (n = 0, p ≤ 0, p ≥ 1) exact.
+pub(crate) fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
     if n == 0 || p <= 0.0 {
         return 0;
     }

@@ -302,13 +302,7 @@ impl SimulatedSli {
         let mut services = self.lock();
         let state = services
             .get_mut(&(target.namespace.clone(), target.target.clone()))
-            .ok_or_else(|| SliError::NoData {
-                arm: "canary",
-                detail: format!(
-                    "no simulated service {}/{}",
-                    target.namespace, target.target
-                ),
-            })?;
+            .ok_or_else(|| unknown_service("canary", target))?;
         state.advance_to(to, self.step_s, self.retention_steps);
         let (Some(early), Some(late)) = (state.at(from), state.at(to)) else {
             return Err(SliError::NoData {
@@ -338,13 +332,7 @@ impl SliSource for SimulatedSli {
         let mut services = self.lock();
         let state = services
             .get_mut(&(target.namespace.clone(), target.target.clone()))
-            .ok_or_else(|| SliError::NoData {
-                arm: "primary",
-                detail: format!(
-                    "no simulated service {}/{}",
-                    target.namespace, target.target
-                ),
-            })?;
+            .ok_or_else(|| unknown_service("primary", target))?;
         state.advance_to(step, self.step_s, self.retention_steps);
         let now = state.at(step).ok_or_else(|| SliError::NoData {
             arm: "primary",
@@ -371,13 +359,7 @@ impl SliSource for SimulatedSli {
         let services = self.lock();
         let state = services
             .get(&(target.namespace.clone(), target.target.clone()))
-            .ok_or_else(|| SliError::NoData {
-                arm: "primary",
-                detail: format!(
-                    "no simulated service {}/{}",
-                    target.namespace, target.target
-                ),
-            })?;
+            .ok_or_else(|| unknown_service("primary", target))?;
         if step.is_zero() || lookback < step {
             return Err(SliError::Query(format!(
                 "the history step ({step:?}) must be positive and at most the look-back ({lookback:?})"
@@ -409,6 +391,17 @@ impl SliSource for SimulatedSli {
     /// Accepts any template name: the simulator has no queries to render.
     fn check_template(&self, _target: &SliTarget) -> Result<(), SliError> {
         Ok(())
+    }
+}
+
+/// A hook asked about a service the simulation does not have.
+fn unknown_service(arm: &'static str, target: &SliTarget) -> SliError {
+    SliError::NoData {
+        arm,
+        detail: format!(
+            "no simulated service {}/{}",
+            target.namespace, target.target
+        ),
     }
 }
 

@@ -85,7 +85,7 @@ impl Analyst {
         }
 
         // The previous look's counters.
-        let looks = self.store.looks(analysis.id).await?;
+        let looks = self.store.looks_to_judge(analysis.id).await?;
         let previous = previous_counters(&analysis, &looks)?;
         let start = last_window_end(&analysis, &looks);
         let now = now_millis();

@@ -758,7 +758,10 @@ mod tests {
     fn the_reading_query_labels_every_part_and_reads_them_back() {
         let parts = [
             (Part::new(Arm::Canary, Kind::Requests), "sum(a)".to_owned()),
-            (Part::new(Arm::Primary, Kind::SampleTime), "max(b)".to_owned()),
+            (
+                Part::new(Arm::Primary, Kind::SampleTime),
+                "max(b)".to_owned(),
+            ),
         ];
         assert_eq!(
             union(parts.iter()),
@@ -766,7 +769,12 @@ mod tests {
              label_replace(max(b), \"verdict_part\", \"primary:sample_time\", \"\", \"\")"
         );
         for arm in [Arm::Canary, Arm::Primary] {
-            for kind in [Kind::Requests, Kind::Errors, Kind::Buckets, Kind::SampleTime] {
+            for kind in [
+                Kind::Requests,
+                Kind::Errors,
+                Kind::Buckets,
+                Kind::SampleTime,
+            ] {
                 let part = Part::new(arm, kind);
                 let mut labels = HashMap::from([
                     (PART_LABEL.to_owned(), part.label()),

@@ -73,6 +73,7 @@ struct LookEvidence<'a> {
 }
 
 /// The next look to show the judge: both arms' counts and when its window ended.
+#[derive(Debug, Clone)]
 pub(super) struct NextLook {
     pub canary: ArmTally,
     pub primary: ArmTally,
@@ -87,14 +88,36 @@ pub(super) fn judge(
     looks: &[LookRow],
     next: Option<&NextLook>,
 ) -> Result<Judgement, Refusal> {
-    let mut judge = Judge::new(settings.canary.judge.clone(), settings.plan())
-        .map_err(|e| Refusal::bad_request(format!("settings: {e}")))?;
-    let elapsed = |end: Millis| u64::try_from(end.saturating_sub(started_at)).unwrap_or(0);
     let stored = looks
         .iter()
         .map(|row| (&row.look.canary, &row.look.primary, row.look.window_end));
     let next = next.map(|n| (&n.canary, &n.primary, n.window_end));
-    for (canary, primary, window_end) in stored.chain(next) {
+    judge_tallies(settings, started_at, stored.chain(next))
+}
+
+/// [`judge`] over looks that were never stored (a backtest of Prometheus history): each
+/// look's tallies and the end of its window, in order.
+pub(super) fn judge_unstored(
+    settings: &AnalysisSettings,
+    started_at: Millis,
+    looks: &[NextLook],
+) -> Result<Judgement, Refusal> {
+    judge_tallies(
+        settings,
+        started_at,
+        looks.iter().map(|n| (&n.canary, &n.primary, n.window_end)),
+    )
+}
+
+fn judge_tallies<'a>(
+    settings: &AnalysisSettings,
+    started_at: Millis,
+    looks: impl Iterator<Item = (&'a ArmTally, &'a ArmTally, Millis)>,
+) -> Result<Judgement, Refusal> {
+    let mut judge = Judge::new(settings.canary.judge.clone(), settings.plan())
+        .map_err(|e| Refusal::bad_request(format!("settings: {e}")))?;
+    let elapsed = |end: Millis| u64::try_from(end.saturating_sub(started_at)).unwrap_or(0);
+    for (canary, primary, window_end) in looks {
         judge.observe(&Look {
             canary: arm(canary),
             primary: arm(primary),
@@ -213,7 +236,7 @@ fn whole(x: f64) -> u64 {
     }
 }
 
-fn p95_ms(counts: &ArmCounts) -> Option<f64> {
+pub(super) fn p95_ms(counts: &ArmCounts) -> Option<f64> {
     latency::quantile_estimate(&counts.buckets, 0.95).map(|s| s * 1000.0)
 }
 

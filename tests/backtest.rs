@@ -264,6 +264,7 @@ async fn a_history_backtest_reports_the_outcomes_a_changed_alpha_flips() {
     let o = verdict(&app, &["backtest", "--since", "1h", "--set", "alpha=1e-6"]).await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
+    eprintln!("{table}");
     assert!(table.contains("as recorded"), "{table}");
     assert!(
         table.contains(&format!(
@@ -308,6 +309,7 @@ async fn a_history_backtest_reports_the_outcomes_a_changed_alpha_flips() {
     .await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
+    eprintln!("{table}");
     for row in ["as recorded", "alpha=0.05", "alpha=1e-6", "median look"] {
         assert!(table.contains(row), "{row}: {table}");
     }
@@ -581,6 +583,7 @@ async fn a_window_backtest_judges_prometheus_history_as_the_live_analysis_did() 
     let o = run(window(&[]), "release-manager").await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
+    eprintln!("{table}");
     assert!(
         table.contains(&format!("as given: rolled back at look {looks_taken}")),
         "{table}"
@@ -606,6 +609,7 @@ async fn a_window_backtest_judges_prometheus_history_as_the_live_analysis_did() 
     .await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
+    eprintln!("{table}");
     assert!(table.contains("alpha=1e-6: undecided"), "{table}");
     assert!(table.contains("median look"), "{table}");
 

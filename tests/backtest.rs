@@ -476,7 +476,7 @@ const STILL_MS: i64 = 1_500;
 /// and bad input are refused; nothing is written.
 #[tokio::test]
 async fn a_window_backtest_judges_prometheus_history_as_the_live_analysis_did() {
-    let app = spawn_app(AppOptions::with_api()).await;
+    let mut app = spawn_app(AppOptions::with_api()).await;
     let canary = Profile::fixed(200.0, 0.09, FAST_MS);
     let primary = Profile::fixed(200.0, 0.03, FAST_MS);
     let go = || app.traffic("podinfo", canary.clone(), primary.clone());
@@ -735,6 +735,12 @@ async fn a_window_backtest_judges_prometheus_history_as_the_live_analysis_did() 
             "release-manager",
             "yesterday",
         ),
+        // No workload of that name: nothing to open the analysis with (a 424).
+        (
+            with(window(&[]), "--target", "ghost"),
+            "release-manager",
+            "at the window's start",
+        ),
     ];
     for (args, role, expected) in cases {
         let o = run(args.clone(), role).await;
@@ -742,6 +748,15 @@ async fn a_window_backtest_judges_prometheus_history_as_the_live_analysis_did() 
         let err = text(&o.stderr);
         assert!(err.contains(expected), "{args:?}: {err}");
     }
+
+    // Prometheus gone: a clear failed dependency, not a report of empty looks.
+    app.prometheus_mut().stop().await;
+    let args = window(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = verdict_as(&app, "release-manager", &args).await;
+    assert!(!o.status.success(), "a window without Prometheus succeeded");
+    let err = text(&o.stderr);
+    assert!(err.contains("Prometheus") && err.contains("(424)"), "{err}");
 
     // Nothing was written by any of it.
     assert_eq!(app.looks(analysis.id).await, live);

@@ -115,13 +115,14 @@ pub(super) fn replay(
     started_at: Millis,
     stored: &[LookRow],
 ) -> Result<Vec<(&'static str, String)>, ServiceError> {
-    (1..=stored.len())
-        .map(|end| {
-            let judgement = judging::judge(settings, started_at, &stored[..end], None)
-                .map_err(|r| ServiceError::Invalid(r.reason))?;
-            Ok((spelling(judgement.verdict()), judgement.reason().to_owned()))
-        })
-        .collect()
+    let looks = stored
+        .iter()
+        .map(|row| (&row.look.canary, &row.look.primary, row.look.window_end));
+    Ok(judging::judge_each(settings, started_at, looks)
+        .map_err(|r| ServiceError::Invalid(r.reason))?
+        .into_iter()
+        .map(|j| (spelling(j.verdict()), j.reason().to_owned()))
+        .collect())
 }
 
 pub(super) fn spelling(verdict: Verdict) -> &'static str {

@@ -263,12 +263,42 @@ fn run(
     readings: &[(Millis, Reading)],
     set: &HashMap<String, String>,
 ) -> Result<WindowRun, ServiceError> {
-    let mut taken: Vec<NextLook> = Vec::new();
+    // The looks taken, with both arms' tallies as the judge counts them.
+    let taken: Vec<NextLook> = readings
+        .iter()
+        .filter_map(|(at, reading)| match reading {
+            Reading::Counts(window) => {
+                let (canary, primary) = judging::tallies(settings, window);
+                Some(NextLook {
+                    canary,
+                    primary,
+                    window_end: *at,
+                })
+            }
+            Reading::Nothing(_) => None,
+        })
+        .collect();
+    let judgements = judging::judge_each(
+        settings,
+        started_at,
+        taken.iter().map(|n| (&n.canary, &n.primary, n.window_end)),
+    )
+    .map_err(service_error)?;
+    let figures = |t: &crate::store::ArmTally, counts: &crate::sli::ArmCounts| ArmFigures {
+        requests: t.requests,
+        errors: t.errors,
+        p95_ms: judging::p95_ms(counts),
+    };
     let mut looks = Vec::with_capacity(readings.len());
+    let mut judged = taken.iter().zip(&judgements);
     let mut last = None;
+    let mut seq = 0_i64;
     for (at, reading) in readings {
-        let window = match reading {
-            Reading::Counts(window) => window,
+        let (window, (look, judgement)) = match reading {
+            Reading::Counts(window) => match judged.next() {
+                Some(next) => (window, next),
+                None => break,
+            },
             Reading::Nothing(why) => {
                 looks.push(WindowLook {
                     at: *at,
@@ -281,35 +311,19 @@ fn run(
                 continue;
             }
         };
-        let (canary, primary) = judging::tallies(settings, window);
-        let figures = |t: &crate::store::ArmTally, counts: &crate::sli::ArmCounts| ArmFigures {
-            requests: t.requests,
-            errors: t.errors,
-            p95_ms: judging::p95_ms(counts),
-        };
-        let (c, p) = (
-            figures(&canary, &window.canary),
-            figures(&primary, &window.primary),
-        );
-        taken.push(NextLook {
-            canary,
-            primary,
-            window_end: *at,
-        });
-        let judgement =
-            judging::judge_unstored(settings, started_at, &taken).map_err(service_error)?;
         let verdict = spelling(judgement.verdict());
+        seq += 1;
         looks.push(WindowLook {
             at: *at,
-            seq: Some(i64::try_from(taken.len()).unwrap_or(i64::MAX)),
-            canary: Some(c),
-            primary: Some(p),
+            seq: Some(seq),
+            canary: Some(figures(&look.canary, &window.canary)),
+            primary: Some(figures(&look.primary, &window.primary)),
             verdict: Some(verdict.to_owned()),
             reason: judgement.reason().to_owned(),
         });
-        let failed = verdict == "fail";
         last = Some(judgement);
-        if failed {
+        // A failing look ends the analysis: the rollout hook answers 422 from then on.
+        if verdict == "fail" {
             break;
         }
     }

@@ -391,6 +391,42 @@ async fn a_history_backtest_reports_the_outcomes_a_changed_alpha_flips() {
         assert_eq!(r.status, 422, "{query}: {}", r.text);
     }
     assert_eq!(written(&app, &ids).await, before);
+
+    // Settings this verdict cannot read (another version wrote them): that analysis is
+    // listed as skipped, the others are still replayed.
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&app.db.url)
+            .await
+            .expect("connect");
+        sqlx::query("UPDATE analysis SET settings = '{\"from\": \"elsewhere\"}' WHERE id = $1")
+            .bind(ids[2].get())
+            .execute(&mut db)
+            .await
+            .expect("update");
+    }
+    let v = json_of(
+        &verdict(
+            &app,
+            &["backtest", "--since", "1h", "--set", "alpha=1e-6", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(v["analyses"], 2, "{v}");
+    let skipped = v["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(skipped[0]["analysis_id"], ids[2].get());
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("unreadable settings"),
+        "{v}"
+    );
+    assert!(
+        flip_of(&v["configurations"][0], ids[0].get()).is_some(),
+        "{v}"
+    );
     app.shutdown().await;
 }
 

@@ -41,7 +41,7 @@ fn previous_counters(analysis: &Analysis, looks: &[LookRow]) -> Result<Option<Co
 }
 
 /// A sample time for people, e.g. `2026-12-02T03:04:05.678Z`.
-fn clock_time(ms: Millis) -> String {
+pub(super) fn clock_time(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| format!("{ms} ms"))

@@ -157,6 +157,7 @@ impl Analyst {
             .and_then(|c| self.milestone(MilestoneKind::Regression, &analysis, &c.reason, now));
         let (decision, answer) = Reply::new(id, outcome, reason)
             .with_evidence(Some(evidence))
+            .with_look(new_look.seq)
             .with_milestones(started.iter().cloned().chain(regression))
             .record_of(call);
 
@@ -225,6 +226,7 @@ impl Analyst {
             reason,
         )
         .with_evidence(judgement.evidence())
+        .with_look(looks.last().map_or(0, |l| l.look.seq))
         .with_milestones(milestones);
         self.answer(call, reply, None).await
     }
@@ -247,6 +249,7 @@ impl Analyst {
             look.look.reason.clone(),
         )
         .with_evidence(Some(look.look.evidence.clone()))
+        .with_look(look.look.seq)
         .with_milestones(milestones);
         self.answer(call, reply, None).await
     }
@@ -274,6 +277,7 @@ mod tests {
             status: AnalysisStatus::Running,
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
+            controller: crate::domain::Controller::Flagger,
             started_at: 0,
             finished_at: None,
             baseline: baseline.map(str::to_owned),

@@ -12,8 +12,10 @@ impl Analyst {
     /// The call's metadata resolved against the server's defaults; 400 naming the key
     /// of a value that does not parse.
     pub(super) fn resolve_settings(&self, call: &HookCall) -> Result<CanarySettings, Refusal> {
-        settings::resolve(&call.key.name, &call.metadata, &self.config)
-            .map_err(|e| Refusal::bad_request(e.to_string()))
+        let mut settings = settings::resolve(&call.key.name, &call.metadata, &self.config)
+            .map_err(|e| Refusal::bad_request(e.to_string()))?;
+        settings.controller = call.controller;
+        Ok(settings)
     }
 
     /// What the SLI source reads for this analysis.
@@ -48,6 +50,16 @@ impl Analyst {
         // Metadata is validated on every call, even when the analysis already exists.
         let canary = self.resolve_settings(call)?;
         if let Some(existing) = self.store.find_analysis(&call.key).await? {
+            if existing.controller != call.controller {
+                // One revision, two controllers: both would act on one verdict.
+                return Err(Refusal::conflict(format!(
+                    "analysis {} of {} belongs to {}, not {}",
+                    existing.id,
+                    call.key,
+                    existing.controller.title(),
+                    call.controller.title()
+                )));
+            }
             return Ok((existing, false));
         }
         let mut settings = AnalysisSettings {

@@ -457,6 +457,18 @@ const BUILTIN: &[(&str, &str)] = &[
         "opentelemetry",
         include_str!("../../metric-templates/opentelemetry.yaml"),
     ),
+    (
+        "argo-istio",
+        include_str!("../../metric-templates/argo-istio.yaml"),
+    ),
+    (
+        "argo-nginx",
+        include_str!("../../metric-templates/argo-nginx.yaml"),
+    ),
+    (
+        "argo-app-metrics",
+        include_str!("../../metric-templates/argo-app-metrics.yaml"),
+    ),
 ];
 
 /// All templates known to the service, by name.

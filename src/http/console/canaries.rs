@@ -176,7 +176,10 @@ fn row(c: &CanaryNowView) -> Markup {
     };
     html! {
         tr {
-            th scope="row" { a href={ "/ui/analyses/" (c.analysis.id) } { (c.namespace) "/" (c.name) } }
+            th scope="row" {
+                a href={ "/ui/analyses/" (c.analysis.id) } { (c.namespace) "/" (c.name) }
+                @if c.analysis.controller == "argo" { " " span.muted { "Argo" } }
+            }
             td { code { (short(&c.analysis.checksum)) } }
             td { (badge(&c.analysis.status)) }
             td.num { @match c.weight { Some(w) => { (w) " %" } None => { "–" } } }
@@ -200,6 +203,15 @@ pub fn gate(g: &GateOut) -> Markup {
         @if let (GateStateBody::Held, Some(reason)) = (g.state, g.reason.as_deref()) {
             " " span.reason { (g.actor.as_deref().unwrap_or("someone")) ": " (reason) }
         }
+    }
+}
+
+/// The controller of an analysis (`flagger`, `argo`) for people.
+pub fn controller(stored: &str) -> &str {
+    match stored {
+        "argo" => "Argo Rollouts",
+        "flagger" => "Flagger",
+        other => other,
     }
 }
 

@@ -52,7 +52,11 @@ impl Rollout {
         let hash = "rollouts_pod_template_hash";
         let exporter = app.exporter();
         exporter.set_labels(NS, self.name, &[(hash, self.canary_hash)]);
-        exporter.set_labels(NS, &format!("{}-primary", self.name), &[(hash, self.stable_hash)]);
+        exporter.set_labels(
+            NS,
+            &format!("{}-primary", self.name),
+            &[(hash, self.stable_hash)],
+        );
     }
 
     /// Flagger's payload for the same canary and settings.
@@ -170,7 +174,10 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
             if look == 1 {
                 // Within min_look_gap: the stored look answers again, no new look.
                 let again = good_a.measure().await;
-                assert_eq!((again.phase, json(&again)["look"].clone()), (a.phase, body["look"].clone()));
+                assert_eq!(
+                    (again.phase, json(&again)["look"].clone()),
+                    (a.phase, body["look"].clone())
+                );
             }
         }
         if fail_at.is_none() {
@@ -201,13 +208,32 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
 
     // Flagger's rollout hook on the same data decided the same at the same look.
     let flagger_good = app.analysis(&good_f).await.expect("Flagger's A/A analysis");
-    let flagger_broken = app.analysis(&broken_f).await.expect("Flagger's ×3 analysis");
-    let argo_good = analysis_of(&app, &GOOD.argo_key()).await.expect("Argo's A/A");
-    let argo_broken = analysis_of(&app, &BROKEN.argo_key()).await.expect("Argo's ×3");
-    assert_eq!(first_with(&app.looks(flagger_good.id).await, "pass"), Some(pass_at));
-    assert_eq!(first_with(&app.looks(argo_good.id).await, "pass"), Some(pass_at));
-    assert_eq!(first_with(&app.looks(flagger_broken.id).await, "fail"), Some(fail_at));
-    assert_eq!(first_with(&app.looks(argo_broken.id).await, "fail"), Some(fail_at));
+    let flagger_broken = app
+        .analysis(&broken_f)
+        .await
+        .expect("Flagger's ×3 analysis");
+    let argo_good = analysis_of(&app, &GOOD.argo_key())
+        .await
+        .expect("Argo's A/A");
+    let argo_broken = analysis_of(&app, &BROKEN.argo_key())
+        .await
+        .expect("Argo's ×3");
+    assert_eq!(
+        first_with(&app.looks(flagger_good.id).await, "pass"),
+        Some(pass_at)
+    );
+    assert_eq!(
+        first_with(&app.looks(argo_good.id).await, "pass"),
+        Some(pass_at)
+    );
+    assert_eq!(
+        first_with(&app.looks(flagger_broken.id).await, "fail"),
+        Some(fail_at)
+    );
+    assert_eq!(
+        first_with(&app.looks(argo_broken.id).await, "fail"),
+        Some(fail_at)
+    );
     assert_eq!(argo_broken.status, AnalysisStatus::Failed);
     assert_eq!(
         (flagger_good.controller, flagger_broken.controller),
@@ -225,7 +251,11 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
     let decisions = app.decisions(argo_broken.id).await;
     assert!(!decisions.is_empty());
     for d in decisions.iter().map(|d| &d.decision) {
-        assert_eq!((d.hook.as_str(), d.status_code), ("argo-measure", 200), "{d:?}");
+        assert_eq!(
+            (d.hook.as_str(), d.status_code),
+            ("argo-measure", 200),
+            "{d:?}"
+        );
     }
     assert!(decisions.iter().any(|d| d.decision.verdict == "fail"));
 
@@ -234,7 +264,15 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
     let http = reqwest::Client::new();
     for (id, controller) in [(argo_good.id, "argo"), (flagger_good.id, "flagger")] {
         let path = format!("/api/v1/analyses/{}", id.get());
-        let r = call(&http, &app.base_url(), Method::GET, &path, Some(&viewer), None).await;
+        let r = call(
+            &http,
+            &app.base_url(),
+            Method::GET,
+            &path,
+            Some(&viewer),
+            None,
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.json["analysis"]["controller"], controller, "{}", r.text);
     }
@@ -275,14 +313,25 @@ async fn bad_calls_get_a_reason_and_a_prometheus_outage_is_a_503_that_records_no
         ("token", Some(TOKEN), "Authorization: Bearer"),
     ] {
         let m = good.clone().with_query(key, value).measure().await;
-        assert_eq!((m.phase, m.status), (Phase::Error, Some(400)), "{key}: {}", m.body);
+        assert_eq!(
+            (m.phase, m.status),
+            (Phase::Error, Some(400)),
+            "{key}: {}",
+            m.body
+        );
         let body = json(&m);
         assert_eq!(body["error"], "bad_request");
         let reason = body["reason"].as_str().unwrap_or_default();
         assert!(reason.contains(named), "{key}: «{reason}»");
     }
-    assert!(analysis_of(&app, &GOOD.argo_key()).await.is_none(), "opened by a bad call");
-    assert!(app.decisions_for(GOOD.name).await.is_empty(), "a bad call was recorded");
+    assert!(
+        analysis_of(&app, &GOOD.argo_key()).await.is_none(),
+        "opened by a bad call"
+    );
+    assert!(
+        app.decisions_for(GOOD.name).await.is_empty(),
+        "a bad call was recorded"
+    );
 
     // POST with the parameters in a JSON body (Argo's jsonBody) is the same measurement.
     let body = serde_json::json!({
@@ -307,11 +356,19 @@ async fn bad_calls_get_a_reason_and_a_prometheus_outage_is_a_503_that_records_no
     app.prometheus_mut().stop().await;
     next_look().await;
     let down = good.measure().await;
-    assert_eq!((down.phase, down.status), (Phase::Error, Some(503)), "{}", down.body);
+    assert_eq!(
+        (down.phase, down.status),
+        (Phase::Error, Some(503)),
+        "{}",
+        down.body
+    );
     let body = json(&down);
     assert_eq!(body["error"], "unavailable");
     assert!(!body["reason"].as_str().unwrap_or_default().is_empty());
-    assert!(app.looks(opened.id).await.is_empty(), "a look without Prometheus");
+    assert!(
+        app.looks(opened.id).await.is_empty(),
+        "a look without Prometheus"
+    );
     let last = app.decisions(opened.id).await;
     let last = &last.last().expect("the refusal is recorded").decision;
     assert_eq!((last.status_code, last.verdict.as_str()), (503, "error"));

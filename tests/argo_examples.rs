@@ -63,7 +63,10 @@ fn schemas() -> BTreeMap<String, Value> {
     }
     let mut out = BTreeMap::new();
     for crd in documents(&path("tests/fixtures/argo-rollouts/crds-v1.9.1.yaml")) {
-        let kind = crd["spec"]["names"]["kind"].as_str().expect("kind").to_owned();
+        let kind = crd["spec"]["names"]["kind"]
+            .as_str()
+            .expect("kind")
+            .to_owned();
         let mut schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
         assert_eq!(crd["spec"]["versions"][0]["name"], "v1alpha1");
         strict(&mut schema);
@@ -208,7 +211,10 @@ fn the_rollout_feeds_the_template_and_verdict_accepts_the_measurement_it_makes()
     for arg in template["spec"]["args"].as_array().expect("template args") {
         let name = arg["name"].as_str().expect("name");
         let own = arg.get("value").is_some() || arg.get("valueFrom").is_some();
-        assert!(own || given.contains_key(name), "argument {name} is never given");
+        assert!(
+            own || given.contains_key(name),
+            "argument {name} is never given"
+        );
     }
     assert_eq!(
         given["canary-hash"]["valueFrom"]["podTemplateHashValue"],
@@ -225,7 +231,12 @@ fn the_rollout_feeds_the_template_and_verdict_accepts_the_measurement_it_makes()
     assert_eq!(metric["successCondition"], "result == \"pass\"");
     assert_eq!(metric["failureCondition"], "result == \"fail\"");
     let count = metric["count"].as_i64().expect("count");
-    assert!(metric["inconclusiveLimit"].as_i64().expect("inconclusiveLimit") >= count);
+    assert!(
+        metric["inconclusiveLimit"]
+            .as_i64()
+            .expect("inconclusiveLimit")
+            >= count
+    );
     assert_eq!(metric["consecutiveSuccessLimit"], 1);
 
     // The URL Argo builds from the arguments is a measurement verdict accepts.

@@ -731,8 +731,14 @@ fn argo_variables(provider: &str) -> BTreeMap<String, String> {
         primary,
     };
     BTreeMap::from([
-        (verdict::argo::CANARY_HASH_VARIABLE.to_owned(), arm(false).hash()),
-        (verdict::argo::STABLE_HASH_VARIABLE.to_owned(), arm(true).hash()),
+        (
+            verdict::argo::CANARY_HASH_VARIABLE.to_owned(),
+            arm(false).hash(),
+        ),
+        (
+            verdict::argo::STABLE_HASH_VARIABLE.to_owned(),
+            arm(true).hash(),
+        ),
     ])
 }
 

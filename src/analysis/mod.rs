@@ -151,8 +151,11 @@ impl Analyst {
         time: Millis,
     ) -> Option<Milestone> {
         self.milestones.then(|| {
-            Milestone::new(kind, analysis.canary(), detail, time)
-                .of(analysis.id, analysis.key.checksum.clone(), analysis.controller)
+            Milestone::new(kind, analysis.canary(), detail, time).of(
+                analysis.id,
+                analysis.key.checksum.clone(),
+                analysis.controller,
+            )
         })
     }
 }

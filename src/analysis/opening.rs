@@ -3,7 +3,7 @@
 //! on later calls.
 
 use super::{judging, settings, Analyst, HookCall, Refusal};
-use crate::domain::{now_millis, AnalysisSettings, CanaryName, CanarySettings};
+use crate::domain::{now_millis, AnalysisSettings, CanaryName, CanarySettings, Controller};
 use crate::sli::templates::TemplateVariables;
 use crate::sli::SliTarget;
 use crate::store::{Analysis, NewAnalysis};
@@ -78,9 +78,15 @@ impl Analyst {
             self.sli.counters(&target, now),
         )?;
         if history.iter().map(|h| h.requests).sum::<f64>() < 1.0 {
+            let primary = match call.controller {
+                Controller::Flagger => format!("the primary {}-primary", target.target),
+                Controller::Argo => format!(
+                    "the stable pods of {} (template {})",
+                    target.target, target.template
+                ),
+            };
             return Err(Refusal::dependency(format!(
-                "the primary {}-primary served no requests in the last {}: nothing to compare the canary against",
-                target.target,
+                "{primary} served no requests in the last {}: nothing to compare the canary against",
                 humantime::format_duration(defaults.lookback)
             )));
         }

@@ -115,7 +115,8 @@ impl MeasureParams {
             take("canaryHash")?,
             take("stableHash")?,
         );
-        let namespace = Namespace::parse(&namespace).map_err(|e| invalid("namespace", e.why.into()))?;
+        let namespace =
+            Namespace::parse(&namespace).map_err(|e| invalid("namespace", e.why.into()))?;
         let name = CanaryName::parse(&rollout).map_err(|e| invalid("rollout", e.why.into()))?;
         let checksum = parse_hash("canaryHash", &canary)?;
         let stable_hash = parse_hash("stableHash", &stable)?;
@@ -397,9 +398,15 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
         assert_eq!(Decision::of(Outcome::Fail, Mode::Enforce), Decision::Fail);
-        assert_eq!(Decision::of(Outcome::Fail, Mode::Shadow), Decision::Continue);
+        assert_eq!(
+            Decision::of(Outcome::Fail, Mode::Shadow),
+            Decision::Continue
+        );
         assert_eq!(Decision::of(Outcome::Pass, Mode::Shadow), Decision::Pass);
-        assert_eq!(Decision::of(Outcome::Wait, Mode::Enforce), Decision::Continue);
+        assert_eq!(
+            Decision::of(Outcome::Wait, Mode::Enforce),
+            Decision::Continue
+        );
         assert_eq!(Decision::of(Outcome::Ok, Mode::Enforce), Decision::Continue);
     }
 }

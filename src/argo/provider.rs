@@ -124,7 +124,12 @@ impl WebMetric {
             .as_sequence()
             .into_iter()
             .flatten()
-            .filter_map(|a| Some((a["name"].as_str()?.to_owned(), a["value"].as_str()?.to_owned())))
+            .filter_map(|a| {
+                Some((
+                    a["name"].as_str()?.to_owned(),
+                    a["value"].as_str()?.to_owned(),
+                ))
+            })
             .collect();
         defaults.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
         let args = &defaults;
@@ -142,7 +147,9 @@ impl WebMetric {
             other => return Err(unsupported(format!("method {other}"))),
         };
         if !web["body"].is_null() || !web["jsonBody"].is_null() {
-            return Err(unsupported("a request body (only query arguments are implemented)".into()));
+            return Err(unsupported(
+                "a request body (only query arguments are implemented)".into(),
+            ));
         }
         let headers = web["headers"]
             .as_sequence()
@@ -247,7 +254,13 @@ impl WebMetric {
         let status = response.status().as_u16();
         let body = match response.text().await {
             Ok(b) => b,
-            Err(e) => return error(format!("Received no bytes in response: {e}"), Some(status), String::new()),
+            Err(e) => {
+                return error(
+                    format!("Received no bytes in response: {e}"),
+                    Some(status),
+                    String::new(),
+                )
+            }
         };
         if !(200..300).contains(&status) {
             return error(
@@ -257,15 +270,18 @@ impl WebMetric {
             );
         }
         // A body that is not JSON is evaluated as a string (webmetric.go).
-        let data: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|_| serde_json::Value::String(body.clone()));
+        let data: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| serde_json::Value::String(body.clone()));
         let picked = self
             .json_path
             .iter()
             .try_fold(&data, |v, field| v.get(field));
         let Some(result) = picked else {
             return error(
-                format!("Could not find JSONPath in body: {}", self.json_path.join(".")),
+                format!(
+                    "Could not find JSONPath in body: {}",
+                    self.json_path.join(".")
+                ),
                 Some(status),
                 body,
             );
@@ -312,7 +328,9 @@ fn substitute(text: &str, args: &BTreeMap<String, String>) -> Result<String, Met
             .ok_or_else(|| MetricError::Unsupported(format!("unclosed {{{{ in {text:?}")))?;
         let tag = rest[open + 2..open + close].trim();
         let name = tag.strip_prefix("args.").ok_or_else(|| {
-            MetricError::Unsupported(format!("{{{{{tag}}}}}: only {{{{args.<name>}}}} is implemented"))
+            MetricError::Unsupported(format!(
+                "{{{{{tag}}}}}: only {{{{args.<name>}}}} is implemented"
+            ))
         })?;
         let value = args
             .get(name)
@@ -343,8 +361,7 @@ fn parse_json_path(text: &str) -> Result<Vec<String>, MetricError> {
         .collect();
     let plain = |f: &String| {
         !f.is_empty()
-            && f
-                .chars()
+            && f.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
     if fields.iter().all(plain) {
@@ -401,7 +418,10 @@ mod tests {
         assert_eq!(parse_json_path("{.a.b}").expect("path"), ["a", "b"]);
         assert!(parse_json_path("{$}").expect("root").is_empty());
         let args = BTreeMap::from([("ns".to_owned(), "test".to_owned())]);
-        assert_eq!(substitute("a={{args.ns}}", &args).expect("filled"), "a=test");
+        assert_eq!(
+            substitute("a={{args.ns}}", &args).expect("filled"),
+            "a=test"
+        );
         assert_eq!(
             substitute("{{args.other}}", &args),
             Err(MetricError::MissingArg("other".into()))

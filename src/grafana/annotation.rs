@@ -71,7 +71,11 @@ pub fn annotation(m: &Milestone) -> Annotation {
         None => (m.time, None),
     };
     let mut tags = vec![TAG.to_owned(), canary.to_string(), tag.to_owned()];
-    if let Some(a) = m.analysis.as_ref().filter(|a| a.controller != Controller::Flagger) {
+    if let Some(a) = m
+        .analysis
+        .as_ref()
+        .filter(|a| a.controller != Controller::Flagger)
+    {
         tags.push(a.controller.as_str().to_owned());
     }
     Annotation {

@@ -8,7 +8,8 @@ use super::codec::text_column;
 use super::sql::{Conditions, Select, Write};
 use super::{ManualAction, Store, StoreError};
 use crate::domain::{
-    AnalysisId, AnalysisKey, AnalysisSettings, Controller, CanaryName, CanaryRef, Millis, Mode, Namespace,
+    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Controller, Millis, Mode,
+    Namespace,
 };
 
 /// Lifecycle of an analysis.

@@ -205,6 +205,7 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
     }
     let pass_at = pass_at.expect("A/A not passed within the looks");
     let fail_at = fail_at.expect("errors ×3 not failed within the looks");
+    eprintln!("A/A passed at look {pass_at}, errors ×3 failed at look {fail_at}");
 
     // Flagger's rollout hook on the same data decided the same at the same look.
     let flagger_good = app.analysis(&good_f).await.expect("Flagger's A/A analysis");

@@ -7,6 +7,7 @@
 //! pod-template hash), so both must reach the same verdict at the same look.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
@@ -14,8 +15,10 @@ use support::api::{call, token};
 use support::app::{next_look, payload, spawn_app, warm_up, AppOptions, TestApp, FAST_MS, NS};
 use support::exporter::Profile;
 use verdict::argo::provider::{Measured, Phase, WebMetric};
+use verdict::config::GrafanaSettings;
 use verdict::domain::{AnalysisKey, CanaryName, Checksum, Controller, Namespace};
-use verdict::store::{Analysis, AnalysisStatus, LookRow};
+use verdict::grafana::annotation;
+use verdict::store::{Analysis, AnalysisStatus, LookRow, MilestoneKind, OutboxEntry};
 
 const TOKEN: &str = "argo-webhook-token";
 /// The real judge with less canary traffic needed, as in tests/flagger_flow.rs.
@@ -122,6 +125,15 @@ async fn analysis_of(app: &TestApp, key: &AnalysisKey) -> Option<Analysis> {
 async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() {
     let app = spawn_app(AppOptions {
         webhook_token: Some(TOKEN.into()),
+        // Milestones are written only while a Grafana worker runs; none answers here,
+        // so they stay in the outbox for the test to read.
+        grafana: Some(GrafanaSettings {
+            url: Some("http://127.0.0.1:9".into()),
+            token: Some("unused".to_owned().into()),
+            retry_min: Duration::from_secs(30),
+            retry_max: Duration::from_secs(60),
+            ..GrafanaSettings::default()
+        }),
         ..AppOptions::with_api()
     })
     .await;
@@ -259,6 +271,39 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         );
     }
     assert!(decisions.iter().any(|d| d.decision.verdict == "fail"));
+
+    // Grafana's annotations name the controller of Argo's milestones only.
+    let outbox = app.store.outbox(100).await.expect("outbox");
+    let mut argo_kinds = Vec::new();
+    for row in outbox {
+        let OutboxEntry::Milestone(m) = row.entry else {
+            continue;
+        };
+        let of = m.analysis.as_ref().expect("an analysis' milestone");
+        let a = annotation(&m);
+        if [argo_good.id, argo_broken.id].contains(&of.id) {
+            assert_eq!(of.controller, Controller::Argo);
+            assert_eq!(a.tags.last().map(String::as_str), Some("argo"), "{a:?}");
+            assert!(a.text.contains("Argo Rollouts, pod-template-hash"), "{a:?}");
+            argo_kinds.push(m.kind);
+        } else {
+            assert_eq!(of.controller, Controller::Flagger);
+            assert!(
+                !a.tags.iter().any(|t| t == "argo") && !a.text.contains("Argo"),
+                "{a:?}"
+            );
+        }
+    }
+    argo_kinds.sort_by_key(|k| k.as_str());
+    assert_eq!(
+        argo_kinds,
+        [
+            MilestoneKind::Regression,
+            MilestoneKind::Started,
+            MilestoneKind::Started
+        ],
+        "Argo's analyses started, and the ×3 one regressed"
+    );
 
     // The API names the controller.
     let viewer = token("viewer", "vera");

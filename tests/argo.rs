@@ -322,6 +322,42 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.json["analysis"]["controller"], controller, "{}", r.text);
     }
+    // So does the console's page of an analysis.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = http
+        .post(format!("{}/ui/sign-in", app.base_url()))
+        .form(&[("token", viewer.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    for (id, label) in [
+        (argo_good.id, "Argo Rollouts"),
+        (flagger_good.id, "Flagger"),
+    ] {
+        let page = http
+            .get(format!("{}/ui/analyses/{}", app.base_url(), id.get()))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("analysis page");
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.expect("html");
+        let fact = format!("<dt>Controller</dt><dd>{label}</dd>");
+        assert!(
+            html.contains(&fact),
+            "no «{fact}» on the page of analysis {id}"
+        );
+    }
     app.shutdown().await;
 }
 
@@ -397,6 +433,12 @@ async fn bad_calls_get_a_reason_and_a_prometheus_outage_is_a_503_that_records_no
     assert_eq!(posted["decision"], "continue", "{posted}");
     let opened = analysis_of(&app, &GOOD.argo_key()).await.expect("opened");
     assert_eq!(posted["analysis"], opened.id.get());
+
+    // One revision, one controller: Flagger's hooks do not act on Argo's analysis.
+    let flagger = payload(GOOD.name, GOOD.canary_hash, &[("token", TOKEN)]);
+    let r = app.call("rollout", &flagger).await;
+    assert_eq!(r.status, 409, "«{}»", r.body);
+    assert!(r.body.contains("belongs to Argo Rollouts"), "«{}»", r.body);
 
     // Prometheus down: 503 with JSON, an Error to Argo; no look, the refusal recorded.
     app.prometheus_mut().stop().await;

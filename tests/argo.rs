@@ -154,8 +154,23 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
 
     // The first measurement opens the analysis (baseline, plan) and answers `continue`:
     // there is no look yet. Flagger's pre-rollout opens its analysis at the same moment.
+    // A third rollout reads the ×3 rollout's pods (the same hashes) in shadow mode.
+    let shadowed = Rollout {
+        name: "shadowed",
+        ..BROKEN
+    };
+    let shadow_a = shadowed.argo(&app).with_query("mode", Some("shadow"));
     for (flagger, argo, rollout) in [(&good_f, &good_a, &GOOD), (&broken_f, &broken_a, &BROKEN)] {
-        let (f, a) = tokio::join!(app.call("pre-rollout", flagger), argo.measure());
+        let shadow = (rollout.name == BROKEN.name).then_some(&shadow_a);
+        let (f, a, s) = tokio::join!(app.call("pre-rollout", flagger), argo.measure(), async {
+            match shadow {
+                Some(m) => Some(m.measure().await),
+                None => None,
+            }
+        });
+        if let Some(s) = s {
+            assert_eq!(s.phase, Phase::Inconclusive, "{s:?}");
+        }
         assert_eq!(f.status, 200, "pre-rollout «{}»", f.body);
         assert_eq!(a.phase, Phase::Inconclusive, "{a:?}");
         assert_eq!(a.status, Some(200));
@@ -193,7 +208,23 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
             }
         }
         if fail_at.is_none() {
-            let (f, a) = tokio::join!(app.call("rollout", &broken_f), broken_a.measure());
+            let (f, a, s) = tokio::join!(
+                app.call("rollout", &broken_f),
+                broken_a.measure(),
+                shadow_a.measure()
+            );
+            // Shadow mode: never `fail`; on the same data, "would roll back" at the same look.
+            let s_body = json(&s);
+            let would = s_body["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("shadow: would roll back: ");
+            assert_eq!(s.phase, Phase::Inconclusive, "shadow look {look}: {s_body}");
+            assert_eq!(
+                would,
+                a.phase == Phase::Failed,
+                "shadow look {look}: {s_body}"
+            );
             assert!(
                 f.status == 200 || f.status == 422,
                 "×3 rollout look {look}: «{}»",
@@ -248,6 +279,18 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         Some(fail_at)
     );
     assert_eq!(argo_broken.status, AnalysisStatus::Failed);
+    let argo_shadowed = analysis_of(&app, &shadowed.argo_key())
+        .await
+        .expect("shadowed");
+    assert_eq!(
+        argo_shadowed.status,
+        AnalysisStatus::Failed,
+        "a shadow analysis fails in the store"
+    );
+    assert_eq!(
+        first_with(&app.looks(argo_shadowed.id).await, "fail"),
+        Some(fail_at)
+    );
     assert_eq!(
         (flagger_good.controller, flagger_broken.controller),
         (Controller::Flagger, Controller::Flagger)
@@ -281,7 +324,7 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         };
         let of = m.analysis.as_ref().expect("an analysis' milestone");
         let a = annotation(&m);
-        if [argo_good.id, argo_broken.id].contains(&of.id) {
+        if [argo_good.id, argo_broken.id, argo_shadowed.id].contains(&of.id) {
             assert_eq!(of.controller, Controller::Argo);
             assert_eq!(a.tags.last().map(String::as_str), Some("argo"), "{a:?}");
             assert!(a.text.contains("Argo Rollouts, pod-template-hash"), "{a:?}");
@@ -299,10 +342,12 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         argo_kinds,
         [
             MilestoneKind::Regression,
+            MilestoneKind::Regression,
+            MilestoneKind::Started,
             MilestoneKind::Started,
             MilestoneKind::Started
         ],
-        "Argo's analyses started, and the ×3 one regressed"
+        "Argo's analyses started, and the ×3 ones (enforced and shadowed) regressed"
     );
 
     // The API names the controller.

@@ -403,6 +403,87 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
             "no «{fact}» on the page of analysis {id}"
         );
     }
+
+    // Argo has no post-rollout: the next revision's measurements end the earlier ones.
+    // Its stable is the A/A canary (promoted: succeeded); the one after it supersedes it
+    // before promotion (aborted). Flagger's analysis of the same name is left alone.
+    let promoted = Rollout {
+        canary_hash: "8a7b6c5d4",
+        stable_hash: GOOD.canary_hash,
+        ..GOOD
+    };
+    let next = promoted.argo(&app).measure().await;
+    assert_eq!(next.phase, Phase::Inconclusive, "{}", next.body);
+    let ended = app
+        .store
+        .get_analysis(argo_good.id)
+        .await
+        .expect("get")
+        .expect("A/A");
+    assert_eq!(
+        ended.status,
+        AnalysisStatus::Succeeded,
+        "{:?}",
+        ended.status_reason
+    );
+    assert!(
+        ended
+            .status_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("promoted"),
+        "{:?}",
+        ended.status_reason
+    );
+    let flagger_now = app.analysis(&good_f).await.expect("Flagger's A/A");
+    assert_eq!(
+        flagger_now.status, flagger_good.status,
+        "Flagger's analysis untouched"
+    );
+    let superseding = Rollout {
+        canary_hash: "9e8d7c6b5",
+        stable_hash: GOOD.canary_hash,
+        ..GOOD
+    };
+    let r = superseding.argo(&app).measure().await;
+    assert_eq!(r.phase, Phase::Inconclusive, "{}", r.body);
+    let second = analysis_of(&app, &promoted.argo_key()).await.expect("R2");
+    assert_eq!(
+        second.status,
+        AnalysisStatus::Aborted,
+        "{:?}",
+        second.status_reason
+    );
+    let running = analysis_of(&app, &superseding.argo_key())
+        .await
+        .expect("R3");
+    assert_eq!(running.status, AnalysisStatus::Running);
+    let last = app.decisions(argo_good.id).await;
+    let last = &last.last().expect("the end is recorded").decision;
+    assert_eq!(
+        (last.hook.as_str(), last.verdict.as_str()),
+        ("argo-measure", "ok")
+    );
+    let succeeded = app
+        .store
+        .outbox(200)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .filter_map(|row| match row.entry {
+            OutboxEntry::Milestone(m) => Some(m),
+            OutboxEntry::Other { .. } => None,
+        })
+        .find(|m| {
+            m.kind == MilestoneKind::Succeeded
+                && m.analysis.as_ref().map(|a| a.id) == Some(argo_good.id)
+        })
+        .expect("the promoted analysis' succeeded milestone");
+    let a = annotation(&succeeded);
+    assert!(
+        a.time_end.is_some() && a.tags.iter().any(|t| t == "argo"),
+        "{a:?}"
+    );
     app.shutdown().await;
 }
 

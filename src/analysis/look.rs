@@ -4,7 +4,7 @@
 use super::answer::Reply;
 use super::judging::{self, Verdict};
 use super::{failure_reason, settings_of, Analyst, Answer, HookCall, Refusal};
-use crate::domain::{now_millis, AnalysisSettings, Millis};
+use crate::domain::{now_millis, AnalysisSettings, Controller, Millis};
 use crate::sli::{Counters, Increments};
 use crate::store::{
     Analysis, AnalysisStatus, LookInsert, LookRow, Milestone, MilestoneKind, NewLook, StatusChange,
@@ -61,6 +61,10 @@ impl Analyst {
         // Settings: the analysis of this revision, opened here (with its baseline
         // reading) when Flagger has no pre-rollout hook.
         let (analysis, created) = self.find_or_open(call).await?;
+        if call.controller == Controller::Argo {
+            // Argo says when a rollout ended only through the next revision's calls.
+            self.end_earlier_revisions(call, &analysis).await?;
+        }
         let settings = settings_of(&analysis)?;
         // The call that opened the analysis marks its start, whatever it answers.
         let started: Vec<Milestone> = created

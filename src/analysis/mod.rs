@@ -27,6 +27,7 @@ mod opening;
 mod overview;
 pub mod settings;
 mod shadow;
+mod succession;
 
 use std::collections::HashMap;
 use std::sync::Arc;

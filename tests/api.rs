@@ -1033,6 +1033,8 @@ async fn the_openapi_document_validates_and_lists_exactly_the_served_routes() {
         "get /api/v1/analyses/{id}",
         "get /api/v1/analyses/{id}/backtest",
         "get /api/v1/audit",
+        "get /api/v1/backtest",
+        "post /api/v1/backtest/window",
         "get /api/v1/canaries",
         "get /api/v1/canaries/{namespace}/{name}",
         "put /api/v1/canaries/{namespace}/{name}/gates/{gate}",

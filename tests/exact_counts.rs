@@ -2,7 +2,8 @@
 //! verdict records are exactly the requests, errors and bucket counts the exporter
 //! reported between the scrapes Prometheus took — through a counter reset (the exporter
 //! restarting), a series that appears mid-analysis (the canary's first 5xx), a call with
-//! no newer scrape (no evidence, not an error), and a second server that continues the
+//! no newer scrape (no evidence, not an error), and a second server process (`verdict
+//! serve`, started as its own OS process on the same Postgres) that continues the
 //! analysis from the counters the first one stored.
 //!
 //! This test waits for real 15 s scrapes, so it takes about two and a half minutes; every
@@ -164,8 +165,12 @@ async fn looks_are_exactly_the_counts_between_the_scrapes_prometheus_took() {
             reply.body
         );
         match look {
-            // The analysis continues on a new server: same Postgres, new process state.
-            4 => app.restart_server().await,
+            // The analysis continues on a second server: `verdict serve` as its own OS
+            // process, sharing nothing with the first but Postgres and Prometheus.
+            4 => {
+                app.continue_in_a_new_process(env!("CARGO_BIN_EXE_verdict"))
+                    .await
+            }
             5 => {
                 app.exporter().restart_counters();
                 // No scrape since look 5: the call carries no evidence and takes no look.

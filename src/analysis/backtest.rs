@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::judging::{self, Verdict};
 use super::settings::{apply_judge_keys, validate_judge, JUDGE_KEYS};
 use super::{Analyst, ServiceError};
-use crate::domain::AnalysisId;
+use crate::domain::{AnalysisId, AnalysisSettings, Millis};
+use crate::store::{Analysis, LookRow};
 
 /// One look of a replay: what was stored and what the changed settings conclude.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,44 +46,25 @@ impl Analyst {
         id: AnalysisId,
         set: &HashMap<String, String>,
     ) -> Result<Backtest, ServiceError> {
-        let mut unknown: Vec<&str> = set
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !JUDGE_KEYS.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            unknown.sort_unstable();
-            return Err(ServiceError::Invalid(format!(
-                "unknown setting(s) {}; a backtest can change {}",
-                unknown.join(", "),
-                JUDGE_KEYS.join(", ")
-            )));
-        }
+        check_keys(set)?;
         let analysis = self
             .store
             .get_analysis(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no analysis {id}")))?;
-        let mut settings = analysis
-            .settings
-            .clone()
-            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        let invalid = |e: super::settings::SettingsError| ServiceError::Invalid(e.to_string());
-        apply_judge_keys(&mut settings.canary.judge, set).map_err(invalid)?;
-        validate_judge(&settings.canary.judge).map_err(invalid)?;
+        let settings = changed_settings(&analysis, set)?;
         let stored = self.store.looks(id).await?;
-        let mut looks = Vec::with_capacity(stored.len());
-        for end in 1..=stored.len() {
-            let judgement = judging::judge(&settings, analysis.started_at, &stored[..end], None)
-                .map_err(|r| ServiceError::Invalid(r.reason))?;
-            let row = &stored[end - 1];
-            looks.push(BacktestLook {
+        let replayed = replay(&settings, analysis.started_at, &stored)?;
+        let looks: Vec<BacktestLook> = stored
+            .iter()
+            .zip(replayed)
+            .map(|(row, (new, reason))| BacktestLook {
                 seq: row.look.seq,
                 old: row.look.verdict.clone(),
-                new: spelling(judgement.verdict()).to_owned(),
-                reason: judgement.reason().to_owned(),
-            });
-        }
+                new: new.to_owned(),
+                reason,
+            })
+            .collect();
         let first_difference = looks.iter().find(|l| l.old != l.new).map(|l| l.seq);
         Ok(Backtest {
             analysis_id: id.get(),
@@ -93,6 +75,56 @@ impl Analyst {
     }
 }
 
-fn spelling(verdict: Verdict) -> &'static str {
+/// Refuses keys a backtest cannot change, naming them.
+pub(super) fn check_keys(set: &HashMap<String, String>) -> Result<(), ServiceError> {
+    let mut unknown: Vec<&str> = set
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !JUDGE_KEYS.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort_unstable();
+    Err(ServiceError::Invalid(format!(
+        "unknown setting(s) {}; a backtest can change {}",
+        unknown.join(", "),
+        JUDGE_KEYS.join(", ")
+    )))
+}
+
+/// The settings `analysis` fixed when it opened, with `set` applied and checked.
+pub(super) fn changed_settings(
+    analysis: &Analysis,
+    set: &HashMap<String, String>,
+) -> Result<AnalysisSettings, ServiceError> {
+    let mut settings = analysis
+        .settings
+        .clone()
+        .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+    let invalid = |e: super::settings::SettingsError| ServiceError::Invalid(e.to_string());
+    apply_judge_keys(&mut settings.canary.judge, set).map_err(invalid)?;
+    validate_judge(&settings.canary.judge).map_err(invalid)?;
+    Ok(settings)
+}
+
+/// The verdict (`pass`, `fail`, `wait`) and reason after each of `stored`, judged under
+/// `settings` by the judge the rollout hook uses.
+pub(super) fn replay(
+    settings: &AnalysisSettings,
+    started_at: Millis,
+    stored: &[LookRow],
+) -> Result<Vec<(&'static str, String)>, ServiceError> {
+    let looks = stored
+        .iter()
+        .map(|row| (&row.look.canary, &row.look.primary, row.look.window_end));
+    Ok(judging::judge_each(settings, started_at, looks)
+        .map_err(|r| ServiceError::Invalid(r.reason))?
+        .into_iter()
+        .map(|j| (spelling(j.verdict()), j.reason().to_owned()))
+        .collect())
+}
+
+pub(super) fn spelling(verdict: Verdict) -> &'static str {
     judging::outcome_of(verdict).as_str()
 }

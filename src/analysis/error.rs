@@ -14,6 +14,10 @@ pub enum ServiceError {
     /// The request itself is wrong (an unknown or bad setting); nothing was read.
     #[error("{0}")]
     Invalid(String),
+    /// A source verdict reads (Prometheus) failed or has nothing to read; nothing was
+    /// written.
+    #[error("{0}")]
+    Dependency(String),
     /// The store cannot be reached; trying again may work.
     #[error("the store cannot be reached")]
     Unavailable,

@@ -74,7 +74,7 @@ impl Analyst {
                 .await;
         }
         let settings = settings_of(&analysis)?;
-        let looks = self.store.looks(analysis.id).await?;
+        let looks = self.store.looks_to_judge(analysis.id).await?;
         let judgement = judging::judge(settings, analysis.started_at, &looks, None)?;
         let mode = self.gate_mode_of(call).await?;
         let rows = self.store.gates(&analysis.canary()).await?;
@@ -172,7 +172,7 @@ impl Analyst {
             .unwrap_or(analysis.started_at);
         let served: u64 = self
             .store
-            .looks(analysis.id)
+            .looks_to_judge(analysis.id)
             .await?
             .iter()
             .filter(|l| l.look.window_end > step_start)

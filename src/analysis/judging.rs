@@ -73,6 +73,7 @@ struct LookEvidence<'a> {
 }
 
 /// The next look to show the judge: both arms' counts and when its window ended.
+#[derive(Debug, Clone)]
 pub(super) struct NextLook {
     pub canary: ArmTally,
     pub primary: ArmTally,
@@ -87,21 +88,52 @@ pub(super) fn judge(
     looks: &[LookRow],
     next: Option<&NextLook>,
 ) -> Result<Judgement, Refusal> {
-    let mut judge = Judge::new(settings.canary.judge.clone(), settings.plan())
-        .map_err(|e| Refusal::bad_request(format!("settings: {e}")))?;
-    let elapsed = |end: Millis| u64::try_from(end.saturating_sub(started_at)).unwrap_or(0);
     let stored = looks
         .iter()
         .map(|row| (&row.look.canary, &row.look.primary, row.look.window_end));
     let next = next.map(|n| (&n.canary, &n.primary, n.window_end));
-    for (canary, primary, window_end) in stored.chain(next) {
-        judge.observe(&Look {
-            canary: arm(canary),
-            primary: arm(primary),
-            elapsed_ms: elapsed(window_end),
-        });
+    judge_tallies(settings, started_at, stored.chain(next))
+}
+
+/// The judgement after each of `looks` in turn, as [`judge`] would give it after the
+/// looks up to that one (a backtest): one judge shown the looks one by one, asked after
+/// each. Each look is its tallies and the end of its window.
+pub(super) fn judge_each<'a>(
+    settings: &AnalysisSettings,
+    started_at: Millis,
+    looks: impl IntoIterator<Item = (&'a ArmTally, &'a ArmTally, Millis)>,
+) -> Result<Vec<Judgement>, Refusal> {
+    let mut judge = Judge::new(settings.canary.judge.clone(), settings.plan())
+        .map_err(|e| Refusal::bad_request(format!("settings: {e}")))?;
+    Ok(looks
+        .into_iter()
+        .map(|(canary, primary, window_end)| {
+            judge.observe(&look(started_at, canary, primary, window_end));
+            Judgement(judge.assess())
+        })
+        .collect())
+}
+
+fn judge_tallies<'a>(
+    settings: &AnalysisSettings,
+    started_at: Millis,
+    looks: impl Iterator<Item = (&'a ArmTally, &'a ArmTally, Millis)>,
+) -> Result<Judgement, Refusal> {
+    let mut judge = Judge::new(settings.canary.judge.clone(), settings.plan())
+        .map_err(|e| Refusal::bad_request(format!("settings: {e}")))?;
+    for (canary, primary, window_end) in looks {
+        judge.observe(&look(started_at, canary, primary, window_end));
     }
     Ok(Judgement(judge.assess()))
+}
+
+/// One look as the judge takes it; its time from the analysis' start is for the budget.
+fn look(started_at: Millis, canary: &ArmTally, primary: &ArmTally, window_end: Millis) -> Look {
+    Look {
+        canary: arm(canary),
+        primary: arm(primary),
+        elapsed_ms: u64::try_from(window_end.saturating_sub(started_at)).unwrap_or(0),
+    }
 }
 
 /// Both arms of a window as the judge counts them: whole requests, errors at most the
@@ -213,7 +245,7 @@ fn whole(x: f64) -> u64 {
     }
 }
 
-fn p95_ms(counts: &ArmCounts) -> Option<f64> {
+pub(super) fn p95_ms(counts: &ArmCounts) -> Option<f64> {
     latency::quantile_estimate(&counts.buckets, 0.95).map(|s| s * 1000.0)
 }
 
@@ -267,6 +299,51 @@ mod tests {
             ..tally
         };
         assert!(slower_than_boundaries(&settings, &old).is_empty());
+    }
+
+    #[test]
+    fn judging_each_look_in_turn_equals_rebuilding_the_judge_for_each() {
+        let settings = AnalysisSettings {
+            canary: crate::analysis::settings::resolve(
+                &crate::domain::CanaryName::parse("podinfo").expect("name"),
+                &Default::default(),
+                &crate::config::Config::default(),
+            )
+            .expect("defaults"),
+            plan: Some(Plan::fixed(vec![0.1, 0.25], &[(0, true)], 0.3)),
+            boundary_s: None,
+            slo_boundary_s: None,
+        };
+        let tally = |requests, errors, slow| ArmTally {
+            requests,
+            errors,
+            slower: vec![slow, slow / 2],
+        };
+        let looks: Vec<(ArmTally, ArmTally, Millis)> = (1..=12)
+            .map(|k| {
+                (
+                    tally(400, 8 * k, 30),
+                    tally(400, 10, 30),
+                    k as Millis * 60_000,
+                )
+            })
+            .collect();
+        let each =
+            judge_each(&settings, 0, looks.iter().map(|(c, p, t)| (c, p, *t))).expect("judged");
+        assert_eq!(each.len(), looks.len());
+        for (end, judgement) in each.iter().enumerate() {
+            let rebuilt = judge_tallies(
+                &settings,
+                0,
+                looks[..=end].iter().map(|(c, p, t)| (c, p, *t)),
+            )
+            .expect("judged");
+            assert_eq!(*judgement, rebuilt, "after look {}", end + 1);
+        }
+        assert!(
+            each.iter().any(|j| j.verdict() == Verdict::Fail),
+            "rising canary errors never failed"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn previous_counters(analysis: &Analysis, looks: &[LookRow]) -> Result<Option<Co
 }
 
 /// A sample time for people, e.g. `2026-12-02T03:04:05.678Z`.
-fn clock_time(ms: Millis) -> String {
+pub(super) fn clock_time(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| format!("{ms} ms"))
@@ -89,7 +89,7 @@ impl Analyst {
         }
 
         // The previous look's counters.
-        let looks = self.store.looks(analysis.id).await?;
+        let looks = self.store.looks_to_judge(analysis.id).await?;
         let previous = previous_counters(&analysis, &looks)?;
         let start = last_window_end(&analysis, &looks);
         let now = now_millis();

@@ -15,6 +15,9 @@
 
 mod answer;
 mod backtest;
+mod backtest_history;
+mod backtest_outcome;
+mod backtest_window;
 mod canary;
 mod error;
 mod events;
@@ -41,6 +44,14 @@ use crate::store::{Analysis, Milestone, MilestoneKind, Store};
 use crate::telemetry::Metrics;
 
 pub use backtest::{Backtest, BacktestLook};
+pub use backtest_history::{
+    ConfigurationResult, Ending, Flip, HistoryBacktest, HistoryQuery, Skipped,
+    MAX_BACKTEST_ANALYSES, MAX_CONFIGURATIONS,
+};
+pub use backtest_outcome::{Outcome as BacktestOutcome, Tally};
+pub use backtest_window::{
+    ArmFigures, WindowBacktest, WindowLook, WindowQuery, WindowRun, MAX_WINDOW_LOOKS,
+};
 pub use canary::CanaryView;
 pub use error::ServiceError;
 pub use history::AnalysisRecord;

@@ -3,10 +3,36 @@
 //! on later calls.
 
 use super::{judging, settings, Analyst, HookCall, Refusal};
-use crate::domain::{now_millis, AnalysisSettings, CanaryName, CanarySettings, Controller};
+use crate::domain::{
+    now_millis, AnalysisSettings, CanaryName, CanarySettings, Controller, Millis, Namespace,
+};
 use crate::sli::templates::TemplateVariables;
-use crate::sli::SliTarget;
+use crate::sli::{Counters, SliTarget};
 use crate::store::{Analysis, NewAnalysis};
+
+/// What the SLI source reads for an analysis of `settings` in `namespace` (the hooks'
+/// and a window backtest's).
+pub(super) fn sli_target_in(
+    settings: &AnalysisSettings,
+    namespace: &Namespace,
+) -> Result<SliTarget, Refusal> {
+    Ok(SliTarget {
+        namespace: namespace.clone(),
+        target: CanaryName::parse(&settings.canary.target)
+            .map_err(|e| Refusal::bad_request(e.to_string()))?,
+        template: settings.canary.template.clone(),
+        variables: TemplateVariables {
+            service: settings
+                .canary
+                .service
+                .as_deref()
+                .map(CanaryName::parse)
+                .transpose()
+                .map_err(|e| Refusal::bad_request(e.to_string()))?,
+            custom: settings.canary.variables.clone(),
+        },
+    })
+}
 
 impl Analyst {
     /// The call's metadata resolved against the server's defaults; 400 naming the key
@@ -24,22 +50,7 @@ impl Analyst {
         settings: &AnalysisSettings,
         call: &HookCall,
     ) -> Result<SliTarget, Refusal> {
-        Ok(SliTarget {
-            namespace: call.key.namespace.clone(),
-            target: CanaryName::parse(&settings.canary.target)
-                .map_err(|e| Refusal::bad_request(e.to_string()))?,
-            template: settings.canary.template.clone(),
-            variables: TemplateVariables {
-                service: settings
-                    .canary
-                    .service
-                    .as_deref()
-                    .map(CanaryName::parse)
-                    .transpose()
-                    .map_err(|e| Refusal::bad_request(e.to_string()))?,
-                custom: settings.canary.variables.clone(),
-            },
-        })
+        sli_target_in(settings, &call.key.namespace)
     }
 
     /// Finds the analysis of this revision, or opens it after a preflight: the template
@@ -69,16 +80,36 @@ impl Analyst {
             boundary_s: None,
         };
         let target = self.sli_target(&settings, call)?;
-        self.sli.check_template(&target)?;
         let now = now_millis();
+        let baseline = self.open_at(&mut settings, &target, now).await?;
+        let new = NewAnalysis {
+            key: call.key.clone(),
+            settings,
+            started_at: now,
+            baseline: Some(super::look::encode_counters(&baseline)?),
+        };
+        Ok(self.store.open_analysis(&new).await?)
+    }
+
+    /// What opening an analysis at `at` reads: the template renders, the primary had
+    /// traffic in the look-back before `at`, the plan made from that history (set on
+    /// `settings`), and both arms' counters at `at` (the first look's baseline). The
+    /// hooks open at the call's time; a window backtest at the window's start.
+    pub(super) async fn open_at(
+        &self,
+        settings: &mut AnalysisSettings,
+        target: &SliTarget,
+        at: Millis,
+    ) -> Result<Counters, Refusal> {
+        self.sli.check_template(target)?;
         let defaults = &self.config.defaults;
         let (history, baseline) = tokio::try_join!(
             self.sli
-                .primary_history(&target, now, defaults.lookback, defaults.lookback_step),
-            self.sli.counters(&target, now),
+                .primary_history(target, at, defaults.lookback, defaults.lookback_step),
+            self.sli.counters(target, at),
         )?;
         if history.iter().map(|h| h.requests).sum::<f64>() < 1.0 {
-            let primary = match call.controller {
+            let primary = match settings.canary.controller {
                 Controller::Flagger => format!("the primary {}-primary", target.target),
                 Controller::Argo => format!(
                     "the stable pods of {} (template {})",
@@ -93,13 +124,7 @@ impl Analyst {
         let plan = judging::plan_from(&settings.canary, &history)
             .map_err(|e| Refusal::bad_request(format!("metadata: {e}")))?;
         settings.plan = Some(plan);
-        let new = NewAnalysis {
-            key: call.key.clone(),
-            settings,
-            started_at: now,
-            baseline: Some(super::look::encode_counters(&baseline)?),
-        };
-        Ok(self.store.open_analysis(&new).await?)
+        Ok(baseline)
     }
 
     /// Finds the analysis of this revision without opening one (the metadata is still

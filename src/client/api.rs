@@ -73,6 +73,8 @@ pub struct ApiClient {
 /// How long one call may take; the API answers from the store, so this is generous.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A backtest reads many analyses or many Prometheus readings (both bounded).
+const BACKTEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl ApiClient {
     /// A client of `server` (e.g. `http://127.0.0.1:8080`) sending `token`.
@@ -124,8 +126,7 @@ impl ApiClient {
 
     /// `GET /api/v1/analyses/{id}/backtest?set=k=v,…`.
     pub async fn backtest(&self, id: i64, set: &[(String, String)]) -> Result<Value, ClientError> {
-        let set: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let params = [("set", set.join(","))];
+        let params = [("set", settings(set))];
         let path = format!("/api/v1/analyses/{id}/backtest");
         self.call(Method::GET, &path, &params, None).await
     }
@@ -172,6 +173,46 @@ impl ApiClient {
         self.call(Method::GET, "/api/v1/audit", &params, None).await
     }
 
+    /// `GET /api/v1/backtest`: every analysis started since `since` replayed under one
+    /// configuration (`set`) or several (`compare`).
+    pub async fn backtest_history(
+        &self,
+        since: &str,
+        namespace: Option<&str>,
+        set: &[(String, String)],
+        compare: &[Vec<(String, String)>],
+    ) -> Result<Value, ClientError> {
+        let mut params = vec![("since", since.to_owned())];
+        push(&mut params, "namespace", namespace);
+        if !set.is_empty() {
+            params.push(("set", settings(set)));
+        }
+        if !compare.is_empty() {
+            let groups: Vec<String> = compare.iter().map(|g| settings(g)).collect();
+            params.push(("compare", groups.join(";")));
+        }
+        self.send(
+            Method::GET,
+            "/api/v1/backtest",
+            &params,
+            None,
+            BACKTEST_TIMEOUT,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/backtest/window`.
+    pub async fn backtest_window(&self, body: Value) -> Result<Value, ClientError> {
+        self.send(
+            Method::POST,
+            "/api/v1/backtest/window",
+            &[],
+            Some(body),
+            BACKTEST_TIMEOUT,
+        )
+        .await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -179,9 +220,21 @@ impl ApiClient {
         params: &[(&'static str, String)],
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
+        self.send(method, path, params, body, REQUEST_TIMEOUT).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&'static str, String)],
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
+            .timeout(timeout)
             .header(AUTHORIZATION, self.authorization.clone());
         if !params.is_empty() {
             request = request.query(params);
@@ -189,9 +242,15 @@ impl ApiClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e, timeout))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| self.unreachable(&e))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.unreachable(&e, timeout))?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
             return json.ok_or_else(|| ClientError::BadResponse {
@@ -202,9 +261,9 @@ impl ApiClient {
         Err(api_error(status, json.as_ref()))
     }
 
-    fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+    fn unreachable(&self, e: &reqwest::Error, timeout: Duration) -> ClientError {
         let why = if e.is_timeout() {
-            format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
+            format!("no answer within {}s", timeout.as_secs())
         } else {
             root_cause(e)
         };
@@ -213,6 +272,12 @@ impl ApiClient {
             why,
         }
     }
+}
+
+/// Settings as the API takes them: `k=v,k=v`.
+fn settings(set: &[(String, String)]) -> String {
+    let pairs: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(",")
 }
 
 fn canary_path(canary: &CanaryRef) -> String {

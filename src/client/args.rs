@@ -32,8 +32,9 @@ pub enum ClientCommand {
     /// Follow a canary's analysis until it ends, printing each look: exit 0 when it
     /// succeeded (promoted), 10 when it failed (rolled back), 11 on timeout.
     Wait(WaitArgs),
-    /// Replay a stored analysis' looks through the judge with changed settings and print,
-    /// look by look, the old and new verdicts and where they first differ. Writes nothing.
+    /// Replay stored analyses (one, or all since a time) or a window of Prometheus history
+    /// through the judge with changed settings; --compare runs several side by side.
+    /// Writes nothing.
     Backtest(BacktestArgs),
 }
 
@@ -64,7 +65,8 @@ impl ClientCommand {
             Self::Gate(g) => g.command.change().target.resolve().map(drop),
             Self::Rollback(a) => a.target.resolve().map(drop),
             Self::Wait(a) => a.target.resolve().map(drop),
-            Self::Analyses(_) | Self::Audit(_) | Self::Backtest(_) => Ok(()),
+            Self::Backtest(b) => b.check(),
+            Self::Analyses(_) | Self::Audit(_) => Ok(()),
         }
     }
 }
@@ -191,19 +193,106 @@ pub struct ListArgs {
     pub client: ClientArgs,
 }
 
-/// `verdict backtest --analysis ID [--set key=value …]`.
+/// `verdict backtest`, in one of three forms (docs/operations.md, "Backtests"):
+/// `--analysis ID` replays one stored analysis; `--since 30d` every analysis started since
+/// then; `--namespace NS --target NAME --from T1 --to T2 --interval 1m` a window of
+/// Prometheus history. `--compare` runs several configurations side by side.
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("form").required(true).args(["analysis", "since", "target"])))]
 pub struct BacktestArgs {
     /// The stored analysis to replay.
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
-    pub analysis: i64,
-    /// A changed judge setting in the metadata spelling, e.g. `--set alpha=0.005`
-    /// (alpha, errorMargin, latencyMargin, promotionMargin, minCanaryRequests,
-    /// sloErrorRate, negligibleErrorRate, maxLooks, maxDuration, onInconclusive).
+    pub analysis: Option<i64>,
+    /// Replay every analysis started since then: a duration back from now (30d, 12h) or
+    /// an RFC 3339 time.
+    #[arg(long, value_parser = parse_since_or_ago)]
+    pub since: Option<String>,
+    /// With --since: only this namespace. With --target: the canary's namespace.
+    #[arg(short = 'n', long, value_parser = parse_namespace, conflicts_with = "analysis")]
+    pub namespace: Option<Namespace>,
+    /// Backtest a window of Prometheus history for this target workload (the primary is
+    /// NAME-primary); needs --namespace, --from, --to and --interval.
+    #[arg(
+        long,
+        value_parser = parse_name,
+        requires = "namespace",
+        requires = "from",
+        requires = "to",
+        requires = "interval"
+    )]
+    pub target: Option<CanaryName>,
+    /// The window's start (RFC 3339); the analysis opens here.
+    #[arg(long, value_parser = parse_since, requires = "target")]
+    pub from: Option<String>,
+    /// The window's end (RFC 3339).
+    #[arg(long, value_parser = parse_since, requires = "target")]
+    pub to: Option<String>,
+    /// The time between looks in the window, e.g. 1m.
+    #[arg(long, value_parser = parse_positive_duration, requires = "target")]
+    pub interval: Option<Duration>,
+    /// The window's SLI template (the server's default without it).
+    #[arg(long, requires = "target")]
+    pub template: Option<String>,
+    /// Refuse a window with more looks than this (default 500, at most 2000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000), requires = "target")]
+    pub max_looks: Option<u32>,
+    /// A setting in the metadata spelling, e.g. `--set alpha=0.005`. With --analysis and
+    /// --since, a changed judge setting (alpha, errorMargin, latencyMargin,
+    /// promotionMargin, minCanaryRequests, sloErrorRate, negligibleErrorRate, maxLooks,
+    /// maxDuration, onInconclusive); with --target, any webhook metadata key.
     #[arg(long = "set", value_parser = parse_setting)]
     pub set: Vec<(String, String)>,
+    /// Run several configurations side by side, one row each: groups of key=value,…,
+    /// e.g. `--compare alpha=0.01 alpha=0.001,promotionMargin=0.5`.
+    #[arg(long, num_args = 2.., value_parser = parse_group, conflicts_with = "analysis")]
+    pub compare: Vec<Group>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl BacktestArgs {
+    /// Combinations clap cannot refuse by itself.
+    fn check(&self) -> Result<(), String> {
+        if self.since.is_some() && !self.set.is_empty() && !self.compare.is_empty() {
+            return Err(
+                "with --since give --set (one configuration) or --compare (several), not both"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One configuration of `--compare`: its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group(pub Vec<(String, String)>);
+
+/// `key=value,key=value`: one configuration of `--compare`.
+fn parse_group(s: &str) -> Result<Group, String> {
+    let group: Vec<(String, String)> = s
+        .split(',')
+        .map(|pair| {
+            parse_setting(pair).map_err(|e| format!("{e} (groups are key=value,key=value)"))
+        })
+        .collect::<Result<_, _>>()?;
+    if group
+        .iter()
+        .any(|(k, v)| k.contains(';') || v.contains(';'))
+    {
+        return Err(format!("{s:?}: ';' is not allowed in a setting"));
+    }
+    Ok(Group(group))
+}
+
+/// A duration back from now (`30d`) or an RFC 3339 time.
+fn parse_since_or_ago(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if humantime::parse_duration(s).is_ok() {
+        return Ok(s.to_owned());
+    }
+    parse_since(s).map_err(|_| {
+        format!("{s:?} is neither a duration like 30d or 12h nor an RFC 3339 time like 2026-11-01T00:00:00Z")
+    })
 }
 
 fn parse_setting(s: &str) -> Result<(String, String), String> {

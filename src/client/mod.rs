@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub mod api;
 pub mod args;
+mod backtest_table;
 pub mod table;
 pub mod wait;
 
@@ -85,11 +86,7 @@ pub async fn run(command: &ClientCommand) -> Result<u8, ClientError> {
                 show(format, &client.analysis(s.id).await?, &table::analysis)?
             }
         },
-        ClientCommand::Backtest(b) => show(
-            format,
-            &client.backtest(b.analysis, &b.set).await?,
-            &table::backtest,
-        )?,
+        ClientCommand::Backtest(b) => backtest_table::run(&client, b, format).await?,
         ClientCommand::Canary(c) => {
             let canary = resolve(&c.target)?;
             show(format, &client.canary(&canary).await?, &table::canary)?

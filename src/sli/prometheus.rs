@@ -1,14 +1,15 @@
 //! The real SLI source: instant PromQL queries over the series selectors of
 //! [`TemplateSet`] templates.
 //!
-//! One reading is eight instant queries, all sent at once and each bounded by the
-//! configured timeout, evaluated at the look's time: per arm the request, error and
-//! latency-bucket counters summed within each process (`sum by (job, instance)`, and `le`
-//! for buckets; no `increase()`, so nothing is extrapolated), and `max(timestamp(…))` of
-//! the request series, the time of the newest sample, which tells whether Prometheus has
-//! scraped since the previous look (an instant query's result carries the evaluation time,
-//! not the sample's). Counts come from differencing two readings
-//! ([`super::counters`]).
+//! One reading is one instant query, bounded by the configured timeout and evaluated at
+//! the look's time, of eight parts joined by `or` and told apart by a `verdict_part`
+//! label: per arm the request, error and latency-bucket counters summed within each
+//! process (`sum by (job, instance)`, and `le` for buckets; no `increase()`, so nothing is
+//! extrapolated), and `max(timestamp(…))` of the request series, the time of the newest
+//! sample, which tells whether Prometheus has scraped since the previous look (an instant
+//! query's result carries the evaluation time, not the sample's). Counts come from
+//! differencing two readings ([`super::counters`]). The primary's history is one range
+//! query of its three counter parts.
 //!
 //! Missing series are not all alike:
 //! - **primary, requests query empty**: [`SliError::NoData`]. There is no baseline to
@@ -32,7 +33,9 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::counters::{le_key, SeriesValues};
-use super::templates::{Arm, LatencyUnit, RenderInput, Template, TemplateError, TemplateSet};
+use super::templates::{
+    Arm, LatencyUnit, RenderInput, Template, TemplateError, TemplateSet, PART_LABEL,
+};
 use super::{ArmCounters, ArmCounts, Counters, SliError, SliSource, SliTarget};
 use crate::domain::Millis;
 
@@ -76,8 +79,8 @@ pub struct PrometheusConfig {
     pub auth: Option<PrometheusAuth>,
 }
 
-/// Called after every Prometheus request with its kind (`requests`, `errors`,
-/// `latency_buckets`, `ready`), how long it took and whether it succeeded, so the service
+/// Called after every Prometheus request with its kind (`reading`, `history`, `ready`),
+/// how long it took and whether it succeeded, so the service
 /// can export a query-latency histogram without this module knowing about metrics.
 pub type QueryObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
 
@@ -99,9 +102,6 @@ impl fmt::Debug for PrometheusSli {
             .finish_non_exhaustive()
     }
 }
-
-/// The query kinds, as reported to the observer.
-const KINDS: [&str; 4] = ["requests", "errors", "latency_buckets", "sample_time"];
 
 impl PrometheusSli {
     /// Builds the client. Fails on an invalid URL or a credential that cannot be sent as
@@ -263,15 +263,15 @@ impl PrometheusSli {
         result
     }
 
-    /// The four queries of one arm: its counters summed within each process (the
+    /// The four parts of one arm: its counters summed within each process (the
     /// template's `process_labels`, by default the scrape target), and the newest sample
     /// time of its request series.
-    fn arm_queries(
+    fn arm_parts(
         &self,
         template: &Template,
         target: &SliTarget,
         arm: Arm,
-    ) -> Result<ArmQueries, SliError> {
+    ) -> Result<[(Part, String); 4], SliError> {
         let input = RenderInput {
             namespace: &target.namespace,
             target: &target.target,
@@ -281,34 +281,39 @@ impl PrometheusSli {
             .render(arm, &input)
             .map_err(|e| template_error(template.name(), e))?;
         let by = template.process_labels().join(", ");
-        Ok(ArmQueries {
-            requests: format!("sum by ({by}) ({})", selectors.requests),
-            errors: format!("sum by ({by}) ({})", selectors.errors),
-            buckets: format!("sum by ({by}, le) ({})", selectors.latency_buckets),
+        Ok([
+            (
+                Part::new(arm, Kind::Requests),
+                format!("sum by ({by}) ({})", selectors.requests),
+            ),
+            (
+                Part::new(arm, Kind::Errors),
+                format!("sum by ({by}) ({})", selectors.errors),
+            ),
+            (
+                Part::new(arm, Kind::Buckets),
+                format!("sum by ({by}, le) ({})", selectors.latency_buckets),
+            ),
             // `timestamp()` of a plain selector is each series' last sample time (of an
             // aggregate it would be the evaluation time), so the selector goes in bare.
-            sampled: format!("max(timestamp({}))", selectors.requests),
-        })
+            (
+                Part::new(arm, Kind::SampleTime),
+                format!("max(timestamp({}))", selectors.requests),
+            ),
+        ])
     }
 
-    /// One arm's counters as they stood at `at`. `required`: no request series is an
-    /// error (the primary) rather than an arm that has not served yet (the canary).
-    async fn arm_counters(
-        &self,
+    /// One arm's counters from its parts of the reading. `required`: no request series
+    /// is an error (the primary) rather than an arm that has not served yet (the canary).
+    fn arm_counters(
         template: &Template,
         target: &SliTarget,
         arm: Arm,
         at: Millis,
+        parts: ArmSamples,
         required: bool,
     ) -> Result<ArmCounters, SliError> {
-        let q = self.arm_queries(template, target, arm)?;
-        let (requests, errors, buckets, sampled) = tokio::try_join!(
-            self.instant(KINDS[0], &q.requests, at),
-            self.instant(KINDS[1], &q.errors, at),
-            self.instant(KINDS[2], &q.buckets, at),
-            self.instant(KINDS[3], &q.sampled, at),
-        )?;
-        if requests.is_empty() && required {
+        if parts.requests.is_empty() && required {
             return Err(SliError::NoData {
                 arm: arm.as_str(),
                 detail: format!(
@@ -320,10 +325,10 @@ impl PrometheusSli {
                 ),
             });
         }
-        let sampled_at = match sampled.as_slice() {
+        let sampled_at = match parts.sample_time.as_slice() {
             [] => None,
             [(_, seconds)] if seconds.is_finite() => Some((seconds * 1000.0).round() as Millis),
-            _ => {
+            sampled => {
                 return Err(SliError::Query(format!(
                     "the {arm} sample-time query returned {} values",
                     sampled.len()
@@ -332,14 +337,14 @@ impl PrometheusSli {
         };
         Ok(ArmCounters {
             sampled_at,
-            requests: series_values(arm, "requests", requests)?,
-            errors: series_values(arm, "errors", errors)?,
-            buckets: bucket_values(arm, template.latency_unit(), buckets)?,
+            requests: series_values(arm, "requests", parts.requests)?,
+            errors: series_values(arm, "errors", parts.errors)?,
+            buckets: bucket_values(arm, template.latency_unit(), parts.buckets)?,
         })
     }
 
     /// The primary's per-interval counts: its counters every `step` over the look-back
-    /// (three range queries), differenced step by step exactly as looks are.
+    /// (one range query of three parts), differenced step by step exactly as looks are.
     async fn history(
         &self,
         template: &Template,
@@ -348,18 +353,17 @@ impl PrometheusSli {
         lookback: Duration,
         step: Duration,
     ) -> Result<Vec<ArmCounts>, SliError> {
-        let q = self.arm_queries(template, target, Arm::Primary)?;
+        let arm = Arm::Primary;
+        let parts = self.arm_parts(template, target, arm)?;
+        // The sample-time part is for instant readings only.
+        let query = union(parts.iter().filter(|(p, _)| p.kind != Kind::SampleTime));
         let step_s = step.as_secs() as i64;
         let end_s = end.div_euclid(1000);
         let intervals = (lookback.as_secs() as i64 / step_s).max(1);
         let start_s = end_s - intervals * step_s;
-        let range = |kind, query| self.range(kind, query, start_s, end_s, step_s as f64);
-        let (requests, errors, buckets) = tokio::try_join!(
-            range(KINDS[0], &q.requests),
-            range(KINDS[1], &q.errors),
-            range(KINDS[2], &q.buckets),
-        )?;
-        let arm = Arm::Primary;
+        let series = self
+            .range(HISTORY, &query, start_s, end_s, step_s as f64)
+            .await?;
         let points = usize::try_from(intervals).unwrap_or(0) + 1;
         let mut readings = vec![ArmCounters::default(); points];
         let index = |t: i64| {
@@ -367,38 +371,31 @@ impl PrometheusSli {
                 .ok()
                 .filter(|&k| k < points)
         };
-        for (labels, samples) in requests {
+        for (mut labels, samples) in series {
+            let part = take_part(&mut labels)?;
             let key = series_key(&labels);
+            let le = match part.kind {
+                Kind::Buckets => Some(bucket_le(arm, template.latency_unit(), &labels)?),
+                _ => None,
+            };
             for (t, v) in samples {
-                if let Some(k) = index(t) {
-                    readings[k]
-                        .requests
-                        .insert(key.clone(), check_count(arm, "requests", v)?);
-                }
-            }
-        }
-        for (labels, samples) in errors {
-            let key = series_key(&labels);
-            for (t, v) in samples {
-                if let Some(k) = index(t) {
-                    readings[k]
-                        .errors
-                        .insert(key.clone(), check_count(arm, "errors", v)?);
-                }
-            }
-        }
-        for (labels, samples) in buckets {
-            let le = bucket_le(arm, template.latency_unit(), &labels)?;
-            let key = series_key(&labels);
-            for (t, v) in samples {
-                if let Some(k) = index(t) {
-                    let count = check_count(arm, "latency_buckets", v)?;
-                    *readings[k]
-                        .buckets
-                        .entry(le.clone())
-                        .or_default()
-                        .entry(key.clone())
-                        .or_default() += count;
+                let Some(k) = index(t) else { continue };
+                let reading = &mut readings[k];
+                let count = check_count(arm, part.kind.as_str(), v)?;
+                match (&part.kind, &le) {
+                    (Kind::Requests, _) => {
+                        *reading.requests.entry(key.clone()).or_default() += count
+                    }
+                    (Kind::Errors, _) => *reading.errors.entry(key.clone()).or_default() += count,
+                    (Kind::Buckets, Some(le)) => {
+                        *reading
+                            .buckets
+                            .entry(le.clone())
+                            .or_default()
+                            .entry(key.clone())
+                            .or_default() += count
+                    }
+                    _ => {}
                 }
             }
         }
@@ -413,26 +410,127 @@ impl PrometheusSli {
     }
 }
 
-/// The rendered PromQL of one arm.
-struct ArmQueries {
-    requests: String,
-    errors: String,
-    buckets: String,
-    sampled: String,
+/// What a reading asks Prometheus for, per arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Requests,
+    Errors,
+    Buckets,
+    SampleTime,
 }
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Requests => "requests",
+            Kind::Errors => "errors",
+            Kind::Buckets => "latency_buckets",
+            Kind::SampleTime => "sample_time",
+        }
+    }
+}
+
+/// One part of the reading query: an arm's counters of one kind, told apart in the
+/// answer by the [`PART_LABEL`] label (`canary:requests`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    arm: Arm,
+    kind: Kind,
+}
+
+impl Part {
+    fn new(arm: Arm, kind: Kind) -> Self {
+        Self { arm, kind }
+    }
+
+    fn label(self) -> String {
+        format!("{}:{}", self.arm.as_str(), self.kind.as_str())
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        let (arm, kind) = value.split_once(':')?;
+        let arm = [Arm::Canary, Arm::Primary]
+            .into_iter()
+            .find(|a| a.as_str() == arm)?;
+        let kind = [
+            Kind::Requests,
+            Kind::Errors,
+            Kind::Buckets,
+            Kind::SampleTime,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)?;
+        Some(Self { arm, kind })
+    }
+}
+
+/// One query for several parts: each part's result labelled with its name, joined by
+/// `or` (the labels differ, so `or` keeps every series of every part). One request per
+/// reading instead of one per part: Prometheus parses, plans and answers once.
+fn union<'a>(parts: impl Iterator<Item = &'a (Part, String)>) -> String {
+    parts
+        .map(|(part, query)| {
+            format!(
+                "label_replace({query}, \"{PART_LABEL}\", \"{}\", \"\", \"\")",
+                part.label()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Removes a series' part label and says which part it belongs to.
+fn take_part(labels: &mut HashMap<String, String>) -> Result<Part, SliError> {
+    let value = labels.remove(PART_LABEL).unwrap_or_default();
+    Part::parse(&value).ok_or_else(|| {
+        SliError::Query(format!(
+            "Prometheus answered a series with {PART_LABEL}={value:?}, which verdict did not ask for"
+        ))
+    })
+}
+
+/// One arm's samples of an instant reading, by kind.
+#[derive(Debug, Default)]
+struct ArmSamples {
+    requests: Vec<Sample>,
+    errors: Vec<Sample>,
+    buckets: Vec<Sample>,
+    sample_time: Vec<Sample>,
+}
+
+impl ArmSamples {
+    fn push(&mut self, kind: Kind, sample: Sample) {
+        match kind {
+            Kind::Requests => self.requests.push(sample),
+            Kind::Errors => self.errors.push(sample),
+            Kind::Buckets => self.buckets.push(sample),
+            Kind::SampleTime => self.sample_time.push(sample),
+        }
+    }
+}
+
+/// The query kinds reported to the observer: the one instant reading of both arms, and
+/// the one range query of the primary's history.
+const READING: &str = "reading";
+const HISTORY: &str = "history";
 
 #[async_trait]
 impl SliSource for PrometheusSli {
     async fn counters(&self, target: &SliTarget, at: Millis) -> Result<Counters, SliError> {
         let template = self.template(target)?;
-        let (canary, primary) = tokio::try_join!(
-            self.arm_counters(template, target, Arm::Canary, at, false),
-            self.arm_counters(template, target, Arm::Primary, at, true),
-        )?;
+        let canary = self.arm_parts(template, target, Arm::Canary)?;
+        let primary = self.arm_parts(template, target, Arm::Primary)?;
+        let query = union(canary.iter().chain(primary.iter()));
+        let mut samples = [ArmSamples::default(), ArmSamples::default()];
+        for (mut labels, value) in self.instant(READING, &query, at).await? {
+            let part = take_part(&mut labels)?;
+            samples[usize::from(part.arm == Arm::Primary)].push(part.kind, (labels, value));
+        }
+        let [canary, primary] = samples;
         Ok(Counters {
             read_at: at,
-            canary,
-            primary,
+            canary: Self::arm_counters(template, target, Arm::Canary, at, canary, false)?,
+            primary: Self::arm_counters(template, target, Arm::Primary, at, primary, true)?,
         })
     }
 
@@ -655,6 +753,47 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reading_query_labels_every_part_and_reads_them_back() {
+        let parts = [
+            (Part::new(Arm::Canary, Kind::Requests), "sum(a)".to_owned()),
+            (
+                Part::new(Arm::Primary, Kind::SampleTime),
+                "max(b)".to_owned(),
+            ),
+        ];
+        assert_eq!(
+            union(parts.iter()),
+            "label_replace(sum(a), \"verdict_part\", \"canary:requests\", \"\", \"\") or \
+             label_replace(max(b), \"verdict_part\", \"primary:sample_time\", \"\", \"\")"
+        );
+        for arm in [Arm::Canary, Arm::Primary] {
+            for kind in [
+                Kind::Requests,
+                Kind::Errors,
+                Kind::Buckets,
+                Kind::SampleTime,
+            ] {
+                let part = Part::new(arm, kind);
+                let mut labels = HashMap::from([
+                    (PART_LABEL.to_owned(), part.label()),
+                    ("instance".to_owned(), "a".to_owned()),
+                ]);
+                assert_eq!(take_part(&mut labels).unwrap(), part);
+                assert_eq!(labels.len(), 1, "the part label is removed");
+            }
+        }
+        // A series verdict did not ask for (no part label, or an unknown one).
+        for labels in [
+            HashMap::from([("instance".to_owned(), "a".to_owned())]),
+            HashMap::from([(PART_LABEL.to_owned(), "canary:latency".to_owned())]),
+            HashMap::from([(PART_LABEL.to_owned(), "stable:requests".to_owned())]),
+        ] {
+            let err = take_part(&mut labels.clone()).unwrap_err().to_string();
+            assert!(err.contains("did not ask for"), "{labels:?}: {err}");
+        }
+    }
 
     fn sample(instance: &str, le: &str, count: f64) -> Sample {
         (

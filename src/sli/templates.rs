@@ -51,6 +51,10 @@ mod promql;
 pub use promql::{escape_string, is_variable_key};
 use promql::{render_pieces, scan, validate_query, Values};
 
+/// The label verdict adds to tell the parts of its one reading query apart
+/// (`sli/prometheus.rs`); a template's `process_labels` may not use it.
+pub const PART_LABEL: &str = "verdict_part";
+
 /// Which side of the comparison a query is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arm {
@@ -305,11 +309,12 @@ impl Template {
                     !(matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
                         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
                         || l.as_str() == "le"
+                        || l.as_str() == PART_LABEL
                 });
                 if labels.is_empty() || bad.is_some() {
                     return Err(field_err(
                         "process_labels",
-                        format!("{labels:?} must be one or more label names other than `le`"),
+                        format!("{labels:?} must be one or more label names other than `le` and `{PART_LABEL}`"),
                     ));
                 }
                 labels
@@ -855,7 +860,7 @@ mod tests {
         let own =
             Template::parse("t.yaml", None, &format!("{base}process_labels: [pod]\n")).unwrap();
         assert_eq!(own.process_labels(), ["pod"]);
-        for bad in ["[]", "[le]", "['a-b']"] {
+        for bad in ["[]", "[le]", "['a-b']", "[pod, verdict_part]"] {
             let err = Template::parse("t.yaml", None, &format!("{base}process_labels: {bad}\n"))
                 .unwrap_err()
                 .to_string();

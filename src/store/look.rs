@@ -127,9 +127,28 @@ pub enum LookInsert {
 }
 
 impl Store {
-    /// The looks of an analysis, ordered by `seq`.
+    /// The looks of an analysis, ordered by `seq`, each with its counters.
     pub async fn looks(&self, analysis_id: AnalysisId) -> Result<Vec<LookRow>, StoreError> {
         let of_analysis = "SELECT * FROM look WHERE analysis_id = $1 ORDER BY seq";
+        self.all(sqlx::query_as(of_analysis).bind(analysis_id))
+            .await
+    }
+
+    /// The looks of an analysis as a hook call needs them, ordered by `seq`: only the
+    /// last one carries its `counters` (the next look differences against them); the
+    /// earlier looks' counters are never read again, and loading them would cost every
+    /// call a few KB per look.
+    pub async fn looks_to_judge(
+        &self,
+        analysis_id: AnalysisId,
+    ) -> Result<Vec<LookRow>, StoreError> {
+        let of_analysis = "SELECT id, analysis_id, seq, window_start, window_end, \
+             canary_requests, canary_errors, canary_slower, \
+             primary_requests, primary_errors, primary_slower, \
+             verdict, reason, evidence, created_at, \
+             CASE WHEN seq = (SELECT MAX(seq) FROM look WHERE analysis_id = $1) \
+             THEN counters END AS counters \
+             FROM look WHERE analysis_id = $1 ORDER BY seq";
         self.all(sqlx::query_as(of_analysis).bind(analysis_id))
             .await
     }

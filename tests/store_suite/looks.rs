@@ -51,6 +51,32 @@ pub(crate) async fn looks_are_ordered_and_round_trip(ctx: &Ctx) {
     assert!(looks.iter().all(|l| l.created_at > 1_600_000_000_000));
     assert_eq!(s.looks(b.id).await.expect("looks").len(), 1);
     assert_eq!(s.looks(AnalysisId::new(424_242)).await.expect("looks"), []);
+    // What a hook call reads: the same looks, only the last one with its counters.
+    let to_judge = s.looks_to_judge(a.id).await.expect("looks to judge");
+    let without_counters = |mut row: LookRow| {
+        row.look.counters = None;
+        row
+    };
+    assert_eq!(to_judge.len(), 3);
+    assert_eq!(
+        to_judge[..2].to_vec(),
+        looks[..2]
+            .iter()
+            .cloned()
+            .map(without_counters)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(to_judge[2], looks[2], "the last look keeps its counters");
+    assert_eq!(
+        s.looks_to_judge(b.id).await.expect("looks"),
+        s.looks(b.id).await.expect("looks")
+    );
+    assert_eq!(
+        s.looks_to_judge(AnalysisId::new(424_242))
+            .await
+            .expect("looks"),
+        []
+    );
     let ds = s.decisions(a.id).await.expect("decisions");
     assert_eq!(ds.len(), 3, "each inserted look wrote its decision");
     assert!(ds.iter().all(|d| d.decision.analysis_id == Some(a.id)));

@@ -231,6 +231,9 @@ pub struct TestApp {
     sources: Sources,
     config: Config,
     server: Option<Server>,
+    /// `verdict serve` as a separate OS process, once [`TestApp::continue_in_a_new_process`]
+    /// has replaced the in-process server.
+    process: Option<tokio::process::Child>,
 }
 
 /// Starts the SLI source (for Prometheus: an exporter with every arm idle, and
@@ -300,6 +303,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         sources,
         config,
         server: None,
+        process: None,
     };
     app.start_server().await;
     app
@@ -363,6 +367,82 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
+        if let Some(mut process) = self.process.take() {
+            process.start_kill().expect("stop verdict serve");
+            process.wait().await.expect("verdict serve stopped");
+        }
+    }
+
+    /// Stops the server and continues with `verdict serve` as a separate OS process
+    /// (`binary`: the test's `env!("CARGO_BIN_EXE_verdict")`) on the same database and
+    /// Prometheus, configured through `VERDICT_*` variables from this app's configuration:
+    /// nothing is shared with the first server but the database and Prometheus. Only the
+    /// settings [`spawn_app`] sets for a Prometheus app are carried over; the process stops
+    /// with the app.
+    pub async fn continue_in_a_new_process(&mut self, binary: &str) {
+        assert!(
+            matches!(self.sources, Sources::Prometheus(_)),
+            "a separate process reads Prometheus, not this test's simulator"
+        );
+        self.stop_server().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let duration = |d: Duration| format!("{}ms", d.as_millis());
+        let c = &self.config;
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .arg("serve")
+            .env_clear()
+            .env("VERDICT_LISTEN", addr.to_string())
+            .env("VERDICT_DATABASE_URL", &self.db.url)
+            .env("VERDICT_PROMETHEUS__URL", &c.prometheus.url)
+            .env(
+                "VERDICT_PROMETHEUS__TIMEOUT",
+                duration(c.prometheus.timeout),
+            )
+            .env(
+                "VERDICT_DEFAULTS__MIN_LOOK_GAP",
+                duration(c.defaults.min_look_gap),
+            )
+            .env("VERDICT_DEFAULTS__LOOKBACK", duration(c.defaults.lookback))
+            .env(
+                "VERDICT_DEFAULTS__LOOKBACK_STEP",
+                duration(c.defaults.lookback_step),
+            )
+            .env("VERDICT_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        if let Some(token) = &c.webhook_token {
+            use secrecy::ExposeSecret;
+            command.env("VERDICT_WEBHOOK_TOKEN", token.expose_secret());
+        }
+        if let Some(allow) = &c.namespace_allow {
+            command.env("VERDICT_NAMESPACE_ALLOW", allow);
+        }
+        let mut process = command.spawn().expect("start verdict serve");
+        let ready = format!("http://{addr}/readyz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(&ready).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = process.try_wait() {
+                panic!("verdict serve exited before it was ready: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "verdict serve was not ready in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.addr = addr;
+        self.client = Flagger::new(self.base_url());
+        self.process = Some(process);
     }
 
     /// Stops the server and starts a new one on the same database (on a new port).

@@ -14,7 +14,7 @@ use crate::auth::AuthError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable code: `unauthenticated`, `forbidden`, `not_found`, `conflict`,
-    /// `invalid_request`, `api_disabled`, `unavailable` or `internal`.
+    /// `invalid_request`, `failed_dependency`, `api_disabled`, `unavailable` or `internal`.
     #[schema(example = "forbidden")]
     pub error: &'static str,
     /// One sentence for people.
@@ -113,6 +113,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(message) => Self::not_found(message),
             ServiceError::Conflict(message) => Self::conflict(message),
             ServiceError::Invalid(message) => Self::invalid(message),
+            ServiceError::Dependency(message) => {
+                Self::new(StatusCode::FAILED_DEPENDENCY, "failed_dependency", message)
+            }
             ServiceError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

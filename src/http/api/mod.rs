@@ -6,6 +6,7 @@
 
 pub mod analyses;
 pub mod audit;
+pub mod backtests;
 pub mod caller;
 pub mod canaries;
 pub mod error;
@@ -71,6 +72,8 @@ fn parts() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(analyses::list))
         .routes(routes!(analyses::show))
         .routes(routes!(analyses::backtest))
+        .routes(routes!(backtests::history))
+        .routes(routes!(backtests::window))
         .routes(routes!(canaries::list))
         .routes(routes!(canaries::show))
         .routes(routes!(canaries::set_gate))
@@ -143,9 +146,11 @@ mod tests {
                 "get /api/v1/analyses/{id}",
                 "get /api/v1/analyses/{id}/backtest",
                 "get /api/v1/audit",
+                "get /api/v1/backtest",
                 "get /api/v1/canaries",
                 "get /api/v1/canaries/{namespace}/{name}",
                 "get /api/v1/openapi.json",
+                "post /api/v1/backtest/window",
                 "post /api/v1/canaries/{namespace}/{name}/rollback",
                 "put /api/v1/canaries/{namespace}/{name}/gates/{gate}",
             ]

@@ -8,6 +8,7 @@
 //! where documentation is not ready yet or comes from elsewhere.
 
 pub mod analysis;
+pub mod argo;
 pub mod auth;
 // clap turns doc comments on arguments into `--help` text: documented by their help.
 #[allow(missing_docs)]

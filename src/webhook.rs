@@ -14,6 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{AnalysisId, Mode};
+
 /// Flagger's webhook payload. Flagger always sends the name and namespace; the rest is
 /// empty where it has nothing to say (no checksum before a revision exists).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,7 +200,9 @@ impl Outcome {
     }
 }
 
-/// A hook's answer: the outcome, the status Flagger sees and the one-line reason.
+/// A hook's answer: the outcome, the status Flagger sees and the one-line reason, with
+/// what the answer was recorded with (Flagger reads only the status and the reason; Argo
+/// Rollouts' measurement shows the rest, [`crate::argo`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     /// What was decided.
@@ -207,6 +211,15 @@ pub struct Answer {
     pub status: StatusCode,
     /// One line for people: Flagger puts it into a Kubernetes event.
     pub reason: String,
+    /// The analysis it belongs to, if any.
+    pub analysis: Option<AnalysisId>,
+    /// The number of the look it was drawn from (0 before the first look), when it was
+    /// drawn from the looks.
+    pub look: Option<i64>,
+    /// The evidence recorded with it (JSON), if any.
+    pub evidence: Option<String>,
+    /// The mode of the analysis it answers for (a shadow answer never blocks).
+    pub mode: Mode,
 }
 
 impl Answer {
@@ -216,6 +229,10 @@ impl Answer {
             outcome,
             status: outcome.status(hook),
             reason: one_line(reason.into()),
+            analysis: None,
+            look: None,
+            evidence: None,
+            mode: Mode::Enforce,
         }
     }
 }
@@ -295,7 +312,7 @@ impl IntoResponse for Refusal {
 }
 
 /// One line, at most about 1000 bytes: Flagger puts the body into a Kubernetes event.
-fn one_line(reason: String) -> String {
+pub(crate) fn one_line(reason: String) -> String {
     let reason = reason.replace(['\n', '\r'], " ");
     if reason.len() <= 1000 {
         return reason;

@@ -520,6 +520,7 @@ async fn outbox_rows_are_written_with_their_decision_and_leased(backend: Backend
         analysis: Some(MilestoneAnalysis {
             id: analysis.id,
             checksum: key.checksum.clone(),
+            controller: verdict::domain::Controller::Flagger,
         }),
         actor: None,
         detail: "error ratio above 1.1".into(),

@@ -80,6 +80,7 @@ store_suite!(
     open_is_idempotent,
     open_concurrently_creates_one_analysis,
     find_and_get,
+    the_controller_is_stored_and_read_back,
     looks_are_ordered_and_round_trip,
     a_baseline_is_recorded_once_and_never_replaced,
     record_look_conflict_writes_nothing,

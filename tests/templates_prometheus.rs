@@ -163,6 +163,34 @@ impl ArmId {
         }
     }
 
+    /// The arm's `rollouts-pod-template-hash` under Argo Rollouts: a hash of the pod
+    /// template, so the same Rollout in another namespace has the same one (a decoy only
+    /// the namespace tells apart).
+    fn hash(&self) -> String {
+        let salt: u32 = self.target.bytes().map(u32::from).sum();
+        format!("{}{salt:x}", if self.primary { "5c9d7f" } else { "6b8f9c" })
+    }
+
+    /// The ReplicaSet before the stable one, still scaling down (a decoy of the stable arm).
+    fn old_hash(&self) -> String {
+        let salt: u32 = self.target.bytes().map(u32::from).sum();
+        format!("4d7b8c{salt:x}")
+    }
+
+    /// The Rollout's Services under Argo: `<apex>-canary` and `<apex>-stable`.
+    fn argo_service(&self) -> String {
+        if self.primary {
+            format!("{}-stable", self.apex)
+        } else {
+            format!("{}-canary", self.apex)
+        }
+    }
+
+    /// A Rollout's pod: `<rollout>-<rollouts-pod-template-hash>-<pod hash>`.
+    fn argo_pod(&self, hash: &str, replica: usize) -> String {
+        format!("{}-{hash}-{}", self.target, ["x2k4j", "m9p7q"][replica])
+    }
+
     /// A Deployment pod name: `<workload>-<replicaset hash>-<pod hash>`.
     fn pod(&self, replica: usize) -> String {
         format!(
@@ -561,8 +589,112 @@ fn app_metrics_operator(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part])
     app_histogram(e, a, r, parts, ("namespace", "pod"));
 }
 
+/// The arm's hash and, for the stable arm, the previous ReplicaSet's (still scraped
+/// while it scales down) with three times the traffic.
+fn argo_hashes(a: &ArmId) -> Vec<(String, u64)> {
+    let mut hashes = vec![(a.hash(), 1)];
+    if a.primary {
+        hashes.push((a.old_hash(), 3));
+    }
+    hashes
+}
+
+/// Istio under Argo Rollouts: Istio names both arms' pods after the Rollout
+/// (`destination_workload`, its Rollout heuristic), and the scrape copies the pod labels,
+/// `rollouts-pod-template-hash` among them, onto the sidecar's series (labelmap of
+/// `__meta_kubernetes_pod_label_(.+)`, as Istio's sample Prometheus does).
+fn argo_istio(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    for (hash, scale) in argo_hashes(a) {
+        for (reporter, k) in [("destination", 1), ("source", 3)] {
+            for p in parts {
+                let p = p.scaled(k * scale);
+                let labels: Labels = vec![
+                    ("reporter", reporter.into()),
+                    ("destination_workload_namespace", a.namespace.clone()),
+                    ("destination_workload", a.target.clone()),
+                    ("destination_service_name", a.argo_service()),
+                    ("response_code", p.code.to_string()),
+                    ("namespace", a.namespace.clone()),
+                    ("pod", a.argo_pod(&hash, r)),
+                    ("app", a.target.clone()),
+                    ("rollouts_pod_template_hash", hash.clone()),
+                ];
+                e.counter("istio_requests_total", &labels, p.requests);
+                e.histogram(
+                    "istio_request_duration_milliseconds",
+                    &labels,
+                    Unit::Ms,
+                    p.requests,
+                    p.fast,
+                );
+            }
+        }
+    }
+}
+
+/// ingress-nginx under Argo Rollouts: the canary Ingress Argo creates routes to the
+/// canaryService and names that upstream in `canary`; the stable Ingress routes to the
+/// stableService with `canary` empty.
+fn argo_nginx(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    let stable = ArmId {
+        primary: true,
+        ..a.clone()
+    }
+    .argo_service();
+    let canary = if a.primary {
+        String::new()
+    } else {
+        format!("{}-{}-9898", a.namespace, a.argo_service())
+    };
+    for p in parts {
+        let labels: Labels = vec![
+            ("namespace", a.namespace.clone()),
+            ("ingress", a.target.clone()),
+            ("service", stable.clone()),
+            ("canary", canary.clone()),
+            ("status", p.code.to_string()),
+            ("controller_pod", format!("ingress-nginx-controller-{r}")),
+        ];
+        e.counter("nginx_ingress_controller_requests", &labels, p.requests);
+        e.histogram(
+            "nginx_ingress_controller_request_duration_seconds",
+            &labels,
+            Unit::S,
+            p.requests,
+            p.fast,
+        );
+    }
+}
+
+/// The application's histogram under Argo Rollouts, scraped by the prometheus-community
+/// chart's kubernetes-pods job: `namespace`, `pod` and the pod's labels.
+fn argo_app_metrics(e: &mut Exposition, a: &ArmId, r: usize, parts: &[Part]) {
+    for (hash, scale) in argo_hashes(a) {
+        for p in parts {
+            let p = p.scaled(scale);
+            let labels: Labels = vec![
+                ("namespace", a.namespace.clone()),
+                ("pod", a.argo_pod(&hash, r)),
+                ("app", a.target.clone()),
+                ("rollouts_pod_template_hash", hash.clone()),
+                ("method", "GET".into()),
+                ("path", "root".into()),
+                ("status", p.code.to_string()),
+            ];
+            e.histogram(
+                "http_request_duration_seconds",
+                &labels,
+                Unit::S,
+                p.requests,
+                p.fast,
+            );
+        }
+    }
+}
+
 /// Every provider the tests know: template name, series shape, unit of its histogram.
-const PROVIDERS: [(&str, Emit, Unit); 12] = [
+/// The `argo-*` templates serve Argo Rollouts (no Flagger MetricTemplate).
+const PROVIDERS: [(&str, Emit, Unit); 15] = [
     ("istio", istio, Unit::Ms),
     ("linkerd", linkerd, Unit::Ms),
     ("nginx", nginx, Unit::S),
@@ -575,7 +707,40 @@ const PROVIDERS: [(&str, Emit, Unit); 12] = [
     ("app-metrics", app_metrics, Unit::S),
     ("app-metrics-operator", app_metrics_operator, Unit::S),
     ("opentelemetry", opentelemetry, Unit::S),
+    ("argo-istio", argo_istio, Unit::Ms),
+    ("argo-nginx", argo_nginx, Unit::S),
+    ("argo-app-metrics", argo_app_metrics, Unit::S),
 ];
+
+/// Whether a provider's template is for Argo Rollouts (its arms told apart by the
+/// pod-template hashes the measure endpoint sets, or by the Rollout's Services).
+fn is_argo(provider: &str) -> bool {
+    provider.starts_with("argo-")
+}
+
+/// The template variables of the canary `podinfo` (and its stable arm) under Argo
+/// Rollouts; none for Flagger's templates.
+fn argo_variables(provider: &str) -> BTreeMap<String, String> {
+    if !is_argo(provider) {
+        return BTreeMap::new();
+    }
+    let arm = |primary| ArmId {
+        namespace: String::new(),
+        target: TARGET.to_owned(),
+        apex: TARGET.to_owned(),
+        primary,
+    };
+    BTreeMap::from([
+        (
+            verdict::argo::CANARY_HASH_VARIABLE.to_owned(),
+            arm(false).hash(),
+        ),
+        (
+            verdict::argo::STABLE_HASH_VARIABLE.to_owned(),
+            arm(true).hash(),
+        ),
+    ])
+}
 
 fn namespace_of(provider: &str) -> String {
     format!("t-{provider}")
@@ -872,9 +1037,11 @@ fn every_template_file_has_series_for_its_provider() {
                 .into_owned()
         })
         .collect();
+    let flagger_providers: BTreeSet<String> =
+        known.iter().filter(|n| !is_argo(n)).cloned().collect();
     assert_eq!(
-        flagger, known,
-        "one Flagger MetricTemplate file per provider"
+        flagger, flagger_providers,
+        "one Flagger MetricTemplate file per provider (not for Argo Rollouts' templates)"
     );
     // And the built-in set is exactly the directory.
     let builtin: BTreeSet<String> = TemplateSet::builtin()
@@ -936,7 +1103,7 @@ async fn every_template_counts_its_providers_series_exactly() {
                 template: provider.to_owned(),
                 variables: TemplateVariables {
                     service,
-                    ..TemplateVariables::default()
+                    custom: argo_variables(provider),
                 },
             };
             match window(&source, &target, start, end).await {
@@ -953,7 +1120,7 @@ async fn every_template_counts_its_providers_series_exactly() {
 
     // Flagger's MetricTemplates: accepted by Prometheus, and right on the same series.
     let mut queried = 0;
-    for (provider, _, _) in PROVIDERS {
+    for (provider, _, _) in PROVIDERS.into_iter().filter(|(p, _, _)| !is_argo(p)) {
         let path = Path::new(TEMPLATE_DIR)
             .join("flagger")
             .join(format!("{provider}.yaml"));
@@ -999,7 +1166,8 @@ async fn every_template_counts_its_providers_series_exactly() {
             }
         }
     }
-    assert_eq!(queried, 4 * PROVIDERS.len());
+    let flagger_providers = PROVIDERS.iter().filter(|(p, _, _)| !is_argo(p)).count();
+    assert_eq!(queried, 4 * flagger_providers);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 
 use super::{settings, shadow, Analyst, HookCall};
-use crate::domain::{now_millis, AnalysisId, Mode};
+use crate::argo;
+use crate::domain::{now_millis, AnalysisId, Controller, Mode};
 use crate::sli::SliError;
 use crate::store::{Milestone, NewDecision, StatusChange, StoreError};
 use crate::webhook::{Answer, Hook, Outcome, Refusal};
@@ -36,6 +37,8 @@ pub(super) struct Reply {
     status: Option<StatusCode>,
     reason: String,
     evidence: Option<String>,
+    /// The number of the look the reply is drawn from (0: none taken yet).
+    look: Option<i64>,
     /// Written to the outbox with the decision.
     milestones: Vec<Milestone>,
 }
@@ -52,8 +55,15 @@ impl Reply {
             status: None,
             reason: reason.into(),
             evidence: None,
+            look: None,
             milestones: Vec::new(),
         }
+    }
+
+    /// The reply is drawn from look `seq` (0: before the first look).
+    pub(super) fn with_look(mut self, seq: i64) -> Self {
+        self.look = Some(seq);
+        self
     }
 
     pub(super) fn with_milestones(
@@ -85,10 +95,23 @@ impl Reply {
                 };
             }
         }
+        if call.controller == Controller::Argo {
+            // Argo reads every verdict from the body; a status other than 2xx is its
+            // Error path, kept for a verdict that could not be given.
+            answer.status = argo::status_of(self.outcome);
+        }
+        answer.analysis = self.analysis_id;
+        answer.look = self.look;
+        answer.evidence.clone_from(&self.evidence);
+        answer.mode = call.mode;
+        let hook = match call.controller {
+            Controller::Flagger => call.hook.as_str(),
+            Controller::Argo => argo::HOOK,
+        };
         let decision = NewDecision {
             analysis_id: self.analysis_id,
             key: call.key.clone(),
-            hook: call.hook.as_str().to_owned(),
+            hook: hook.to_owned(),
             verdict: self.outcome.as_str().to_owned(),
             status_code: i64::from(answer.status.as_u16()),
             reason: answer.reason.clone(),

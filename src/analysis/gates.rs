@@ -167,6 +167,7 @@ mod tests {
             status: AnalysisStatus::Running,
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
+            controller: crate::domain::Controller::Flagger,
             baseline: None,
             started_at,
             finished_at: None,

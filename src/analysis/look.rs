@@ -4,7 +4,7 @@
 use super::answer::Reply;
 use super::judging::{self, Verdict};
 use super::{failure_reason, settings_of, Analyst, Answer, HookCall, Refusal};
-use crate::domain::{now_millis, AnalysisSettings, Millis};
+use crate::domain::{now_millis, AnalysisSettings, Controller, Millis};
 use crate::sli::{Counters, Increments};
 use crate::store::{
     Analysis, AnalysisStatus, LookInsert, LookRow, Milestone, MilestoneKind, NewLook, StatusChange,
@@ -61,6 +61,10 @@ impl Analyst {
         // Settings: the analysis of this revision, opened here (with its baseline
         // reading) when Flagger has no pre-rollout hook.
         let (analysis, created) = self.find_or_open(call).await?;
+        if call.controller == Controller::Argo {
+            // Argo says when a rollout ended only through the next revision's calls.
+            self.end_earlier_revisions(call, &analysis).await?;
+        }
         let settings = settings_of(&analysis)?;
         // The call that opened the analysis marks its start, whatever it answers.
         let started: Vec<Milestone> = created
@@ -157,6 +161,7 @@ impl Analyst {
             .and_then(|c| self.milestone(MilestoneKind::Regression, &analysis, &c.reason, now));
         let (decision, answer) = Reply::new(id, outcome, reason)
             .with_evidence(Some(evidence))
+            .with_look(new_look.seq)
             .with_milestones(started.iter().cloned().chain(regression))
             .record_of(call);
 
@@ -225,6 +230,7 @@ impl Analyst {
             reason,
         )
         .with_evidence(judgement.evidence())
+        .with_look(looks.last().map_or(0, |l| l.look.seq))
         .with_milestones(milestones);
         self.answer(call, reply, None).await
     }
@@ -247,6 +253,7 @@ impl Analyst {
             look.look.reason.clone(),
         )
         .with_evidence(Some(look.look.evidence.clone()))
+        .with_look(look.look.seq)
         .with_milestones(milestones);
         self.answer(call, reply, None).await
     }
@@ -274,6 +281,7 @@ mod tests {
             status: AnalysisStatus::Running,
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
+            controller: crate::domain::Controller::Flagger,
             started_at: 0,
             finished_at: None,
             baseline: baseline.map(str::to_owned),

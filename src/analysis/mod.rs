@@ -30,6 +30,7 @@ mod opening;
 mod overview;
 pub mod settings;
 mod shadow;
+mod succession;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::domain::{AnalysisKey, AnalysisSettings, Millis, Mode};
+use crate::domain::{AnalysisKey, AnalysisSettings, Controller, Millis, Mode};
 use crate::sli::SliSource;
 use crate::store::{Analysis, Milestone, MilestoneKind, Store};
 use crate::telemetry::Metrics;
@@ -74,6 +75,9 @@ pub struct HookCall {
     /// Enforce or shadow: [`Analyst::handle`] sets it from the analysis (or the
     /// metadata and defaults before one opens); callers pass the default.
     pub mode: Mode,
+    /// Who calls: Flagger's webhooks, or Argo Rollouts' measurement (always the rollout
+    /// hook), whose answers are recorded with the status Argo gets.
+    pub controller: Controller,
 }
 
 /// The analysis service. Cheap to clone.
@@ -159,8 +163,11 @@ impl Analyst {
         time: Millis,
     ) -> Option<Milestone> {
         self.milestones.then(|| {
-            Milestone::new(kind, analysis.canary(), detail, time)
-                .of(analysis.id, analysis.key.checksum.clone())
+            Milestone::new(kind, analysis.canary(), detail, time).of(
+                analysis.id,
+                analysis.key.checksum.clone(),
+                analysis.controller,
+            )
         })
     }
 }

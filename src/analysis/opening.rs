@@ -3,7 +3,9 @@
 //! on later calls.
 
 use super::{judging, settings, Analyst, HookCall, Refusal};
-use crate::domain::{now_millis, AnalysisSettings, CanaryName, CanarySettings, Millis, Namespace};
+use crate::domain::{
+    now_millis, AnalysisSettings, CanaryName, CanarySettings, Controller, Millis, Namespace,
+};
 use crate::sli::templates::TemplateVariables;
 use crate::sli::{Counters, SliTarget};
 use crate::store::{Analysis, NewAnalysis};
@@ -36,8 +38,10 @@ impl Analyst {
     /// The call's metadata resolved against the server's defaults; 400 naming the key
     /// of a value that does not parse.
     pub(super) fn resolve_settings(&self, call: &HookCall) -> Result<CanarySettings, Refusal> {
-        settings::resolve(&call.key.name, &call.metadata, &self.config)
-            .map_err(|e| Refusal::bad_request(e.to_string()))
+        let mut settings = settings::resolve(&call.key.name, &call.metadata, &self.config)
+            .map_err(|e| Refusal::bad_request(e.to_string()))?;
+        settings.controller = call.controller;
+        Ok(settings)
     }
 
     /// What the SLI source reads for this analysis.
@@ -57,6 +61,16 @@ impl Analyst {
         // Metadata is validated on every call, even when the analysis already exists.
         let canary = self.resolve_settings(call)?;
         if let Some(existing) = self.store.find_analysis(&call.key).await? {
+            if existing.controller != call.controller {
+                // One revision, two controllers: both would act on one verdict.
+                return Err(Refusal::conflict(format!(
+                    "analysis {} of {} belongs to {}, not {}",
+                    existing.id,
+                    call.key,
+                    existing.controller.title(),
+                    call.controller.title()
+                )));
+            }
             return Ok((existing, false));
         }
         let mut settings = AnalysisSettings {
@@ -95,9 +109,15 @@ impl Analyst {
             self.sli.counters(target, at),
         )?;
         if history.iter().map(|h| h.requests).sum::<f64>() < 1.0 {
+            let primary = match settings.canary.controller {
+                Controller::Flagger => format!("the primary {}-primary", target.target),
+                Controller::Argo => format!(
+                    "the stable pods of {} (template {})",
+                    target.target, target.template
+                ),
+            };
             return Err(Refusal::dependency(format!(
-                "the primary {}-primary served no requests in the last {}: nothing to compare the canary against",
-                target.target,
+                "{primary} served no requests in the last {}: nothing to compare the canary against",
                 humantime::format_duration(defaults.lookback)
             )));
         }

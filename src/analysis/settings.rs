@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
-use crate::domain::{invalid, CanaryName, CanarySettings, InvalidName, InvalidValue, Mode};
+use crate::domain::{
+    invalid, CanaryName, CanarySettings, Controller, InvalidName, InvalidValue, Mode,
+};
 use crate::judge::JudgeConfig;
 
 /// Metadata keys every analysis hook understands.
@@ -161,6 +163,8 @@ pub fn resolve(
         variables,
         manual_gates,
         mode,
+        // The caller names its controller (`analysis::opening`); metadata cannot.
+        controller: Controller::default(),
     })
 }
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 pub use ids::{AnalysisId, AuditId, DecisionId, EventId, LoadRunId, LookId, OutboxId};
 pub use names::{AnalysisKey, CanaryName, CanaryRef, Checksum, InvalidName, Namespace};
-pub use settings::{AnalysisSettings, CanarySettings, Mode};
+pub use settings::{AnalysisSettings, CanarySettings, Controller, Mode};
 
 /// A value refused with the key it came from: a configuration key (`jwt.key`) or a
 /// webhook metadata key (`alpha`). Each caller wraps it in its own error, which says

@@ -43,6 +43,58 @@ pub struct CanarySettings {
     /// existed, which means enforce.
     #[serde(default)]
     pub mode: Mode,
+    /// The progressive-delivery controller that calls this analysis' hooks. Absent in
+    /// settings stored before Argo Rollouts was served, which means Flagger.
+    #[serde(default)]
+    pub controller: Controller,
+}
+
+/// Which progressive-delivery controller asks for the verdicts of an analysis: Flagger
+/// through its webhooks, or Argo Rollouts through its `web` metric provider
+/// (docs/operations.md, "Argo Rollouts"). The same judge, store and API serve both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Controller {
+    /// Flagger's webhooks (`/flagger/<hook>`).
+    #[default]
+    Flagger,
+    /// Argo Rollouts' web metric provider (`/argo/v1/measure`).
+    Argo,
+}
+
+impl Controller {
+    /// Every controller.
+    pub const ALL: [Controller; 2] = [Controller::Flagger, Controller::Argo];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Controller::Flagger => "flagger",
+            Controller::Argo => "argo",
+        }
+    }
+
+    /// Reads a spelling back.
+    pub fn parse(s: &str) -> Result<Controller, String> {
+        Controller::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is neither \"flagger\" nor \"argo\""))
+    }
+
+    /// The controller's name for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Controller::Flagger => "Flagger",
+            Controller::Argo => "Argo Rollouts",
+        }
+    }
+}
+
+impl std::fmt::Display for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Whether an analysis's answers act on Flagger or only say what they would have done.

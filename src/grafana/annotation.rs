@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::Millis;
+use crate::domain::{Controller, Millis};
 use crate::store::{Milestone, MilestoneKind};
 
 /// The tag every verdict annotation carries.
@@ -18,7 +18,8 @@ pub struct Annotation {
     /// The end of a span (Unix ms); `None` for a point in time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_end: Option<Millis>,
-    /// `verdict`, `namespace/name` and the milestone's kind.
+    /// `verdict`, `namespace/name` and the milestone's kind; `argo` for an analysis of
+    /// Argo Rollouts.
     pub tags: Vec<String>,
     /// One line for people.
     pub text: String,
@@ -43,10 +44,19 @@ pub fn annotation(m: &Milestone) -> Annotation {
                 | MilestoneKind::GateHeld
                 | MilestoneKind::RollbackRequested => format!("verdict: {tag} on {canary}"),
             };
+            // Flagger is the default controller; an Argo analysis says so.
+            let revision = match analysis.controller {
+                Controller::Flagger => format!("revision {}", analysis.checksum),
+                Controller::Argo => format!(
+                    "{}, pod-template-hash {}",
+                    Controller::Argo.title(),
+                    analysis.checksum
+                ),
+            };
             if m.detail.is_empty() {
-                format!("{what} (revision {})", analysis.checksum)
+                format!("{what} ({revision})")
             } else {
-                format!("{what} (revision {}): {}", analysis.checksum, m.detail)
+                format!("{what} ({revision}): {}", m.detail)
             }
         }
         // A person's action: who did it and why.
@@ -60,10 +70,18 @@ pub fn annotation(m: &Milestone) -> Annotation {
         Some(since) => (since, Some(m.time)),
         None => (m.time, None),
     };
+    let mut tags = vec![TAG.to_owned(), canary.to_string(), tag.to_owned()];
+    if let Some(a) = m
+        .analysis
+        .as_ref()
+        .filter(|a| a.controller != Controller::Flagger)
+    {
+        tags.push(a.controller.as_str().to_owned());
+    }
     Annotation {
         time,
         time_end,
-        tags: vec![TAG.to_owned(), canary.to_string(), tag.to_owned()],
+        tags,
         text,
     }
 }
@@ -81,6 +99,7 @@ mod tests {
             analysis: Some(MilestoneAnalysis {
                 id: AnalysisId::new(7),
                 checksum: Checksum::parse("85d557f47b").expect("checksum"),
+                controller: Controller::Flagger,
             }),
             actor: None,
             detail: detail.to_owned(),
@@ -104,6 +123,20 @@ mod tests {
         assert_eq!(
             started.text,
             "verdict: analysis 7 of test/podinfo started (revision 85d557f47b)"
+        );
+    }
+
+    #[test]
+    fn an_argo_analysis_is_tagged_and_named_so() {
+        let mut m = of_analysis(MilestoneKind::Regression, "error ratio above 1.1");
+        if let Some(a) = m.analysis.as_mut() {
+            a.controller = Controller::Argo;
+        }
+        let a = annotation(&m);
+        assert_eq!(a.tags, ["verdict", "test/podinfo", "regression", "argo"]);
+        assert_eq!(
+            a.text,
+            "verdict: regression in test/podinfo (Argo Rollouts, pod-template-hash 85d557f47b): error ratio above 1.1"
         );
     }
 

@@ -140,6 +140,7 @@ fn check(
         metadata: payload.metadata.into_iter().collect(),
         request_id: request_id(headers),
         mode: crate::domain::Mode::default(),
+        controller: crate::domain::Controller::Flagger,
     })
 }
 

@@ -1,6 +1,8 @@
-//! The HTTP surfaces: Flagger hooks, the release-manager API, health, metrics.
+//! The HTTP surfaces: Flagger hooks, Argo Rollouts' measurements, the release-manager
+//! API, health, metrics.
 
 pub mod api;
+pub mod argo;
 pub mod console;
 pub mod flagger;
 pub mod health;
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/flagger/{hook}", post(flagger::hook))
+        .route(crate::argo::PATH, get(argo::measure).post(argo::measure))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -462,6 +462,18 @@ const BUILTIN: &[(&str, &str)] = &[
         "opentelemetry",
         include_str!("../../metric-templates/opentelemetry.yaml"),
     ),
+    (
+        "argo-istio",
+        include_str!("../../metric-templates/argo-istio.yaml"),
+    ),
+    (
+        "argo-nginx",
+        include_str!("../../metric-templates/argo-nginx.yaml"),
+    ),
+    (
+        "argo-app-metrics",
+        include_str!("../../metric-templates/argo-app-metrics.yaml"),
+    ),
 ];
 
 /// All templates known to the service, by name.
@@ -601,6 +613,9 @@ mod tests {
                 "app-metrics",
                 "app-metrics-operator",
                 "appmesh",
+                "argo-app-metrics",
+                "argo-istio",
+                "argo-nginx",
                 "contour",
                 "gateway-api",
                 "gloo",
@@ -614,7 +629,14 @@ mod tests {
             "shipped templates"
         );
         let (ns, target) = names();
-        let vars = TemplateVariables::default();
+        // The argo-* templates read the pod-template hashes the measure endpoint sets.
+        let vars = TemplateVariables {
+            custom: [("canary_hash", "6b8f9c7d4"), ("stable_hash", "5c9d7f8b6")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..TemplateVariables::default()
+        };
         for t in set.iter() {
             for arm in [Arm::Canary, Arm::Primary] {
                 let q = t.render(arm, &input(&ns, &target, &vars)).unwrap();
@@ -626,6 +648,43 @@ mod tests {
                 assert!(q.latency_buckets.contains("_bucket"), "{}", t.name());
             }
         }
+    }
+
+    #[test]
+    fn argo_templates_select_the_arms_by_hash_and_need_the_hashes() {
+        let set = TemplateSet::builtin().unwrap();
+        let (ns, target) = names();
+        let vars = TemplateVariables {
+            custom: [("canary_hash", "c4n4ry"), ("stable_hash", "st4b1e")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..TemplateVariables::default()
+        };
+        for name in ["argo-istio", "argo-app-metrics"] {
+            let t = set.get(name).unwrap();
+            let canary = t.render(Arm::Canary, &input(&ns, &target, &vars)).unwrap();
+            let primary = t.render(Arm::Primary, &input(&ns, &target, &vars)).unwrap();
+            for q in [&canary.requests, &canary.errors, &canary.latency_buckets] {
+                assert!(q.contains(r#"rollouts_pod_template_hash="c4n4ry""#), "{q}");
+            }
+            for q in [&primary.requests, &primary.errors, &primary.latency_buckets] {
+                assert!(q.contains(r#"rollouts_pod_template_hash="st4b1e""#), "{q}");
+            }
+            // A Flagger canary that picks an Argo template is told what is missing.
+            let err = t
+                .render(
+                    Arm::Canary,
+                    &input(&ns, &target, &TemplateVariables::default()),
+                )
+                .unwrap_err();
+            assert!(err.to_string().contains("canary_hash"), "{err}");
+        }
+        let nginx = set.get("argo-nginx").unwrap();
+        let primary = nginx
+            .render(Arm::Primary, &input(&ns, &target, &vars))
+            .unwrap();
+        assert!(primary.requests.contains(r#"service="podinfo-stable""#));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use super::codec::text_column;
 use super::sql::{Conditions, Select, Write};
 use super::{ManualAction, Store, StoreError};
 use crate::domain::{
-    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Millis, Mode, Namespace,
+    AnalysisId, AnalysisKey, AnalysisSettings, CanaryName, CanaryRef, Controller, Millis, Mode,
+    Namespace,
 };
 
 /// Lifecycle of an analysis.
@@ -90,6 +91,8 @@ pub struct Analysis {
     pub baseline: Option<String>,
     /// Enforce, or shadow (answers never block Flagger), as fixed when it opened.
     pub mode: Mode,
+    /// The controller that asks for its verdicts (Flagger or Argo Rollouts).
+    pub controller: Controller,
 }
 
 impl Analysis {
@@ -135,6 +138,10 @@ impl FromRow<'_, AnyRow> for Analysis {
             mode: {
                 let mode: String = row.try_get("mode")?;
                 Mode::parse(&mode).map_err(|e| sqlx::Error::Decode(e.into()))?
+            },
+            controller: {
+                let controller: String = row.try_get("controller")?;
+                Controller::parse(&controller).map_err(|e| sqlx::Error::Decode(e.into()))?
             },
         })
     }
@@ -207,8 +214,8 @@ impl Store {
             .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
         let inserted = sqlx::query_as(
             "INSERT INTO analysis \
-             (namespace, name, checksum, settings, status, started_at, baseline, mode) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             (namespace, name, checksum, settings, status, started_at, baseline, mode, controller) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (namespace, name, checksum) DO NOTHING RETURNING *",
         )
         .bind(&new.key.namespace)
@@ -218,7 +225,8 @@ impl Store {
         .bind(AnalysisStatus::Running)
         .bind(new.started_at)
         .bind(new.baseline.as_deref())
-        .bind(new.settings.canary.mode.as_str());
+        .bind(new.settings.canary.mode.as_str())
+        .bind(new.settings.canary.controller.as_str());
         if let Some(created) = self.optional(inserted).await? {
             return Ok((created, true));
         }

@@ -8,7 +8,7 @@ use sqlx::FromRow;
 
 use super::sql::Write;
 use super::{Store, StoreError};
-use crate::domain::{now_millis, AnalysisId, CanaryRef, Checksum, Millis, OutboxId};
+use crate::domain::{now_millis, AnalysisId, CanaryRef, Checksum, Controller, Millis, OutboxId};
 
 /// The `kind` of the rows this verdict writes.
 const MILESTONE: &str = "milestone";
@@ -58,6 +58,10 @@ pub struct MilestoneAnalysis {
     pub id: AnalysisId,
     /// Its revision.
     pub checksum: Checksum,
+    /// The controller that asked for its verdicts; absent in milestones written before
+    /// Argo Rollouts was served, which were Flagger's.
+    #[serde(default)]
+    pub controller: Controller,
 }
 
 /// A moment in a canary's life worth marking beside its metrics.
@@ -94,10 +98,14 @@ impl Milestone {
         }
     }
 
-    /// It belongs to analysis `id` of revision `checksum`.
-    pub fn of(self, id: AnalysisId, checksum: Checksum) -> Self {
+    /// It belongs to analysis `id` of revision `checksum`, judged for `controller`.
+    pub fn of(self, id: AnalysisId, checksum: Checksum, controller: Controller) -> Self {
         Self {
-            analysis: Some(MilestoneAnalysis { id, checksum }),
+            analysis: Some(MilestoneAnalysis {
+                id,
+                checksum,
+                controller,
+            }),
             ..self
         }
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use verdict::domain::AnalysisId;
+use verdict::domain::{AnalysisId, Controller};
 use verdict::store::{connect, AnalysisStatus, NewEvent};
 
 use super::{analysis, canary, key, settings, Ctx};
@@ -97,6 +97,30 @@ pub(crate) async fn find_and_get(ctx: &Ctx) {
             .await
             .expect("find"),
         None
+    );
+}
+
+pub(crate) async fn the_controller_is_stored_and_read_back(ctx: &Ctx) {
+    let s = &ctx.store;
+    let (flagger, _) = s
+        .open_analysis(&analysis("podinfo", "abc123"))
+        .await
+        .expect("open");
+    assert_eq!(flagger.controller, Controller::Flagger, "the default");
+    let mut argo = analysis("podinfo", "6b8f9c7d4");
+    argo.settings.canary.controller = Controller::Argo;
+    let (opened, _) = s.open_analysis(&argo).await.expect("open");
+    assert_eq!(opened.controller, Controller::Argo);
+    let read = s
+        .get_analysis(opened.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(read.controller, Controller::Argo);
+    assert_eq!(
+        read.settings.map(|st| st.canary.controller),
+        Ok(Controller::Argo),
+        "the settings say so too"
     );
 }
 

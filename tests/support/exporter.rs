@@ -161,6 +161,8 @@ struct ArmState {
     /// Whether the arm ever had traffic: real sidecars export nothing before the first
     /// request, so an arm that never served has no series at all.
     visible: bool,
+    /// More labels on every series of the arm, rendered (`,k="v"`…).
+    labels: String,
 }
 
 impl ArmState {
@@ -181,6 +183,7 @@ impl ArmState {
             burst,
             base: Totals::empty(),
             segment: 0.0,
+            labels: String::new(),
         };
         arm.redraw(Instant::now());
         arm
@@ -367,12 +370,26 @@ impl TestExporter {
                 let mut next = ArmState::new(profile);
                 next.base = arm.totals();
                 next.visible |= arm.visible;
+                next.labels = std::mem::take(&mut arm.labels);
                 *arm = next;
             }
             None => {
                 arms.insert(key, ArmState::new(profile));
             }
         }
+    }
+
+    /// Adds labels to every series of an arm set before (e.g. the pod label
+    /// `rollouts_pod_template_hash` that a scrape copies from Argo Rollouts' pods).
+    pub fn set_labels(&self, namespace: &str, workload: &str, labels: &[(&str, &str)]) {
+        let mut arms = lock(&self.arms);
+        let arm = arms
+            .get_mut(&(namespace.to_owned(), workload.to_owned()))
+            .unwrap_or_else(|| panic!("no arm {namespace}/{workload}: set its profile first"));
+        arm.labels = labels
+            .iter()
+            .map(|(k, v)| format!(",{k}=\"{v}\""))
+            .collect();
     }
 
     /// Removes an arm: its series disappear from `/metrics`.
@@ -440,8 +457,11 @@ fn render(arms: &Arms) -> String {
         .map(|((ns, wl), arm)| (ns, wl, arm.totals()))
         .collect();
     let labels = |ns: &str, wl: &str| {
+        let extra = arms
+            .get(&(ns.to_owned(), wl.to_owned()))
+            .map_or("", |arm| arm.labels.as_str());
         format!(
-            "reporter=\"destination\",destination_workload_namespace=\"{ns}\",destination_workload=\"{wl}\",destination_service=\"{wl}.{ns}.svc.cluster.local\""
+            "reporter=\"destination\",destination_workload_namespace=\"{ns}\",destination_workload=\"{wl}\",destination_service=\"{wl}.{ns}.svc.cluster.local\"{extra}"
         )
     };
     out.push_str("# HELP istio_requests_total Total requests.\n");

@@ -36,7 +36,8 @@ pub struct AnalysisSummary {
     pub id: i64,
     pub namespace: String,
     pub name: String,
-    /// Flagger's revision checksum.
+    /// Flagger's revision checksum, or the canary's `rollouts-pod-template-hash` for
+    /// Argo Rollouts.
     pub checksum: String,
     /// `running`, `failed`, `succeeded` or `aborted`.
     #[schema(example = "running")]
@@ -49,6 +50,11 @@ pub struct AnalysisSummary {
     #[serde(default)]
     #[schema(example = "enforce")]
     pub mode: String,
+    /// Who asks for the verdicts: `flagger` (its webhooks) or `argo` (Argo Rollouts'
+    /// web metric provider, `/argo/v1/measure`).
+    #[serde(default)]
+    #[schema(example = "flagger")]
+    pub controller: String,
 }
 
 impl From<&Analysis> for AnalysisSummary {
@@ -63,6 +69,7 @@ impl From<&Analysis> for AnalysisSummary {
             started_at: rfc3339(a.started_at),
             finished_at: a.finished_at.map(rfc3339),
             mode: a.mode.as_str().to_owned(),
+            controller: a.controller.as_str().to_owned(),
         }
     }
 }
@@ -569,6 +576,7 @@ fn no_analysis(v: &CanaryView) -> AnalysisSummary {
         status: String::new(),
         status_reason: None,
         mode: String::new(),
+        controller: String::new(),
         started_at: String::new(),
         finished_at: None,
     }

@@ -53,6 +53,7 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
         h1 { (a.namespace) "/" (a.name) " " (badge(&a.status)) }
         dl.facts {
             dt { "Revision" } dd { code { (a.checksum) } }
+            dt { "Controller" } dd { (super::canaries::controller(&a.controller)) }
             dt { "Started" } dd { (a.started_at) }
             @if let Some(end) = &a.finished_at { dt { "Ended" } dd { (end) } }
             @if let Some(reason) = &a.status_reason { dt { "Why" } dd.reason { (reason) } }

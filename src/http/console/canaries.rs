@@ -176,7 +176,10 @@ fn row(c: &CanaryNowView) -> Markup {
     };
     html! {
         tr {
-            th scope="row" { a href={ "/ui/analyses/" (c.analysis.id) } { (c.namespace) "/" (c.name) } }
+            th scope="row" {
+                a href={ "/ui/analyses/" (c.analysis.id) } { (c.namespace) "/" (c.name) }
+                @if c.analysis.controller == "argo" { " " span.muted { "Argo" } }
+            }
             td { code { (short(&c.analysis.checksum)) } }
             td { (badge(&c.analysis.status)) }
             td.num { @match c.weight { Some(w) => { (w) " %" } None => { "–" } } }
@@ -221,6 +224,15 @@ fn reason(text: &str) -> Markup {
 /// The first `max` characters of `text`, or `None` when it is not longer.
 fn clip(text: &str, max: usize) -> Option<&str> {
     text.char_indices().nth(max).map(|(cut, _)| &text[..cut])
+}
+
+/// The controller of an analysis (`flagger`, `argo`) for people.
+pub fn controller(stored: &str) -> &str {
+    match stored {
+        "argo" => "Argo Rollouts",
+        "flagger" => "Flagger",
+        other => other,
+    }
 }
 
 /// A checksum's first characters.

@@ -167,6 +167,7 @@ mod tests {
             status: AnalysisStatus::Running,
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
+            origin: crate::store::Origin::Live,
             baseline: None,
             started_at,
             finished_at: None,

@@ -274,6 +274,7 @@ mod tests {
             status: AnalysisStatus::Running,
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
+            origin: crate::store::Origin::Live,
             started_at: 0,
             finished_at: None,
             baseline: baseline.map(str::to_owned),

@@ -176,7 +176,11 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
             }
             row.extend([
                 cell(field(a, "status")),
-                cell(field(a, "mode")),
+                if is_backtest(a) {
+                    "backtest".to_owned()
+                } else {
+                    cell(field(a, "mode"))
+                },
                 time(field(a, "started_at")),
                 time(field(a, "finished_at")),
                 cell(field(a, "status_reason")),
@@ -195,6 +199,11 @@ fn canary_name(v: &Value) -> String {
 
 /// `GET /api/v1/analyses/{id}`: the analysis, then its looks, decisions and load runs;
 /// wide adds the slow counts and e-values of each look.
+/// Whether an analysis summary is a recorded window backtest.
+fn is_backtest(a: &Value) -> bool {
+    field(a, "origin").and_then(Value::as_str) == Some("backtest")
+}
+
 pub fn analysis(v: &Value, detail: Detail) -> String {
     // The API nests the summary under `analysis`; older answers had it at the top.
     let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
@@ -202,6 +211,9 @@ pub fn analysis(v: &Value, detail: Detail) -> String {
         out.push_str(&format!(
             "shadow:    would have rolled back at look {look}\n"
         ));
+    }
+    if is_backtest(field(v, "analysis").unwrap_or(v)) {
+        out.push_str("backtest:  recorded window backtest; no hook, gate or overview reads it\n");
     }
     if let Some(settings) = field(v, "settings").filter(|s| !s.is_null()) {
         let text = match settings {

@@ -49,6 +49,11 @@ pub struct AnalysisSummary {
     #[serde(default)]
     #[schema(example = "enforce")]
     pub mode: String,
+    /// `live`, or `backtest`: a window backtest recorded with `record`, which no hook,
+    /// gate or overview reads.
+    #[serde(default)]
+    #[schema(example = "live")]
+    pub origin: String,
 }
 
 impl From<&Analysis> for AnalysisSummary {
@@ -63,6 +68,7 @@ impl From<&Analysis> for AnalysisSummary {
             started_at: rfc3339(a.started_at),
             finished_at: a.finished_at.map(rfc3339),
             mode: a.mode.as_str().to_owned(),
+            origin: a.origin.as_str().to_owned(),
         }
     }
 }
@@ -86,6 +92,8 @@ pub struct AnalysisQuery {
     pub outcome: Option<String>,
     /// `enforce` or `shadow`.
     pub mode: Option<String>,
+    /// `live` (the default) or `backtest`: recorded window backtests.
+    pub origin: Option<String>,
     /// Only analyses started at or after this RFC 3339 time.
     pub since: Option<String>,
     /// 1–200, default 50.
@@ -569,6 +577,7 @@ fn no_analysis(v: &CanaryView) -> AnalysisSummary {
         status: String::new(),
         status_reason: None,
         mode: String::new(),
+        origin: String::new(),
         started_at: String::new(),
         finished_at: None,
     }

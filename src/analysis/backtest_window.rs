@@ -123,7 +123,7 @@ pub struct WindowBacktest {
 /// What Prometheus gave at one look time: the counts since the previous look and the
 /// counters read (the next look's baseline), or why no look is taken.
 pub(super) enum Reading {
-    Counts(ArmPair, Counters),
+    Counts(ArmPair, Box<Counters>),
     Nothing(String),
 }
 
@@ -290,7 +290,7 @@ fn read(previous: &mut Counters, counters: Counters) -> Reading {
     match counters.since(previous) {
         Increments::Counts(window) => {
             *previous = counters.clone();
-            Reading::Counts(window, counters)
+            Reading::Counts(window, Box::new(counters))
         }
         Increments::NoNewSample { arm, sampled_at } => Reading::Nothing(format!(
             "no look: Prometheus has no sample of the {arm} newer than at the previous look (last scraped at {})",
@@ -373,7 +373,7 @@ fn run(
             verdict,
             reason: judgement.reason().to_owned(),
             evidence: judgement.look_evidence(window).map_err(service_error)?,
-            counters: counters.clone(),
+            counters: (**counters).clone(),
             look,
         });
         window_start = *at;

@@ -21,7 +21,7 @@ pub struct NewBacktest {
 
 impl Store {
     /// Records `b` in one transaction and returns its analysis as stored. A recorded
-    /// backtest never enters the outbox (no Grafana annotation): its decisions carry no
+    /// backtest never enters the outbox (no annotation): its decisions carry no
     /// milestones.
     pub async fn record_backtest(&self, b: &NewBacktest) -> Result<Analysis, StoreError> {
         let mut tx = self.begin_write().await?;

@@ -869,6 +869,8 @@ async fn a_recorded_window_backtest_is_an_analysis_no_hook_reads() {
     let bad = Profile::fixed(200.0, 0.09, FAST_MS);
     let good = Profile::fixed(200.0, 0.03, FAST_MS);
     app.traffic("podinfo", bad, good.clone());
+    // A workload verdict never analyses live.
+    app.traffic("frontend", good.clone(), good.clone());
     warm_up().await;
     let from = verdict::domain::now_millis();
     tokio::time::sleep(std::time::Duration::from_secs(20)).await;
@@ -1187,5 +1189,48 @@ async fn a_recorded_window_backtest_is_an_analysis_no_hook_reads() {
         .map(|c| c["analysis"]["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(shown, vec![live.id.get()], "{}", overview.text);
+
+    // A canary verdict never analysed live: its recording is readable in the console, and
+    // the canary stays unknown to the API.
+    let o = run(
+        with(window(&["--record", "--json"]), "--target", "frontend"),
+        "release-manager",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let frontend = json_of(&o)["recorded"]["id"].as_i64().expect("recorded id");
+    let c = get("/api/v1/canaries/test/frontend".into()).await;
+    assert_eq!(c.status, 404, "{}", c.text);
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed = console
+        .post(format!("{}/ui/sign-in", app.base_url()))
+        .form(&[("token", viewer.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    for id in [id, frontend] {
+        let page = console
+            .get(format!("{}/ui/analyses/{id}", app.base_url()))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), 200, "analysis {id}");
+        let html = page.text().await.expect("html");
+        assert!(
+            html.contains("A recorded backtest"),
+            "analysis {id}: {html}"
+        );
+    }
     app.shutdown().await;
 }

@@ -1232,5 +1232,18 @@ async fn a_recorded_window_backtest_is_an_analysis_no_hook_reads() {
             "analysis {id}: {html}"
         );
     }
+    let overview = get("/api/v1/canaries".into()).await;
+    let shown: Vec<&Value> = overview.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .collect();
+    assert_eq!(shown.len(), 1, "{}", overview.text);
+    assert_eq!(
+        shown[0]["analysis"]["id"],
+        live.id.get(),
+        "{}",
+        overview.text
+    );
     app.shutdown().await;
 }

@@ -589,6 +589,21 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_backtest_is_marked_in_the_list_and_the_detail() {
+        let a = json!({"id": 9, "namespace": "test", "name": "podinfo",
+            "checksum": "backtest-1-2-ab", "status": "failed", "status_reason": "regression",
+            "mode": "enforce", "origin": "backtest",
+            "started_at": "2026-11-30T10:00:00Z", "finished_at": "2026-11-30T10:05:00Z"});
+        let text = analyses(&json!({"items": [a.clone()]}), Detail::Normal);
+        let row = text.lines().nth(1).unwrap_or("");
+        assert!(row.contains("failed  backtest"), "{text}");
+        let detail = analysis(&json!({"analysis": a}), Detail::Normal);
+        assert!(detail.contains("recorded window backtest"), "{detail}");
+        let live = json!({"analysis": {"id": 1, "origin": "live", "mode": "enforce"}});
+        assert!(!analysis(&live, Detail::Normal).contains("backtest"));
+    }
+
+    #[test]
     fn canary_shows_both_gates() {
         let v = json!({"namespace": "test", "name": "podinfo",
             "latest_analysis": {"id": 7, "status": "running", "started_at": "2026-11-30T10:00:00Z"},

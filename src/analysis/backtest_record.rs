@@ -7,7 +7,7 @@
 //! never read it (docs/operations.md, "Backtests").
 
 use super::answer::Reply;
-use super::backtest_outcome::Ending;
+use super::backtest_outcome::{Ending, Outcome as RunOutcome};
 use super::backtest_window::{service_error, TakenLook, WindowQuery, WindowRun};
 use super::look::encode_counters;
 use super::{Analyst, HookCall, ServiceError};
@@ -78,46 +78,81 @@ impl Analyst {
                 baseline: Some(encode_counters(baseline).map_err(service_error)?),
             },
             looks,
-            end: end_of(run, taken, query.to),
+            end: end_of(
+                &run.outcome,
+                &taken
+                    .iter()
+                    .map(|t| (t.seq, t.at, t.reason.as_str()))
+                    .collect::<Vec<_>>(),
+                query.to,
+            ),
         };
         Ok(self.store.record_backtest(&backtest).await?)
     }
 }
 
 /// How a recorded run ends: failed at its failing look, succeeded when it would have been
-/// promoted, aborted when undecided at the window's end.
-fn end_of(run: &WindowRun, taken: &[TakenLook], to: Millis) -> StatusChange {
-    let at = |seq: Option<i64>| {
-        taken
-            .iter()
-            .find(|t| Some(t.seq) == seq)
-            .map_or(to, |t| t.at)
-    };
-    let look = run.outcome.look;
-    match run.outcome.ending {
+/// promoted, aborted when undecided at the window's end. `looks` are the looks taken as
+/// `(seq, time, reason)`.
+fn end_of(outcome: &RunOutcome, looks: &[(i64, Millis, &str)], to: Millis) -> StatusChange {
+    let deciding = looks.iter().find(|(seq, _, _)| Some(*seq) == outcome.look);
+    match outcome.ending {
         Ending::RolledBack => StatusChange {
             status: AnalysisStatus::Failed,
-            reason: taken
-                .iter()
-                .find(|t| Some(t.seq) == look)
-                .map_or_else(String::new, |t| t.reason.clone()),
-            at: at(look),
+            reason: deciding.map_or_else(String::new, |(_, _, reason)| (*reason).to_owned()),
+            at: deciding.map_or(to, |(_, at, _)| *at),
         },
         Ending::Promoted => StatusChange {
             status: AnalysisStatus::Succeeded,
             reason: format!(
                 "backtest: would have been promoted from look {}",
-                look.unwrap_or_default()
+                outcome.look.unwrap_or_default()
             ),
-            at: taken.last().map_or(to, |t| t.at),
+            at: looks.last().map_or(to, |(_, at, _)| *at),
         },
         Ending::Undecided => StatusChange {
             status: AnalysisStatus::Aborted,
             reason: format!(
                 "backtest: undecided at the window's end after {} looks",
-                taken.len()
+                looks.len()
             ),
             at: to,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::backtest_outcome::outcome;
+
+    #[test]
+    fn a_run_ends_failed_promoted_or_aborted() {
+        let looks = [(1, 10, "wait"), (2, 20, "fail: regression")];
+        let o = outcome([(1, "wait"), (2, "fail")]);
+        let end = end_of(&o, &looks, 99);
+        assert_eq!(
+            (end.status, end.reason.as_str(), end.at),
+            (AnalysisStatus::Failed, "fail: regression", 20)
+        );
+        let looks = [(1, 10, "wait"), (2, 20, "pass"), (3, 30, "pass")];
+        let end = end_of(
+            &outcome([(1, "wait"), (2, "pass"), (3, "pass")]),
+            &looks,
+            99,
+        );
+        assert_eq!((end.status, end.at), (AnalysisStatus::Succeeded, 30));
+        assert!(
+            end.reason.contains("promoted from look 2"),
+            "{}",
+            end.reason
+        );
+        let end = end_of(
+            &outcome([(1, "wait"), (2, "pass"), (3, "wait")]),
+            &looks,
+            99,
+        );
+        assert_eq!((end.status, end.at), (AnalysisStatus::Aborted, 99));
+        assert!(end.reason.contains("after 3 looks"), "{}", end.reason);
     }
 }

@@ -58,4 +58,12 @@ export VERDICT_TEST_PG="${VERDICT_TEST_PG:-postgres://postgres@127.0.0.1:5432/po
 psql "$VERDICT_TEST_PG" -Atqc "select datname from pg_database where datname like 'verdict_test_%'" 2>/dev/null |
   while read -r db; do psql "$VERDICT_TEST_PG" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
 
-cargo test --all-targets "$@"
+# cargo-nextest (on every machine of this project's kind) runs the test binaries side by
+# side (.config/nextest.toml); plain `cargo test` runs them one after another, about
+# twice as long. Arguments go to whichever runs.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --all-targets "$@"
+else
+  echo "cargo-nextest not found: running cargo test (one test binary at a time)"
+  cargo test --all-targets "$@"
+fi

@@ -817,3 +817,108 @@ async fn manual_gate_actions_are_annotated_once(backend: Backend) {
     v.shutdown().await;
     running.stop().await;
 }
+
+// ------------------------------------------------------------------ the console's link
+
+/// Signs a viewer in to `v`'s console and returns the analysis page of `id`.
+async fn console_analysis_page(v: &TestApp, id: i64) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = v.base_url();
+    let r = http
+        .post(format!("{base}/ui/sign-in"))
+        .form(&[("token", support::api::token("viewer", "vera").as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let r = http
+        .get(format!("{base}/ui/analyses/{id}"))
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("analysis page");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("body")
+}
+
+/// The console's analysis page links to the canary dashboard verdict ships
+/// (`dashboards/canary-analysis.json`): its uid, its template variables, the analysis'
+/// time range. Without `grafana.url` there is no link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_links_an_analysis_to_the_shipped_grafana_dashboard() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("dashboards/canary-analysis.json"),
+        )
+        .expect("the shipped dashboard"),
+    )
+    .expect("dashboard JSON");
+    let uid = dashboard["uid"].as_str().expect("uid");
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("template variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+
+    let grafana = FakeGrafana::default();
+    let running = grafana.serve(([127, 0, 0, 1], 0).into()).await;
+    for grafana_on in [true, false] {
+        // The default dashboard uid: what a user who imported the shipped dashboard has.
+        let settings = grafana_on.then(|| GrafanaSettings {
+            dashboard_uid: None,
+            ..grafana_settings(running.addr)
+        });
+        let v = start_verdict(Backend::Sqlite, settings).await;
+        add_service(&v, "checkout", 1.0);
+        let p = Payload {
+            name: "checkout".into(),
+            namespace: "shop".into(),
+            phase: "Progressing".into(),
+            checksum: "c0ffee04".into(),
+            metadata: Default::default(),
+        };
+        assert!(v.call("pre-rollout", &p).await.passed());
+        let analysis = v.analysis(&p).await.expect("analysis");
+        let html = console_analysis_page(&v, analysis.id.get()).await;
+        let link = html
+            .split("href=\"")
+            .find(|s| s.contains(">Canary dashboard<"))
+            .and_then(|s| s.split('"').next())
+            .map(|href| href.replace("&amp;", "&"));
+        if !grafana_on {
+            assert_eq!(link, None, "no grafana.url, no link");
+            v.shutdown().await;
+            continue;
+        }
+        let link = link.expect("a link to the dashboard");
+        assert_eq!(
+            link,
+            format!(
+                "http://{}/d/{uid}?var-namespace=shop&var-canary=checkout&from={}&to=now",
+                running.addr, analysis.started_at
+            )
+        );
+        for param in link
+            .split(['?', '&'])
+            .filter_map(|p| p.strip_prefix("var-"))
+        {
+            let name = param.split('=').next().expect("name");
+            assert!(
+                variables.contains(&name),
+                "the dashboard has no variable {name}: {variables:?}"
+            );
+        }
+        v.shutdown().await;
+    }
+    running.stop().await;
+}

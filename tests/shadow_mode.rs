@@ -206,3 +206,84 @@ async fn a_bad_mode_is_a_clear_400_and_changes_nothing() {
     );
     app.shutdown().await;
 }
+
+/// Prometheus down: an enforce analysis answers 424 (a failed check in Flagger); a shadow
+/// analysis answers what lets Flagger go on, names the refusal it would have sent, and
+/// records it — for a running analysis and for one that cannot open.
+#[tokio::test]
+async fn a_shadow_analysis_never_blocks_flagger_when_verdict_cannot_judge() {
+    let mut app = spawn_app(AppOptions::default()).await;
+    let arm = Profile::fixed(200.0, 0.01, FAST_MS);
+    app.traffic("podinfo", arm.clone(), arm);
+    warm_up().await;
+    let shadow = |name: &str, checksum: &str| {
+        payload(name, checksum, &[("target", "podinfo"), ("mode", "shadow")])
+    };
+    let running = shadow("running", "5a5a0001");
+    let enforced = payload("enforced", "e1e10001", &[("target", "podinfo")]);
+    assert_eq!(app.call("pre-rollout", &running).await.status, 200);
+    assert_eq!(app.call("pre-rollout", &enforced).await.status, 200);
+    let analysis = app.analysis(&running).await.expect("opened");
+
+    app.prometheus_mut().stop().await;
+    next_look().await;
+    let e = app.call("rollout", &enforced).await;
+    assert_eq!(e.status, 424, "enforce: «{}»", e.body);
+    let before = app.decisions(analysis.id).await.len();
+    for (hook, status) in [
+        ("rollout", 200),
+        ("confirm-traffic-increase", 200),
+        ("confirm-promotion", 200),
+        ("rollback", 409),
+    ] {
+        let r = app.call(hook, &running).await;
+        assert_eq!(r.status, status, "shadow {hook}: «{}»", r.body);
+        if hook == "rollout" {
+            assert!(
+                r.body.starts_with("shadow: would refuse with 424: ")
+                    && r.body.contains("Prometheus"),
+                "«{}»",
+                r.body
+            );
+        } else {
+            assert!(r.body.starts_with("shadow: would "), "{hook}: «{}»", r.body);
+        }
+    }
+    assert!(
+        app.looks(analysis.id).await.is_empty(),
+        "no look without Prometheus"
+    );
+    let decisions = app.decisions(analysis.id).await;
+    assert_eq!(decisions.len(), before + 4, "every answer is recorded");
+    let rollout = decisions
+        .iter()
+        .find(|d| d.decision.hook == "rollout")
+        .expect("the rollout decision");
+    assert_eq!(
+        (
+            rollout.decision.status_code,
+            rollout.decision.verdict.as_str()
+        ),
+        (200, "error"),
+        "the status sent, and what verdict could not do"
+    );
+    assert!(rollout
+        .decision
+        .reason
+        .starts_with("shadow: would refuse with 424"));
+
+    // A shadow analysis that cannot open (no Prometheus for its look-back).
+    let opening = shadow("opening", "5a5a0002");
+    let r = app.call("pre-rollout", &opening).await;
+    assert_eq!(r.status, 200, "«{}»", r.body);
+    assert!(
+        r.body.starts_with("shadow: would refuse with 424: "),
+        "«{}»",
+        r.body
+    );
+    assert!(app.analysis(&opening).await.is_none(), "nothing opened");
+    let recorded = app.decisions_for("opening").await;
+    assert_eq!(recorded.len(), 1, "the refusal is recorded");
+    assert_eq!(recorded[0].decision.status_code, 200);
+    app.shutdown().await;
+}

@@ -123,8 +123,25 @@ impl Analyst {
             )),
         };
         match result {
+            // A shadow analysis never blocks Flagger, not even when verdict cannot judge
+            // (Prometheus or the store down, settings it cannot use): the refusal is
+            // recorded as such, and Flagger gets the status that lets it go on.
+            Err(refusal) if call.mode == Mode::Shadow && shadow::never_refuses(call.hook) => {
+                tracing::warn!(
+                    hook = call.hook.as_str(),
+                    canary = %call.key,
+                    status = refusal.status.as_u16(),
+                    reason = %refusal.reason,
+                    "shadow analysis could not judge; Flagger is let go on"
+                );
+                let answer = shadow::instead_of(call.hook, &refusal);
+                self.record_refusal(call, refusal.outcome(), answer.status, &answer.reason)
+                    .await;
+                Ok(answer)
+            }
             Err(refusal) if refusal.record => {
-                self.record_refusal(call, &refusal).await;
+                self.record_refusal(call, refusal.outcome(), refusal.status, &refusal.reason)
+                    .await;
                 Err(refusal)
             }
             other => other,
@@ -140,12 +157,23 @@ impl Analyst {
         if !shadow::applies_to(call.hook) {
             return Ok(asked);
         }
-        let open = self.store.find_analysis(&call.key).await?;
-        Ok(open.map_or(asked, |a| a.mode))
+        match self.store.find_analysis(&call.key).await {
+            Ok(open) => Ok(open.map_or(asked, |a| a.mode)),
+            // The store is down: the call's own `mode` (or the default) decides, so a
+            // shadow webhook still never blocks Flagger; the hook then fails on the store.
+            Err(_) => Ok(asked),
+        }
     }
 
-    /// Records a refused call; if even that fails the answer stays the refusal.
-    async fn record_refusal(&self, call: &HookCall, refusal: &Refusal) {
+    /// Records a refused call (`status`: what Flagger got); if even that fails the
+    /// answer stays what it was.
+    async fn record_refusal(
+        &self,
+        call: &HookCall,
+        outcome: Outcome,
+        status: StatusCode,
+        reason: &str,
+    ) {
         let analysis_id = self
             .store
             .find_analysis(&call.key)
@@ -153,8 +181,8 @@ impl Analyst {
             .ok()
             .flatten()
             .map(|a| a.id);
-        let mut reply = Reply::new(analysis_id, refusal.outcome(), refusal.reason.clone());
-        reply.status = Some(refusal.status);
+        let mut reply = Reply::new(analysis_id, outcome, reason);
+        reply.status = Some(status);
         let (decision, _) = reply.record_of(call);
         if let Err(e) = self.store.record_decision(&decision, None).await {
             self.metrics.store_error("record_decision");

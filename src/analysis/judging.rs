@@ -253,6 +253,21 @@ pub(super) fn p95_ms(counts: &ArmCounts) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// The default settings of canary `podinfo`, with `plan`.
+    fn default_settings(plan: Plan) -> AnalysisSettings {
+        AnalysisSettings {
+            canary: crate::analysis::settings::resolve(
+                &crate::domain::CanaryName::parse("podinfo").expect("name"),
+                &Default::default(),
+                &crate::config::Config::default(),
+            )
+            .expect("defaults"),
+            plan: Some(plan),
+            boundary_s: None,
+            slo_boundary_s: None,
+        }
+    }
+
     #[test]
     fn counts_become_whole_and_bounded() {
         assert_eq!(whole(2.5000001), 3);
@@ -273,17 +288,7 @@ mod tests {
     fn slower_counts_are_given_per_tested_boundary() {
         let mut plan = Plan::fixed(vec![0.05, 0.1, 0.25, 0.5], &[(1, true), (2, false)], 0.3);
         plan.slo_edge = Some(3);
-        let settings = AnalysisSettings {
-            canary: crate::analysis::settings::resolve(
-                &crate::domain::CanaryName::parse("podinfo").expect("name"),
-                &Default::default(),
-                &crate::config::Config::default(),
-            )
-            .expect("defaults"),
-            plan: Some(plan),
-            boundary_s: None,
-            slo_boundary_s: None,
-        };
+        let settings = default_settings(plan);
         let tally = ArmTally {
             requests: 100,
             errors: 1,
@@ -303,17 +308,7 @@ mod tests {
 
     #[test]
     fn judging_each_look_in_turn_equals_rebuilding_the_judge_for_each() {
-        let settings = AnalysisSettings {
-            canary: crate::analysis::settings::resolve(
-                &crate::domain::CanaryName::parse("podinfo").expect("name"),
-                &Default::default(),
-                &crate::config::Config::default(),
-            )
-            .expect("defaults"),
-            plan: Some(Plan::fixed(vec![0.1, 0.25], &[(0, true)], 0.3)),
-            boundary_s: None,
-            slo_boundary_s: None,
-        };
+        let settings = default_settings(Plan::fixed(vec![0.1, 0.25], &[(0, true)], 0.3));
         let tally = |requests, errors, slow| ArmTally {
             requests,
             errors,

@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 
-use crate::webhook::{Hook, Outcome};
+use crate::webhook::{Answer, Hook, Outcome, Refusal};
 
 /// Hooks whose answer can block or roll back a canary, so shadow mode changes them.
 pub(super) fn applies_to(hook: Hook) -> bool {
@@ -13,6 +13,13 @@ pub(super) fn applies_to(hook: Hook) -> bool {
         hook,
         Hook::Rollout | Hook::ConfirmPromotion | Hook::ConfirmTrafficIncrease | Hook::Rollback
     )
+}
+
+/// Hooks whose refusals a shadow analysis turns into answers that let Flagger go on: the
+/// ones above, and `pre-rollout`, whose refusal (e.g. Prometheus down while the analysis
+/// opens) would count towards a rollback as well.
+pub(super) fn never_refuses(hook: Hook) -> bool {
+    applies_to(hook) || hook == Hook::PreRollout
 }
 
 /// The status a shadow analysis sends for `outcome` of `hook`, and the body saying what
@@ -32,6 +39,25 @@ pub(super) fn answer(hook: Hook, outcome: Outcome, reason: &str) -> Option<(Stat
         _ => return None,
     };
     Some((status, format!("shadow: would {would}: {reason}")))
+}
+
+/// What a shadow analysis sends instead of `refusal` (a hook it applies to): the status
+/// that lets Flagger go on, and a body that names the refusal enforce mode would have sent.
+pub(super) fn instead_of(hook: Hook, refusal: &Refusal) -> Answer {
+    let status = if hook == Hook::Rollback {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    let reason = format!(
+        "shadow: would refuse with {}: {}",
+        refusal.status.as_u16(),
+        refusal.reason
+    );
+    Answer {
+        status,
+        ..Answer::new(hook, refusal.outcome(), reason)
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +82,34 @@ mod tests {
                 assert_eq!(status, expected, "{hook:?} {outcome:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_refusal_is_named_but_never_blocks_flagger() {
+        let refusal = Refusal::dependency("Prometheus unreachable");
+        for hook in Hook::ALL.into_iter().filter(|h| never_refuses(*h)) {
+            let answer = instead_of(hook, &refusal);
+            let expected = if hook == Hook::Rollback {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::OK
+            };
+            assert_eq!(answer.status, expected, "{hook:?}");
+            assert_eq!(answer.outcome, Outcome::Error);
+            assert_eq!(
+                answer.reason,
+                "shadow: would refuse with 424: Prometheus unreachable"
+            );
+        }
+        let bad = instead_of(Hook::Rollout, &Refusal::bad_request("unknown key x"));
+        assert_eq!(
+            (bad.status, bad.outcome, bad.reason.as_str()),
+            (
+                StatusCode::OK,
+                Outcome::Rejected,
+                "shadow: would refuse with 400: unknown key x"
+            )
+        );
     }
 
     #[test]

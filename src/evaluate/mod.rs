@@ -599,7 +599,7 @@ mod tests {
             .into_iter()
             .filter(|s| s.scrape.is_some())
             .collect();
-        assert_eq!(scraped.len(), 3);
+        assert_eq!(scraped.len(), 6);
         for scenario in &scraped {
             let result = evaluate_scenario(scenario, &quick_setup(), 4, 1, 1)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", scenario.id));

@@ -202,10 +202,12 @@ fn targets(results: &[ScenarioResult], setup: &Setup) -> Vec<String> {
             ),
         ));
     }
-    if let (Some(exact), Some(scraped)) = (
-        find(results, "err-2x-0.5%"),
-        find(results, "err-2x-0.5%-scrape-30s"),
-    ) {
+    for scraped_id in ["err-2x-0.5%-scrape-30s", "err-2x-0.5%-scrape-15s"] {
+        let (Some(exact), Some(scraped)) =
+            (find(results, "err-2x-0.5%"), find(results, scraped_id))
+        else {
+            continue;
+        };
         let (a, b) = (verdict(exact), verdict(scraped));
         let (look, scraped_look) = (a.median_rollback_look(), b.median_rollback_look());
         lines.push(line(

@@ -195,7 +195,7 @@ pub fn all() -> Vec<Scenario> {
 /// Pods per arm in the scrape scenarios, each scraped at its own phase.
 pub const SCRAPE_PODS: u32 = 2;
 
-/// The reference workload read through Prometheus with a 30 s scrape: the old
+/// The reference workload read through Prometheus with a 30 s and a 15 s scrape: the old
 /// `increase()` path (no target: it shows the problem of issue 10) and per-series
 /// differencing (docs/statistics.md, "Counts from Prometheus").
 fn scraped() -> Vec<Scenario> {
@@ -208,38 +208,42 @@ fn scraped() -> Vec<Scenario> {
         s
     };
     let reference = Workload::reference;
-    vec![
-        through(
-            scenario(
-                "aa-scrape-30s-increase",
-                "A/A, 30 s scrape, counts by increase() (old path)",
-                reference(),
-                CanaryEffect::none(),
+    let mut out = Vec::new();
+    for interval_s in [30, 15] {
+        out.extend([
+            through(
+                scenario(
+                    &format!("aa-scrape-{interval_s}s-increase"),
+                    &format!("A/A, {interval_s} s scrape, counts by increase() (old path)"),
+                    reference(),
+                    CanaryEffect::none(),
+                ),
+                interval_s,
+                CountPath::Increase,
             ),
-            30,
-            CountPath::Increase,
-        ),
-        through(
-            scenario(
-                "aa-scrape-30s",
-                "A/A, 30 s scrape, counts by differencing",
-                reference(),
-                CanaryEffect::none(),
+            through(
+                scenario(
+                    &format!("aa-scrape-{interval_s}s"),
+                    &format!("A/A, {interval_s} s scrape, counts by differencing"),
+                    reference(),
+                    CanaryEffect::none(),
+                ),
+                interval_s,
+                CountPath::Difference,
             ),
-            30,
-            CountPath::Difference,
-        ),
-        through(
-            scenario(
-                "err-2x-0.5%-scrape-30s",
-                "errors ×2 at 0.5%, 30 s scrape, counts by differencing",
-                reference(),
-                errors(2.0),
+            through(
+                scenario(
+                    &format!("err-2x-0.5%-scrape-{interval_s}s"),
+                    &format!("errors ×2 at 0.5%, {interval_s} s scrape, counts by differencing"),
+                    reference(),
+                    errors(2.0),
+                ),
+                interval_s,
+                CountPath::Difference,
             ),
-            30,
-            CountPath::Difference,
-        ),
-    ]
+        ]);
+    }
+    out
 }
 
 /// What real traffic does that the reference workload does not: bursts on both arms,

@@ -808,3 +808,442 @@ async fn a_window_backtest_judges_prometheus_history_as_the_live_analysis_did() 
     assert_eq!(analyses_after, analyses_before);
     app.shutdown().await;
 }
+
+/// The lines of `/metrics` a recorded backtest must leave alone: hook calls, looks and
+/// analyses.
+async fn canary_metrics(app: &TestApp) -> Vec<String> {
+    let (status, metrics) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .filter(|l| {
+            ["verdict_hook_calls", "verdict_look_", "verdict_analys"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Rows of a table, counted through a connection of the test's own.
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .expect("connect");
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&mut db)
+        .await
+        .expect("count")
+}
+
+async fn backtests(app: &TestApp) -> Vec<verdict::store::Analysis> {
+    app.store
+        .list_analyses(&verdict::store::AnalysisFilter {
+            origin: verdict::store::Origin::Backtest,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+}
+
+/// `--record`: the window backtest is stored as an analysis of origin backtest with the
+/// looks and verdicts it printed, readable like any analysis, while a live analysis of
+/// the same canary answers every hook from its own looks, the canary view and the
+/// overview show the live one, and neither the outbox nor the metrics move; bad input
+/// records nothing, and a store fault mid-run leaves no partial analysis.
+#[tokio::test]
+async fn a_recorded_window_backtest_is_an_analysis_no_hook_reads() {
+    let app = spawn_app(AppOptions {
+        // Annotations on, to a Grafana that never answers: milestones stay in the outbox.
+        grafana: Some(verdict::config::GrafanaSettings {
+            url: Some("http://127.0.0.1:9".into()),
+            token: Some("t0ken".to_owned().into()),
+            dashboard_uid: Some("canaries".into()),
+            ..Default::default()
+        }),
+        ..AppOptions::with_api()
+    })
+    .await;
+    let bad = Profile::fixed(200.0, 0.09, FAST_MS);
+    let good = Profile::fixed(200.0, 0.03, FAST_MS);
+    app.traffic("podinfo", bad, good.clone());
+    // A workload verdict never analyses live.
+    app.traffic("frontend", good.clone(), good.clone());
+    warm_up().await;
+    let from = verdict::domain::now_millis();
+    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    let to = verdict::domain::now_millis() - 1_500;
+
+    // Then a live analysis of the same canary on even traffic, with looks of its own.
+    app.traffic("podinfo", good.clone(), good);
+    let p = payload("podinfo", "l1ve", &[]);
+    assert_eq!(app.call("pre-rollout", &p).await.status, 200);
+    let live = app.analysis(&p).await.expect("live analysis");
+    for _ in 0..2 {
+        next_look().await;
+        let r = app.call("rollout", &p).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let live_looks = app.looks(live.id).await;
+    assert_eq!(live_looks.len(), 2);
+
+    let window = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "backtest",
+            "-n",
+            "test",
+            "--target",
+            "podinfo",
+            "--from",
+            &rfc3339(from),
+            "--to",
+            &rfc3339(to),
+            "--interval",
+            "2s",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let run = |args: Vec<String>, role: &'static str| {
+        let app = &app;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            verdict_as(app, role, &args).await
+        }
+    };
+    let hooks = ["confirm-rollout", "confirm-promotion", "rollback"];
+    let answers = || async {
+        let mut out = Vec::new();
+        for hook in hooks {
+            let r = app.call(hook, &p).await;
+            out.push((hook, r.status, r.body));
+        }
+        out
+    };
+    let http = reqwest::Client::new();
+    let viewer = token("viewer", "vera");
+    let get = |path: String| {
+        let (http, viewer, base) = (&http, &viewer, app.base_url());
+        async move { call(http, &base, Method::GET, &path, Some(viewer), None).await }
+    };
+
+    // Without --record nothing is written, with bad input neither.
+    let (analyses, looks, decisions) = (
+        rows(&app, "analysis").await,
+        rows(&app, "look").await,
+        rows(&app, "decision").await,
+    );
+    let o = run(window(&["--json"]), "release-manager").await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(json_of(&o).get("recorded").is_none());
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            window(&["--record", "--set", "alhpa=0.1"]),
+            "release-manager",
+            "alhpa",
+        ),
+        (
+            window(&["--record", "--compare", "alpha=0.05", "alpha=1e-6"]),
+            "release-manager",
+            "--compare",
+        ),
+        (window(&["--record"]), "viewer", "role viewer may not"),
+        (
+            window(&["--record", "--max-looks", "2"]),
+            "release-manager",
+            "at most 2",
+        ),
+        (
+            with(window(&["--record"]), "--target", "ghost"),
+            "release-manager",
+            "at the window's start",
+        ),
+    ];
+    for (args, role, expected) in cases {
+        let o = run(args.clone(), role).await;
+        assert!(!o.status.success(), "{args:?} accepted");
+        let err = text(&o.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    // The API refuses record with compare itself (the CLI never sends it).
+    let r = call(
+        &http,
+        &app.base_url(),
+        Method::POST,
+        "/api/v1/backtest/window",
+        Some(&token("release-manager", "rita")),
+        Some(serde_json::json!({
+            "namespace": "test", "target": "podinfo", "from": rfc3339(from), "to": rfc3339(to),
+            "interval": "2s", "record": true,
+            "compare": [{"alpha": "0.05"}, {"alpha": "1e-6"}],
+        })),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.message().contains("record"), "{}", r.text);
+    assert_eq!(
+        (
+            rows(&app, "analysis").await,
+            rows(&app, "look").await,
+            rows(&app, "decision").await
+        ),
+        (analyses, looks, decisions),
+        "a backtest without --record or with bad input wrote"
+    );
+
+    // A store fault at the second look: the run is refused and nothing of it is stored.
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&app.db.url)
+            .await
+            .expect("connect");
+        for statement in [
+            "CREATE FUNCTION fault_at_look_2() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN IF NEW.seq >= 2 THEN RAISE EXCEPTION 'injected fault at look %', NEW.seq; \
+             END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER fault BEFORE INSERT ON look FOR EACH ROW EXECUTE FUNCTION fault_at_look_2()",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut db)
+                .await
+                .expect("inject the fault");
+        }
+        let o = run(window(&["--record"]), "admin").await;
+        assert!(!o.status.success(), "recorded through a store fault");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("store") && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert!(
+            backtests(&app).await.is_empty(),
+            "a partial backtest is stored"
+        );
+        assert_eq!(
+            (
+                rows(&app, "analysis").await,
+                rows(&app, "look").await,
+                rows(&app, "decision").await
+            ),
+            (analyses, looks, decisions),
+            "the failed recording left rows"
+        );
+        sqlx::query("DROP TRIGGER fault ON look")
+            .execute(&mut db)
+            .await
+            .expect("end the fault");
+    }
+
+    // Recorded: the analysis keeps the looks and verdicts printed.
+    let before = answers().await;
+    let metrics = canary_metrics(&app).await;
+    let outbox = app.store.outbox(1_000).await.expect("outbox");
+    assert!(!outbox.is_empty(), "the live analysis wrote no milestone");
+    let o = run(window(&["--record", "--json"]), "release-manager").await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v = json_of(&o);
+    let printed = &v["runs"][0];
+    assert_eq!(printed["outcome"]["ending"], "rolled_back", "{v}");
+    let recorded = &v["recorded"];
+    assert_eq!(recorded["origin"], "backtest", "{v}");
+    assert_eq!(recorded["status"], "failed", "{v}");
+    let id = recorded["id"].as_i64().expect("recorded id");
+    assert_ne!(id, live.id.get());
+    let o = run(window(&["--record"]), "release-manager").await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    assert!(table.contains("recorded as analysis"), "{table}");
+    let stored = backtests(&app).await;
+    assert_eq!(stored.len(), 2, "recording again makes a second analysis");
+    assert_ne!(stored[0].key.checksum, stored[1].key.checksum);
+
+    let o = run(
+        vec![
+            "analyses".into(),
+            "show".into(),
+            id.to_string(),
+            "--json".into(),
+        ],
+        "viewer",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let shown = json_of(&o);
+    let printed_looks: Vec<&Value> = printed["looks"]
+        .as_array()
+        .expect("looks")
+        .iter()
+        .filter(|l| !l["seq"].is_null())
+        .collect();
+    let stored_looks = shown["looks"].as_array().expect("stored looks");
+    assert_eq!(stored_looks.len(), printed_looks.len(), "{shown}");
+    for (s, w) in stored_looks.iter().zip(&printed_looks) {
+        assert_eq!(s["seq"], w["seq"], "{s}");
+        assert_eq!(s["verdict"], w["verdict"], "{s}");
+        assert_eq!(s["reason"], w["reason"], "{s}");
+        for arm in ["canary", "primary"] {
+            for count in ["requests", "errors"] {
+                assert_eq!(s[arm][count], w[arm][count], "{arm} {count}: {s}");
+            }
+        }
+    }
+    let decided = shown["decisions"].as_array().expect("decisions");
+    assert_eq!(decided.len(), printed_looks.len(), "{shown}");
+    for (d, w) in decided.iter().zip(&printed_looks) {
+        assert_eq!(d["hook"], "rollout", "{d}");
+        assert_eq!(d["verdict"], w["verdict"], "{d}");
+        let code = if w["verdict"] == "fail" { 422 } else { 200 };
+        assert_eq!(d["status_code"], code, "{d}");
+    }
+    let o = run(
+        vec!["analyses".into(), "show".into(), id.to_string()],
+        "viewer",
+    )
+    .await;
+    assert!(
+        text(&o.stdout).contains("recorded window backtest"),
+        "{}",
+        text(&o.stdout)
+    );
+    // Replayed under its stored settings it gives back every verdict.
+    let o = run(
+        vec![
+            "backtest".into(),
+            "--analysis".into(),
+            id.to_string(),
+            "--json".into(),
+        ],
+        "viewer",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        json_of(&o)["first_difference"].is_null(),
+        "{}",
+        text(&o.stdout)
+    );
+    // Listed only when asked for.
+    let listed = |extra: &[&str]| {
+        let mut args = vec!["analyses".to_owned(), "list".into(), "--json".into()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        run(args, "viewer")
+    };
+    let ids = |o: &Output| -> Vec<i64> {
+        json_of(o)["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|a| a["id"].as_i64().expect("id"))
+            .collect()
+    };
+    let default = ids(&listed(&[]).await);
+    assert!(
+        default.contains(&live.id.get()) && !default.contains(&id),
+        "{default:?}"
+    );
+    let only = ids(&listed(&["--origin", "backtest"]).await);
+    assert!(
+        only.contains(&id) && !only.contains(&live.id.get()),
+        "{only:?}"
+    );
+    let o = listed(&["--origin", "replay"]).await;
+    assert!(!o.status.success());
+
+    // Neither annotations nor metrics: no outbox row, the same counters.
+    assert_eq!(canary_metrics(&app).await, metrics);
+    let after = app.store.outbox(1_000).await.expect("outbox");
+    assert_eq!(
+        after.len(),
+        outbox.len(),
+        "the recording wrote to the outbox"
+    );
+    assert!(
+        !format!("{after:?}").contains("backtest-"),
+        "a backtest milestone in the outbox"
+    );
+
+    // The live analysis: every hook answers as before, from its own looks.
+    assert_eq!(answers().await, before);
+    assert_eq!(app.looks(live.id).await, live_looks);
+    next_look().await;
+    let r = app.call("rollout", &p).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let now = app.looks(live.id).await;
+    assert_eq!(now.len(), 3);
+    assert_eq!(now[..2], live_looks[..]);
+    assert_eq!(app.analysis(&p).await.expect("live").id, live.id);
+    let c = get("/api/v1/canaries/test/podinfo".into()).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(c.json["latest_analysis"]["id"], live.id.get(), "{}", c.text);
+    let overview = get("/api/v1/canaries".into()).await;
+    assert_eq!(overview.status, 200, "{}", overview.text);
+    let shown: Vec<i64> = overview.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["analysis"]["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(shown, vec![live.id.get()], "{}", overview.text);
+
+    // A canary verdict never analysed live: its recording is readable in the console, and
+    // the canary stays unknown to the API.
+    let o = run(
+        with(window(&["--record", "--json"]), "--target", "frontend"),
+        "release-manager",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let frontend = json_of(&o)["recorded"]["id"].as_i64().expect("recorded id");
+    let c = get("/api/v1/canaries/test/frontend".into()).await;
+    assert_eq!(c.status, 404, "{}", c.text);
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed = console
+        .post(format!("{}/ui/sign-in", app.base_url()))
+        .form(&[("token", viewer.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    for id in [id, frontend] {
+        let page = console
+            .get(format!("{}/ui/analyses/{id}", app.base_url()))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), 200, "analysis {id}");
+        let html = page.text().await.expect("html");
+        assert!(
+            html.contains("A recorded backtest"),
+            "analysis {id}: {html}"
+        );
+    }
+    let overview = get("/api/v1/canaries".into()).await;
+    let shown: Vec<&Value> = overview.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .collect();
+    assert_eq!(shown.len(), 1, "{}", overview.text);
+    assert_eq!(
+        shown[0]["analysis"]["id"],
+        live.id.get(),
+        "{}",
+        overview.text
+    );
+    app.shutdown().await;
+}

@@ -107,6 +107,7 @@ store_suite!(
     list_analyses_pages_without_gaps_or_duplicates,
     list_analyses_refuses_a_negative_limit,
     latest_analysis_is_the_last_opened,
+    a_recorded_backtest_is_all_or_nothing_and_never_a_canary_s,
     audit_filters_by_target_and_pages,
 );
 

@@ -48,6 +48,8 @@ pub struct WindowQuery {
     pub metadata: HashMap<String, String>,
     /// Judge settings changed over `metadata`, one run each; none: one run as given.
     pub configurations: Vec<HashMap<String, String>>,
+    /// Store the run as a backtest analysis (one configuration only).
+    pub record: bool,
 }
 
 /// Counts of one arm in one look.
@@ -113,12 +115,36 @@ pub struct WindowBacktest {
     pub plan: String,
     /// One per configuration.
     pub runs: Vec<WindowRun>,
+    /// The analysis the run was recorded as, with `record`.
+    #[serde(skip)]
+    pub recorded: Option<crate::store::Analysis>,
 }
 
-/// What Prometheus gave at one look time.
-enum Reading {
-    Counts(ArmPair),
+/// What Prometheus gave at one look time: the counts since the previous look and the
+/// counters read (the next look's baseline), or why no look is taken.
+pub(super) enum Reading {
+    Counts(ArmPair, Box<Counters>),
     Nothing(String),
+}
+
+/// A look taken, as the rollout hook would have stored it.
+pub(super) struct TakenLook {
+    /// 1, 2, 3, …
+    pub seq: i64,
+    /// The previous look's time (or the window's start).
+    pub window_start: Millis,
+    /// The look's time.
+    pub at: Millis,
+    /// Both arms' tallies as the judge counted them.
+    pub look: NextLook,
+    /// `pass`, `fail` or `wait`.
+    pub verdict: &'static str,
+    /// The judge's reason.
+    pub reason: String,
+    /// The evidence as stored with a look.
+    pub evidence: String,
+    /// The counters read at the look.
+    pub counters: Counters,
 }
 
 impl Analyst {
@@ -141,7 +167,7 @@ impl Analyst {
         let plan = judging::describe(&settings.plan());
 
         // Prometheus once, at every look time; the configurations share the readings.
-        let mut previous = baseline;
+        let mut previous = baseline.clone();
         let mut readings = Vec::with_capacity(times.len());
         for &at in &times {
             let reading = match self.sli.counters(&target, at).await {
@@ -159,15 +185,25 @@ impl Analyst {
         } else {
             query.configurations.clone()
         };
-        let runs = configurations
-            .iter()
-            .map(|set| {
-                let mut run_settings = settings.clone();
-                apply_judge_keys(&mut run_settings.canary.judge, set)
-                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-                run(&run_settings, query.from, &readings, set)
-            })
-            .collect::<Result<_, _>>()?;
+        let mut runs = Vec::with_capacity(configurations.len());
+        let mut first = None;
+        for set in &configurations {
+            let mut run_settings = settings.clone();
+            apply_judge_keys(&mut run_settings.canary.judge, set)
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            let (one, taken) = run(&run_settings, query.from, &readings, set)?;
+            runs.push(one);
+            first.get_or_insert((run_settings, taken));
+        }
+        let recorded = match (query.record, first, runs.first()) {
+            // The recorded analysis keeps the run's settings (its plan included), so a
+            // replay of it (`--analysis ID`) judges as this run did.
+            (true, Some((kept, taken)), Some(one)) => Some(
+                self.record_window(query, kept, &baseline, one, &taken)
+                    .await?,
+            ),
+            _ => None,
+        };
         Ok(WindowBacktest {
             namespace: query.namespace.to_string(),
             target: query.target.to_string(),
@@ -178,6 +214,7 @@ impl Analyst {
             look_times: times.len(),
             plan,
             runs,
+            recorded,
         })
     }
 
@@ -191,6 +228,12 @@ impl Analyst {
         let canary = resolve(&query.target, &query.metadata, &self.config)
             .map_err(|e| invalid(e.to_string()))?;
         check_configurations(&query.configurations, &canary.judge)?;
+        if query.record && query.configurations.len() > 1 {
+            return Err(invalid(
+                "record: a recorded backtest keeps one configuration; give --set, not --compare"
+                    .into(),
+            ));
+        }
         if query.max_looks == 0 || query.max_looks > MAX_WINDOW_LOOKS {
             return Err(invalid(format!(
                 "max_looks: {} is outside 1–{MAX_WINDOW_LOOKS}",
@@ -246,8 +289,8 @@ impl Analyst {
 fn read(previous: &mut Counters, counters: Counters) -> Reading {
     match counters.since(previous) {
         Increments::Counts(window) => {
-            *previous = counters;
-            Reading::Counts(window)
+            *previous = counters.clone();
+            Reading::Counts(window, Box::new(counters))
         }
         Increments::NoNewSample { arm, sampled_at } => Reading::Nothing(format!(
             "no look: Prometheus has no sample of the {arm} newer than at the previous look (last scraped at {})",
@@ -256,18 +299,19 @@ fn read(previous: &mut Counters, counters: Counters) -> Reading {
     }
 }
 
-/// One configuration over the readings: the judge after each look, until a look fails.
+/// One configuration over the readings: the judge after each look, until a look fails;
+/// and the looks taken, as the rollout hook would have stored them.
 fn run(
     settings: &AnalysisSettings,
     started_at: Millis,
     readings: &[(Millis, Reading)],
     set: &HashMap<String, String>,
-) -> Result<WindowRun, ServiceError> {
+) -> Result<(WindowRun, Vec<TakenLook>), ServiceError> {
     // The looks taken, with both arms' tallies as the judge counts them.
-    let taken: Vec<NextLook> = readings
+    let next: Vec<NextLook> = readings
         .iter()
         .filter_map(|(at, reading)| match reading {
-            Reading::Counts(window) => {
+            Reading::Counts(window, _) => {
                 let (canary, primary) = judging::tallies(settings, window);
                 Some(NextLook {
                     canary,
@@ -281,7 +325,7 @@ fn run(
     let judgements = judging::judge_each(
         settings,
         started_at,
-        taken.iter().map(|n| (&n.canary, &n.primary, n.window_end)),
+        next.iter().map(|n| (&n.canary, &n.primary, n.window_end)),
     )
     .map_err(service_error)?;
     let figures = |t: &crate::store::ArmTally, counts: &crate::sli::ArmCounts| ArmFigures {
@@ -290,13 +334,14 @@ fn run(
         p95_ms: judging::p95_ms(counts),
     };
     let mut looks = Vec::with_capacity(readings.len());
-    let mut judged = taken.iter().zip(&judgements);
+    let mut taken = Vec::new();
+    let mut judged = next.into_iter().zip(&judgements);
     let mut last = None;
-    let mut seq = 0_i64;
+    let mut window_start = started_at;
     for (at, reading) in readings {
-        let (window, (look, judgement)) = match reading {
-            Reading::Counts(window) => match judged.next() {
-                Some(next) => (window, next),
+        let (window, counters, (look, judgement)) = match reading {
+            Reading::Counts(window, counters) => match judged.next() {
+                Some(next) => (window, counters, next),
                 None => break,
             },
             Reading::Nothing(why) => {
@@ -312,7 +357,7 @@ fn run(
             }
         };
         let verdict = spelling(judgement.verdict());
-        seq += 1;
+        let seq = i64::try_from(taken.len()).unwrap_or(i64::MAX) + 1;
         looks.push(WindowLook {
             at: *at,
             seq: Some(seq),
@@ -321,6 +366,17 @@ fn run(
             verdict: Some(verdict.to_owned()),
             reason: judgement.reason().to_owned(),
         });
+        taken.push(TakenLook {
+            seq,
+            window_start,
+            at: *at,
+            verdict,
+            reason: judgement.reason().to_owned(),
+            evidence: judgement.look_evidence(window).map_err(service_error)?,
+            counters: (**counters).clone(),
+            look,
+        });
+        window_start = *at;
         last = Some(judgement);
         // A failing look ends the analysis: the rollout hook answers 422 from then on.
         if verdict == "fail" {
@@ -332,19 +388,20 @@ fn run(
             .iter()
             .filter_map(|l| Some((l.seq?, l.verdict.as_deref()?))),
     );
-    Ok(WindowRun {
+    let run = WindowRun {
         changed: set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         looks,
         outcome,
         evidence: last
             .and_then(|j| j.evidence())
             .and_then(|e| serde_json::from_str(&e).ok()),
-    })
+    };
+    Ok((run, taken))
 }
 
 /// A hook's refusal as the API's error: a wrong request is invalid, a source that
 /// failed is a failed dependency.
-fn service_error(r: Refusal) -> ServiceError {
+pub(super) fn service_error(r: Refusal) -> ServiceError {
     if (400..424).contains(&r.status.as_u16()) {
         ServiceError::Invalid(r.reason)
     } else {

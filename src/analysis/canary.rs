@@ -75,21 +75,34 @@ impl Analyst {
     /// The canary's latest analysis and both gates; not found when verdict has seen
     /// neither an analysis, a gate nor a gate mode of it.
     pub async fn canary(&self, canary: &CanaryRef) -> Result<CanaryView, ServiceError> {
-        let latest = self.store.latest_analysis(canary).await?;
-        let rows = self.store.gates(canary).await?;
-        let mode = self.store.gate_mode(canary).await?;
-        if latest.is_none() && rows.is_empty() && mode.is_none() {
+        let (view, seen) = self.canary_as_is(canary).await?;
+        if !seen {
             return Err(ServiceError::NotFound(format!(
                 "verdict has no analysis and no gate for {canary}"
             )));
         }
+        Ok(view)
+    }
+
+    /// The canary's latest live analysis and both gates, also for a canary verdict has
+    /// seen nothing of (the bool says whether it has): a recorded backtest's page shows
+    /// its canary's gates as they stand.
+    pub async fn canary_as_is(
+        &self,
+        canary: &CanaryRef,
+    ) -> Result<(CanaryView, bool), ServiceError> {
+        let latest = self.store.latest_analysis(canary).await?;
+        let rows = self.store.gates(canary).await?;
+        let mode = self.store.gate_mode(canary).await?;
+        let seen = latest.is_some() || !rows.is_empty() || mode.is_some();
         let (rollout, promotion) = views(&rows, mode, latest.as_ref());
-        Ok(CanaryView {
+        let view = CanaryView {
             canary: canary.clone(),
             latest,
             rollout,
             promotion,
-        })
+        };
+        Ok((view, seen))
     }
 
     /// Opens or holds one of the canary's gates for `by`, with its audit row; returns the

@@ -168,6 +168,7 @@ mod tests {
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
             controller: crate::domain::Controller::Flagger,
+            origin: crate::store::Origin::Live,
             baseline: None,
             started_at,
             finished_at: None,

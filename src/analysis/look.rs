@@ -282,6 +282,7 @@ mod tests {
             status_reason: None,
             mode: crate::domain::Mode::Enforce,
             controller: crate::domain::Controller::Flagger,
+            origin: crate::store::Origin::Live,
             started_at: 0,
             finished_at: None,
             baseline: baseline.map(str::to_owned),

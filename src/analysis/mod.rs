@@ -17,6 +17,7 @@ mod answer;
 mod backtest;
 mod backtest_history;
 mod backtest_outcome;
+mod backtest_record;
 mod backtest_window;
 mod canary;
 mod error;

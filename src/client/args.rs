@@ -180,6 +180,9 @@ pub struct ListArgs {
     /// Only analyses in this mode: enforce, or shadow (answers never blocked Flagger).
     #[arg(long, value_parser = Mode::parse)]
     pub mode: Option<Mode>,
+    /// live (the default), or backtest: window backtests recorded with --record.
+    #[arg(long, value_parser = crate::store::Origin::parse)]
+    pub origin: Option<crate::store::Origin>,
     /// Only analyses started at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<String>,
@@ -246,6 +249,10 @@ pub struct BacktestArgs {
     /// e.g. `--compare alpha=0.01 alpha=0.001,promotionMargin=0.5`.
     #[arg(long, num_args = 2.., value_parser = parse_group, conflicts_with = "analysis")]
     pub compare: Vec<Group>,
+    /// With --target: store the run as an analysis of origin backtest (read it back with
+    /// `verdict analyses show ID`); no hook, gate, overview or annotation ever reads it.
+    #[arg(long, requires = "target", conflicts_with = "compare")]
+    pub record: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

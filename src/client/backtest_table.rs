@@ -54,6 +54,9 @@ pub(super) async fn run(
     if let Some(max) = b.max_looks {
         body["max_looks"] = json!(max);
     }
+    if b.record {
+        body["record"] = json!(true);
+    }
     if !compare.is_empty() {
         body["compare"] = Value::Array(compare.iter().map(|g| Value::Object(map(g))).collect());
     }
@@ -200,6 +203,14 @@ pub fn window(v: &Value, detail: Detail) -> String {
             ));
         }
         out.push_str(&rows.render());
+    }
+    if let Some(a) = get(v, "recorded") {
+        out.push_str(&format!(
+            "recorded as analysis {} ({}, origin backtest): verdict analyses show {}\n",
+            table::cell(get(a, "id")),
+            table::cell(get(a, "status")),
+            table::cell(get(a, "id")),
+        ));
     }
     out
 }

@@ -176,7 +176,11 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
             }
             row.extend([
                 cell(field(a, "status")),
-                cell(field(a, "mode")),
+                if is_backtest(a) {
+                    "backtest".to_owned()
+                } else {
+                    cell(field(a, "mode"))
+                },
                 time(field(a, "started_at")),
                 time(field(a, "finished_at")),
                 cell(field(a, "status_reason")),
@@ -195,6 +199,11 @@ fn canary_name(v: &Value) -> String {
 
 /// `GET /api/v1/analyses/{id}`: the analysis, then its looks, decisions and load runs;
 /// wide adds the slow counts and e-values of each look.
+/// Whether an analysis summary is a recorded window backtest.
+fn is_backtest(a: &Value) -> bool {
+    field(a, "origin").and_then(Value::as_str) == Some("backtest")
+}
+
 pub fn analysis(v: &Value, detail: Detail) -> String {
     // The API nests the summary under `analysis`; older answers had it at the top.
     let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
@@ -202,6 +211,9 @@ pub fn analysis(v: &Value, detail: Detail) -> String {
         out.push_str(&format!(
             "shadow:    would have rolled back at look {look}\n"
         ));
+    }
+    if is_backtest(field(v, "analysis").unwrap_or(v)) {
+        out.push_str("backtest:  recorded window backtest; no hook, gate or overview reads it\n");
     }
     if let Some(settings) = field(v, "settings").filter(|s| !s.is_null()) {
         let text = match settings {
@@ -574,6 +586,21 @@ mod tests {
             "status": "failed", "status_reason": "x".repeat(200)}]});
         assert!(analyses(&long, Detail::Wide).contains(&"x".repeat(200)));
         assert!(!analyses(&long, Detail::Normal).contains(&"x".repeat(200)));
+    }
+
+    #[test]
+    fn a_recorded_backtest_is_marked_in_the_list_and_the_detail() {
+        let a = json!({"id": 9, "namespace": "test", "name": "podinfo",
+            "checksum": "backtest-1-2-ab", "status": "failed", "status_reason": "regression",
+            "mode": "enforce", "origin": "backtest",
+            "started_at": "2026-11-30T10:00:00Z", "finished_at": "2026-11-30T10:05:00Z"});
+        let text = analyses(&json!({"items": [a.clone()]}), Detail::Normal);
+        let row = text.lines().nth(1).unwrap_or("");
+        assert!(row.contains("failed  backtest"), "{text}");
+        let detail = analysis(&json!({"analysis": a}), Detail::Normal);
+        assert!(detail.contains("recorded window backtest"), "{detail}");
+        let live = json!({"analysis": {"id": 1, "origin": "live", "mode": "enforce"}});
+        assert!(!analysis(&live, Detail::Normal).contains("backtest"));
     }
 
     #[test]

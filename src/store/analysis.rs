@@ -51,6 +51,44 @@ impl AnalysisStatus {
     }
 }
 
+/// Where an analysis comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Opened by Flagger's hooks: the analysis of a canary revision.
+    #[default]
+    Live,
+    /// A window of Prometheus history recorded by `verdict backtest … --record`. Never
+    /// read by the hooks, the canary view or the overview (docs/operations.md,
+    /// "Backtests").
+    Backtest,
+}
+
+impl Origin {
+    /// Both origins, live first.
+    pub const ALL: [Origin; 2] = [Origin::Live, Origin::Backtest];
+
+    /// The stored (and serialised) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Backtest => "backtest",
+        }
+    }
+
+    /// Reads a spelling back, or says which there are.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not an origin; expected live or backtest"))
+    }
+}
+
+text_column! {
+    Origin: |v| v.as_str().to_owned(), |s| Origin::parse(&s).map_err(Into::into);
+}
+
 text_column! {
     AnalysisStatus: |v| v.as_str().to_owned(), |s| AnalysisStatus::parse(&s)
         .ok_or_else(|| format!("stored analysis status {s:?} is unknown").into());
@@ -93,6 +131,8 @@ pub struct Analysis {
     pub mode: Mode,
     /// The controller that asks for its verdicts (Flagger or Argo Rollouts).
     pub controller: Controller,
+    /// Live, or a recorded backtest.
+    pub origin: Origin,
 }
 
 impl Analysis {
@@ -143,6 +183,7 @@ impl FromRow<'_, AnyRow> for Analysis {
                 let controller: String = row.try_get("controller")?;
                 Controller::parse(&controller).map_err(|e| sqlx::Error::Decode(e.into()))?
             },
+            origin: row.try_get("origin")?,
         })
     }
 }
@@ -160,6 +201,9 @@ pub struct AnalysisFilter {
     pub since: Option<Millis>,
     /// Only analyses in this mode.
     pub mode: Option<Mode>,
+    /// Only analyses of this origin (live by default: recorded backtests are listed only
+    /// when asked for).
+    pub origin: Origin,
     /// The cursor: only analyses with an id below this one.
     pub before: Option<AnalysisId>,
     /// At most this many rows (the caller bounds it).
@@ -189,16 +233,19 @@ pub enum RollbackRequest {
     Missing,
 }
 
-/// The analysis of one revision.
+/// The live analysis of one revision (a recorded backtest is never a revision's).
 fn by_key(key: &AnalysisKey) -> Select<'_, Analysis> {
-    sqlx::query_as("SELECT * FROM analysis WHERE namespace = $1 AND name = $2 AND checksum = $3")
-        .bind(&key.namespace)
-        .bind(&key.name)
-        .bind(&key.checksum)
+    sqlx::query_as(
+        "SELECT * FROM analysis \
+         WHERE namespace = $1 AND name = $2 AND checksum = $3 AND origin = 'live'",
+    )
+    .bind(&key.namespace)
+    .bind(&key.name)
+    .bind(&key.checksum)
 }
 
 /// The analysis with this id.
-fn by_id<'q>(id: AnalysisId) -> Select<'q, Analysis> {
+pub(super) fn by_id<'q>(id: AnalysisId) -> Select<'q, Analysis> {
     sqlx::query_as("SELECT * FROM analysis WHERE id = $1").bind(id)
 }
 
@@ -261,7 +308,7 @@ impl Store {
         Ok(analysis)
     }
 
-    /// The analysis of one canary revision, if it was opened.
+    /// The live analysis of one canary revision, if it was opened.
     pub async fn find_analysis(&self, key: &AnalysisKey) -> Result<Option<Analysis>, StoreError> {
         self.optional(by_key(key)).await
     }
@@ -271,13 +318,14 @@ impl Store {
         self.optional(by_id(id)).await
     }
 
-    /// The most recently opened analysis of a canary (any revision), if any.
+    /// The most recently opened live analysis of a canary (any revision), if any: what
+    /// the hooks' gates and the canary view read, so never a recorded backtest.
     pub async fn latest_analysis(
         &self,
         canary: &CanaryRef,
     ) -> Result<Option<Analysis>, StoreError> {
-        let latest =
-            "SELECT * FROM analysis WHERE namespace = $1 AND name = $2 ORDER BY id DESC LIMIT 1";
+        let latest = "SELECT * FROM analysis WHERE namespace = $1 AND name = $2 \
+             AND origin = 'live' ORDER BY id DESC LIMIT 1";
         self.optional(
             sqlx::query_as(latest)
                 .bind(&canary.namespace)
@@ -304,6 +352,7 @@ impl Store {
         if let Some(mode) = f.mode {
             w.text("mode =", mode.as_str());
         }
+        w.text("origin =", f.origin.as_str());
         let listing = w.newest_first("analysis", f.before.map(AnalysisId::get), f.limit)?;
         self.all(listing.query()).await
     }
@@ -351,6 +400,38 @@ impl Store {
 }
 
 impl Write<'_> {
+    /// Inserts a recorded backtest's analysis inside this transaction, running until
+    /// its end is applied. Its key must be new: a conflict is an error, never the
+    /// existing row (docs/operations.md, "Backtests").
+    pub(super) async fn insert_backtest_analysis(
+        &mut self,
+        new: &NewAnalysis,
+    ) -> Result<Analysis, StoreError> {
+        let settings = serde_json::to_string(&new.settings)
+            .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
+        let insert = sqlx::query_as(
+            "INSERT INTO analysis \
+             (namespace, name, checksum, settings, status, started_at, baseline, mode, controller, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+        )
+        .bind(&new.key.namespace)
+        .bind(&new.key.name)
+        .bind(&new.key.checksum)
+        .bind(settings)
+        .bind(AnalysisStatus::Running)
+        .bind(new.started_at)
+        .bind(new.baseline.as_deref())
+        .bind(new.settings.canary.mode.as_str())
+        .bind(new.settings.canary.controller.as_str())
+        .bind(Origin::Backtest);
+        self.optional(insert).await?.ok_or_else(|| {
+            StoreError::Query(format!(
+                "the backtest analysis {} was not inserted",
+                new.key
+            ))
+        })
+    }
+
     /// Applies a status change to an analysis inside this transaction. An end state
     /// stamps `finished_at`; going back to running clears it.
     pub(super) async fn apply_status(

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
-use super::sql::Select;
+use super::sql::{Select, Write};
 use super::{NewDecision, StatusChange, Store, StoreError};
 use crate::domain::{now_millis, AnalysisId, LookId, Millis};
 
@@ -172,9 +172,41 @@ impl Store {
                 new.seq, new.analysis_id
             )));
         }
+        let mut tx = self.begin_write().await?;
+        let Some(look) = tx.insert_look(new).await? else {
+            let existing = "SELECT * FROM look WHERE analysis_id = $1 AND seq = $2";
+            let existing = sqlx::query_as(existing).bind(new.analysis_id).bind(new.seq);
+            let existing = tx.optional(existing).await?;
+            tx.abandon().await?;
+            return existing.map(LookInsert::Exists).ok_or_else(|| {
+                StoreError::Query(format!(
+                    "look {} of analysis {} conflicted on insert but could not be read back",
+                    new.seq, new.analysis_id
+                ))
+            });
+        };
+        let answer = NewDecision {
+            analysis_id: Some(new.analysis_id),
+            ..decision.clone()
+        };
+        tx.insert_decision(&answer).await?;
+        if let Some(change) = status {
+            tx.apply_status(new.analysis_id, change).await?;
+        }
+        tx.commit().await?;
+        Ok(LookInsert::Inserted(look))
+    }
+}
+
+impl Write<'_> {
+    /// Inserts a look inside this transaction unless `(analysis_id, seq)` exists: the
+    /// inserted row, or `None` on a conflict (nothing written).
+    pub(super) async fn insert_look(
+        &mut self,
+        new: &NewLook,
+    ) -> Result<Option<LookRow>, StoreError> {
         let canary = new.canary.columns("canary")?;
         let primary = new.primary.columns("primary")?;
-        let mut tx = self.begin_write().await?;
         // canary_slow / canary_slo_slow (and the primary's) are kept for rows written
         // before plans (migration 0007); new rows leave them at 0.
         let insert: Select<'_, LookRow> = sqlx::query_as(
@@ -199,27 +231,6 @@ impl Store {
             .bind(new.evidence.as_str())
             .bind(new.counters.as_deref())
             .bind(now_millis());
-        let Some(look) = tx.optional(insert).await? else {
-            let existing = "SELECT * FROM look WHERE analysis_id = $1 AND seq = $2";
-            let existing = sqlx::query_as(existing).bind(new.analysis_id).bind(new.seq);
-            let existing = tx.optional(existing).await?;
-            tx.abandon().await?;
-            return existing.map(LookInsert::Exists).ok_or_else(|| {
-                StoreError::Query(format!(
-                    "look {} of analysis {} conflicted on insert but could not be read back",
-                    new.seq, new.analysis_id
-                ))
-            });
-        };
-        let answer = NewDecision {
-            analysis_id: Some(new.analysis_id),
-            ..decision.clone()
-        };
-        tx.insert_decision(&answer).await?;
-        if let Some(change) = status {
-            tx.apply_status(new.analysis_id, change).await?;
-        }
-        tx.commit().await?;
-        Ok(LookInsert::Inserted(look))
+        self.optional(insert).await
     }
 }

@@ -10,7 +10,8 @@
 //! - one analysis per `(namespace, name, checksum)`;
 //! - one look per `(analysis_id, seq)`: two replicas that compute look `seq` at the
 //!   same moment both try to insert it; one wins, the other gets the winner's row;
-//! - one outbox row per milestone of an analysis.
+//! - one outbox row per milestone of an analysis;
+//! - a recorded backtest in one transaction: complete or absent.
 //!
 //! Rows come back typed: ids are the domain's id types, canaries are [`CanaryRef`]s,
 //! names are re-validated on the way out, an analysis' settings are
@@ -18,6 +19,7 @@
 
 mod analysis;
 mod audit;
+mod backtest;
 mod codec;
 mod decision;
 mod event;
@@ -29,10 +31,11 @@ mod overview;
 mod sql;
 
 pub use analysis::{
-    Analysis, AnalysisFilter, AnalysisStatus, NewAnalysis, RollbackRequest, StatusChange,
+    Analysis, AnalysisFilter, AnalysisStatus, NewAnalysis, Origin, RollbackRequest, StatusChange,
     UnreadableSettings,
 };
 pub use audit::{AuditFilter, AuditRow, ManualAction, NewAudit};
+pub use backtest::NewBacktest;
 pub use decision::{DecisionRow, NewDecision};
 pub use event::{EventRow, NewEvent};
 pub use gate::{GateKind, GateRow, GateState};

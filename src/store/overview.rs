@@ -77,9 +77,10 @@ pub struct EventText {
     pub received_at: Millis,
 }
 
-/// The analyses the overview shows, as a condition on table alias `a`.
+/// The analyses the overview shows, as a condition on table alias `a`: each canary's
+/// latest live analysis (a recorded backtest is never a canary's now).
 const LATEST_RECENT: &str = "a.id = (SELECT MAX(b.id) FROM analysis b \
-     WHERE b.namespace = a.namespace AND b.name = a.name) \
+     WHERE b.namespace = a.namespace AND b.name = a.name AND b.origin = 'live') \
      AND (a.status = 'running' OR a.started_at >= $1 OR a.finished_at >= $1)";
 
 impl Store {

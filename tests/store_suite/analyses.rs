@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use verdict::domain::{AnalysisId, Controller};
 use verdict::store::{connect, AnalysisStatus, NewEvent};
 
-use super::{analysis, canary, key, settings, Ctx};
+use super::{analysis, canary, key, settings, Ctx, StoreError};
 
 pub(crate) async fn open_is_idempotent(ctx: &Ctx) {
     let s = &ctx.store;
@@ -170,5 +170,124 @@ pub(crate) async fn migrations_are_idempotent(ctx: &Ctx) {
         second.get_analysis(a.id).await.expect("get"),
         Some(a),
         "data survives"
+    );
+}
+
+/// A recorded backtest: one transaction, complete or absent; its decisions write no
+/// milestone; no query that picks a canary's analysis (by revision, latest, overview,
+/// the default listing) ever returns it.
+pub(crate) async fn a_recorded_backtest_is_all_or_nothing_and_never_a_canary_s(ctx: &Ctx) {
+    use verdict::store::{
+        AnalysisFilter, Milestone, MilestoneKind, NewBacktest, Origin, OverviewFilter,
+    };
+    let s = &ctx.store;
+    let (live, _) = s
+        .open_analysis(&analysis("podinfo", "abc123"))
+        .await
+        .expect("open");
+    s.record_look(
+        &super::look(live.id, 1, 10),
+        &super::decision(Some(live.id), "podinfo", "rollout", "r1"),
+        None,
+    )
+    .await
+    .expect("live look");
+    let backtest = |checksum: &str, seqs: &[i64]| {
+        let looks = seqs
+            .iter()
+            .map(|&seq| {
+                let mut d = super::decision(None, "podinfo", "rollout", "backtest-1");
+                d.key = key("podinfo", checksum);
+                d.milestones = vec![Milestone::new(
+                    MilestoneKind::Regression,
+                    canary("test", "podinfo"),
+                    "would roll back",
+                    1,
+                )];
+                (super::look(AnalysisId::new(0), seq, 20 + seq as u64), d)
+            })
+            .collect();
+        NewBacktest {
+            analysis: analysis("podinfo", checksum),
+            looks,
+            end: super::failed(1_700_000_500_000),
+        }
+    };
+    let outbox = s.outbox(100).await.expect("outbox").len();
+    let b = s
+        .record_backtest(&backtest("backtest-1-2-a", &[1, 2]))
+        .await
+        .expect("record");
+    assert_eq!(b.origin, Origin::Backtest);
+    assert_eq!(b.status, AnalysisStatus::Failed);
+    assert_eq!(b.finished_at, Some(1_700_000_500_000));
+    let looks = s.looks(b.id).await.expect("looks");
+    assert_eq!(looks.iter().map(|l| l.look.seq).collect::<Vec<_>>(), [1, 2]);
+    let ds = s.decisions(b.id).await.expect("decisions");
+    assert_eq!(ds.len(), 2);
+    assert!(ds.iter().all(|d| d.decision.analysis_id == Some(b.id)));
+    assert_eq!(s.outbox(100).await.expect("outbox").len(), outbox);
+    assert_eq!(s.get_analysis(b.id).await.expect("get"), Some(b.clone()));
+
+    // Never the canary's: not by revision, not the latest, not in the overview.
+    assert_eq!(
+        s.find_analysis(&key("podinfo", "backtest-1-2-a"))
+            .await
+            .expect("find"),
+        None
+    );
+    let podinfo = canary("test", "podinfo");
+    assert_eq!(
+        s.latest_analysis(&podinfo)
+            .await
+            .expect("latest")
+            .map(|a| a.id),
+        Some(live.id)
+    );
+    let overview = s
+        .overview_analyses(&OverviewFilter {
+            recent_since: 0,
+            namespace: None,
+            status: None,
+            limit: 100,
+        })
+        .await
+        .expect("overview");
+    assert_eq!(overview.iter().map(|a| a.id).collect::<Vec<_>>(), [live.id]);
+    let newest = s.overview_looks(0).await.expect("overview looks");
+    assert!(newest.iter().all(|l| l.analysis_id != b.id), "{newest:?}");
+    let listed = |origin| async move {
+        s.list_analyses(&AnalysisFilter {
+            origin,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .iter()
+        .map(|a| a.id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(Origin::Live).await, [live.id]);
+    assert_eq!(listed(Origin::Backtest).await, [b.id]);
+
+    // A failure midway (a look given twice; a count the store cannot hold) writes nothing.
+    let decisions = s.decisions_for(&podinfo).await.expect("decisions").len();
+    let twice = s
+        .record_backtest(&backtest("backtest-1-2-b", &[1, 2, 2]))
+        .await;
+    assert!(matches!(twice, Err(StoreError::Query(_))), "{twice:?}");
+    let mut huge = backtest("backtest-1-2-c", &[1, 2, 3]);
+    huge.looks[2].0.canary.requests = u64::MAX;
+    assert!(s.record_backtest(&huge).await.is_err());
+    // The key is new or the recording fails: never the existing analysis.
+    assert!(s
+        .record_backtest(&backtest("backtest-1-2-a", &[1]))
+        .await
+        .is_err());
+    assert_eq!(listed(Origin::Backtest).await, [b.id]);
+    assert_eq!(
+        s.decisions_for(&podinfo).await.expect("decisions").len(),
+        decisions
     );
 }

@@ -642,6 +642,7 @@ pub(crate) async fn list_analyses_applies_each_filter_and_their_combinations(ctx
                             since,
                             before,
                             mode: None,
+                            origin: Default::default(),
                             limit: 100,
                         };
                         let got = ctx.store.list_analyses(&f).await.expect("list");

@@ -1,6 +1,7 @@
 //! `/api/v1/backtest`: the stored analyses since a time replayed under changed judge
 //! settings, and a window of Prometheus history judged as if verdict had analysed it
-//! (docs/operations.md, "Backtests"). Both write nothing.
+//! (docs/operations.md, "Backtests"). Both write nothing, except a window backtest with
+//! `record`: it is stored as an analysis of origin `backtest`, which no hook reads.
 #![allow(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody, NoValidToken, NothingChanged};
-use super::model::rfc3339;
+use super::model::{rfc3339, AnalysisSummary};
 use super::params;
 use crate::analysis::{
     BacktestOutcome, ConfigurationResult, Ending, HistoryBacktest, HistoryQuery, Tally,
@@ -278,6 +279,10 @@ pub struct WindowBody {
     /// Several judge configurations side by side, each changed over `set`.
     #[schema(value_type = Option<Vec<Object>>)]
     pub compare: Option<Vec<HashMap<String, String>>>,
+    /// Store the run as an analysis of origin `backtest` (one configuration: not with
+    /// `compare`). No hook, gate, overview or annotation ever reads it.
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// One arm's counts in a look.
@@ -364,6 +369,9 @@ pub struct WindowBacktestView {
     pub plan: String,
     /// One per configuration.
     pub runs: Vec<WindowRunView>,
+    /// With `record`: the analysis the run was stored as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<AnalysisSummary>,
 }
 
 impl From<&WindowBacktest> for WindowBacktestView {
@@ -379,11 +387,13 @@ impl From<&WindowBacktest> for WindowBacktestView {
             look_times: w.look_times,
             plan: w.plan.clone(),
             runs: w.runs.iter().map(WindowRunView::from).collect(),
+            recorded: w.recorded.as_ref().map(AnalysisSummary::from),
         }
     }
 }
 
-/// Judge a window of Prometheus history as verdict would have (release managers).
+/// Judge a window of Prometheus history as verdict would have (release managers);
+/// with `record`, store it as a backtest analysis.
 #[utoipa::path(
     post,
     path = "/api/v1/backtest/window",
@@ -395,8 +405,8 @@ impl From<&WindowBacktest> for WindowBacktestView {
         (status = 200, description = "Per-look evidence and the decision per configuration", body = WindowBacktestView),
         NoValidToken,
         (status = 403, description = "Not a release manager", body = ErrorBody),
-        (status = 422, description = "Invalid body or settings, or a window over max_looks", body = ErrorBody),
-        (status = 424, description = "Prometheus failed, or has no history to open the analysis at the window's start", body = ErrorBody),
+        (status = 422, description = "Invalid body or settings, a window over max_looks, or record with compare", body = ErrorBody),
+        (status = 424, description = "Prometheus failed, or has no history to open the analysis at the window's start; with record, the store failed (nothing was recorded)", body = ErrorBody),
         NothingChanged,
     )
 )]
@@ -436,6 +446,7 @@ pub async fn window(
         max_looks: b.max_looks.unwrap_or(DEFAULT_MAX_LOOKS),
         metadata,
         configurations: compare,
+        record: b.record,
     };
     let result = state.analyst.backtest_window(&query).await?;
     Ok(Json(WindowBacktestView::from(&result)))

@@ -55,6 +55,11 @@ pub struct AnalysisSummary {
     #[serde(default)]
     #[schema(example = "flagger")]
     pub controller: String,
+    /// `live`, or `backtest`: a window backtest recorded with `record`, which no hook,
+    /// gate or overview reads.
+    #[serde(default)]
+    #[schema(example = "live")]
+    pub origin: String,
 }
 
 impl From<&Analysis> for AnalysisSummary {
@@ -70,6 +75,7 @@ impl From<&Analysis> for AnalysisSummary {
             finished_at: a.finished_at.map(rfc3339),
             mode: a.mode.as_str().to_owned(),
             controller: a.controller.as_str().to_owned(),
+            origin: a.origin.as_str().to_owned(),
         }
     }
 }
@@ -93,6 +99,8 @@ pub struct AnalysisQuery {
     pub outcome: Option<String>,
     /// `enforce` or `shadow`.
     pub mode: Option<String>,
+    /// `live` (the default) or `backtest`: recorded window backtests.
+    pub origin: Option<String>,
     /// Only analyses started at or after this RFC 3339 time.
     pub since: Option<String>,
     /// 1–200, default 50.
@@ -577,6 +585,7 @@ fn no_analysis(v: &CanaryView) -> AnalysisSummary {
         status_reason: None,
         mode: String::new(),
         controller: String::new(),
+        origin: String::new(),
         started_at: String::new(),
         finished_at: None,
     }

@@ -73,6 +73,13 @@ pub fn mode(mode: Option<&str>) -> Result<Option<crate::domain::Mode>, ApiError>
     .transpose()
 }
 
+/// `live` (the default) or `backtest`.
+pub fn origin(origin: Option<&str>) -> Result<crate::store::Origin, ApiError> {
+    origin.map_or(Ok(crate::store::Origin::Live), |o| {
+        crate::store::Origin::parse(o).map_err(|why| ApiError::invalid(format!("origin: {why}")))
+    })
+}
+
 /// `key=value,key=value` (a backtest's changed settings); each key at most once.
 pub fn settings(set: Option<&str>) -> Result<std::collections::HashMap<String, String>, ApiError> {
     let mut out = std::collections::HashMap::new();

@@ -40,13 +40,18 @@ async fn load(
 ) -> Result<(AnalysisDetail, CanaryState), ApiError> {
     let Path(id) = path?;
     let record = state.analyst.analysis(AnalysisId::new(id)).await?;
-    let canary = state.analyst.canary(&record.analysis.canary()).await?;
+    // A recorded backtest's canary may be one verdict never analysed live.
+    let (canary, _) = state
+        .analyst
+        .canary_as_is(&record.analysis.canary())
+        .await?;
     Ok((AnalysisDetail::from(&record), CanaryState::from(&canary)))
 }
 
 fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState) -> Markup {
     let a = &d.analysis;
     let latest = c.latest_analysis.as_ref().is_some_and(|l| l.id == a.id);
+    let backtest = a.origin == "backtest";
     let weights = evidence::weights(d);
     let boundaries = evidence::boundaries(d);
     html! {
@@ -54,6 +59,9 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
         dl.facts {
             dt { "Revision" } dd { code { (a.checksum) } }
             dt { "Controller" } dd { (super::canaries::controller(&a.controller)) }
+            @if backtest {
+                dt { "Origin" } dd { "recorded backtest of a window of Prometheus history: no hook, gate or overview reads it" }
+            }
             dt { "Started" } dd { (a.started_at) }
             @if let Some(end) = &a.finished_at { dt { "Ended" } dd { (end) } }
             @if let Some(reason) = &a.status_reason { dt { "Why" } dd.reason { (reason) } }
@@ -74,7 +82,9 @@ fn body(state: &AppState, session: &Session, d: &AnalysisDetail, c: &CanaryState
                 dt { "Grafana" } dd { a href=(link) rel="noopener noreferrer" { "Canary dashboard" } }
             }
         }
-        @if !latest {
+        @if backtest {
+            p.notice { "A recorded backtest, not a live analysis; the gates above are the canary's now." }
+        } @else if !latest {
             p.notice { "A newer analysis of this canary exists; the gates above are the canary's now." }
         }
         @if session.0.role.can_act() && latest && a.status == "running" {

@@ -173,7 +173,17 @@ async fn a_release_manager_steers_a_canary_from_the_console_and_a_viewer_cannot(
     // Open it again, with the keyboard only for the confirmation.
     b.fill("#reason-promotion", "hold lifted").await;
     b.click("#open-promotion").await;
-    let focused = b.eval("return document.activeElement.id").await;
+    // The confirmation page takes the focus to its button once it has loaded: wait for
+    // the page, then for the focus (a loaded machine can be slow to do either).
+    b.find("#confirm").await;
+    let mut focused = serde_json::Value::Null;
+    for _ in 0..50 {
+        focused = b.eval("return document.activeElement.id").await;
+        if focused == "confirm" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(focused, "confirm", "the confirm button has the focus");
     b.client
         .active_element()

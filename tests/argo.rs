@@ -368,23 +368,7 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         assert_eq!(r.json["analysis"]["controller"], controller, "{}", r.text);
     }
     // So does the console's page of an analysis.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let signed_in = http
-        .post(format!("{}/ui/sign-in", app.base_url()))
-        .form(&[("token", viewer.as_str())])
-        .send()
-        .await
-        .expect("sign in");
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_owned();
+    let (http, cookie) = support::api::console_session(&app.base_url(), &viewer).await;
     for (id, label) in [
         (argo_good.id, "Argo Rollouts"),
         (flagger_good.id, "Flagger"),

@@ -1201,23 +1201,7 @@ async fn a_recorded_window_backtest_is_an_analysis_no_hook_reads() {
     let frontend = json_of(&o)["recorded"]["id"].as_i64().expect("recorded id");
     let c = get("/api/v1/canaries/test/frontend".into()).await;
     assert_eq!(c.status, 404, "{}", c.text);
-    let console = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let signed = console
-        .post(format!("{}/ui/sign-in", app.base_url()))
-        .form(&[("token", viewer.as_str())])
-        .send()
-        .await
-        .expect("sign in");
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_owned();
+    let (console, cookie) = support::api::console_session(&app.base_url(), &viewer).await;
     for id in [id, frontend] {
         let page = console
             .get(format!("{}/ui/analyses/{id}", app.base_url()))

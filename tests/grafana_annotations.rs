@@ -823,23 +823,9 @@ async fn manual_gate_actions_are_annotated_once(backend: Backend) {
 
 /// Signs a viewer in to `v`'s console and returns the analysis page of `id`.
 async fn console_analysis_page(v: &TestApp, id: i64) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
     let base = v.base_url();
-    let r = http
-        .post(format!("{base}/ui/sign-in"))
-        .form(&[("token", support::api::token("viewer", "vera").as_str())])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(r.status(), 303);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let viewer = support::api::token("viewer", "vera");
+    let (http, session) = support::api::console_session(&base, &viewer).await;
     let r = http
         .get(format!("{base}/ui/analyses/{id}"))
         .header("cookie", session)

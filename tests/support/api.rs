@@ -131,3 +131,27 @@ pub async fn send(request: reqwest::RequestBuilder, what: &str) -> Reply {
         www_authenticate,
     }
 }
+
+/// Signs `token` in to the console at `base` (`http://…`) and returns a client that does
+/// not follow redirects, with the session cookie (`name=value`) to send.
+pub async fn console_session(base: &str, token: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = http
+        .post(format!("{base}/ui/sign-in"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303, "sign in with {token}");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    (http, cookie)
+}

@@ -165,14 +165,14 @@ pub fn analyses(v: &Value, detail: Detail) -> String {
     } else {
         let mut headers = vec!["ID", "CANARY"];
         if wide {
-            headers.push("CHECKSUM");
+            headers.extend(["CHECKSUM", "CONTROLLER"]);
         }
         headers.extend(["STATUS", "MODE", "STARTED", "FINISHED", "REASON"]);
         let mut t = Table::with_detail(headers, detail);
         for a in list {
             let mut row = vec![cell(field(a, "id")), canary_name(a)];
             if wide {
-                row.push(cell(field(a, "checksum")));
+                row.extend([cell(field(a, "checksum")), cell(field(a, "controller"))]);
             }
             row.extend([
                 cell(field(a, "status")),
@@ -197,13 +197,13 @@ fn canary_name(v: &Value) -> String {
     format!("{}/{}", cell(field(v, "namespace")), cell(field(v, "name")))
 }
 
-/// `GET /api/v1/analyses/{id}`: the analysis, then its looks, decisions and load runs;
-/// wide adds the slow counts and e-values of each look.
 /// Whether an analysis summary is a recorded window backtest.
 fn is_backtest(a: &Value) -> bool {
     field(a, "origin").and_then(Value::as_str) == Some("backtest")
 }
 
+/// `GET /api/v1/analyses/{id}`: the analysis, then its looks, decisions and load runs;
+/// wide adds the slow counts and e-values of each look.
 pub fn analysis(v: &Value, detail: Detail) -> String {
     // The API nests the summary under `analysis`; older answers had it at the top.
     let mut out = analysis_summary(field(v, "analysis").unwrap_or(v));
@@ -311,6 +311,7 @@ fn analysis_summary(a: &Value) -> String {
         ("checksum", cell(field(a, "checksum"))),
         ("status", cell(field(a, "status"))),
         ("mode", cell(field(a, "mode"))),
+        ("controller", cell(field(a, "controller"))),
         ("reason", cell(field(a, "status_reason"))),
         ("started", time(field(a, "started_at"))),
         ("finished", time(field(a, "finished_at"))),
@@ -549,6 +550,7 @@ mod tests {
         let v = json!({"items": [
             {"id": 7, "namespace": "test", "name": "podinfo", "checksum": "85d557f47b",
              "status": "running", "status_reason": null, "mode": "shadow",
+             "controller": "argo",
              "started_at": "2026-11-30T10:00:00Z", "finished_at": null},
             {"id": 6, "namespace": "test", "name": "podinfo", "checksum": "1234",
              "status": "failed", "status_reason": "error rate above the primary's",
@@ -579,7 +581,14 @@ mod tests {
             wide.lines()
                 .next()
                 .unwrap_or("")
-                .starts_with("ID  CANARY        CHECKSUM    STATUS"),
+                .starts_with("ID  CANARY        CHECKSUM    CONTROLLER  STATUS"),
+            "{wide}"
+        );
+        assert!(
+            wide.lines()
+                .nth(1)
+                .unwrap_or("")
+                .starts_with("7   test/podinfo  85d557f47b  argo        running"),
             "{wide}"
         );
         let long = json!({"items": [{"id": 1, "namespace": "a", "name": "b",

@@ -367,6 +367,38 @@ async fn argo_reaches_pass_and_fail_at_the_same_look_as_flaggers_rollout_hook() 
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.json["analysis"]["controller"], controller, "{}", r.text);
     }
+    // The list filters by controller; an unknown one is refused.
+    for controller in ["argo", "flagger"] {
+        let path = format!("/api/v1/analyses?controller={controller}&limit=200");
+        let r = call(
+            &http,
+            &app.base_url(),
+            Method::GET,
+            &path,
+            Some(&viewer),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let items = r.json["items"].as_array().expect("items");
+        assert!(!items.is_empty(), "{controller}: {}", r.text);
+        assert!(
+            items.iter().all(|a| a["controller"] == controller),
+            "{controller}: {}",
+            r.text
+        );
+    }
+    let r = call(
+        &http,
+        &app.base_url(),
+        Method::GET,
+        "/api/v1/analyses?controller=kayenta",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("controller"), "{}", r.text);
     // So does the console's page of an analysis.
     let (http, cookie) = support::api::console_session(&app.base_url(), &viewer).await;
     for (id, label) in [

@@ -107,6 +107,7 @@ impl ApiClient {
         push(&mut params, "name", query.name.as_deref());
         push(&mut params, "outcome", query.outcome.as_deref());
         push(&mut params, "mode", query.mode.as_deref());
+        push(&mut params, "controller", query.controller.as_deref());
         push(&mut params, "origin", query.origin.as_deref());
         push(&mut params, "since", query.since.as_deref());
         push(

@@ -180,6 +180,9 @@ pub struct ListArgs {
     /// Only analyses in this mode: enforce, or shadow (answers never blocked Flagger).
     #[arg(long, value_parser = Mode::parse)]
     pub mode: Option<Mode>,
+    /// Only analyses of this controller: flagger, or argo (Argo Rollouts' web provider).
+    #[arg(long, value_parser = crate::domain::Controller::parse)]
+    pub controller: Option<crate::domain::Controller>,
     /// live (the default), or backtest: window backtests recorded with --record.
     #[arg(long, value_parser = crate::store::Origin::parse)]
     pub origin: Option<crate::store::Origin>,

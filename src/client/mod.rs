@@ -72,6 +72,7 @@ pub async fn run(command: &ClientCommand) -> Result<u8, ClientError> {
                     name: l.name.as_ref().map(|n| n.to_string()),
                     outcome: l.outcome.map(|o| o.as_str().to_owned()),
                     mode: l.mode.map(|m| m.as_str().to_owned()),
+                    controller: l.controller.map(|c| c.as_str().to_owned()),
                     origin: l.origin.map(|o| o.as_str().to_owned()),
                     since: l.since.clone(),
                     limit: l.limit,

@@ -201,6 +201,8 @@ pub struct AnalysisFilter {
     pub since: Option<Millis>,
     /// Only analyses in this mode.
     pub mode: Option<Mode>,
+    /// Only analyses of this controller (Flagger or Argo Rollouts).
+    pub controller: Option<Controller>,
     /// Only analyses of this origin (live by default: recorded backtests are listed only
     /// when asked for).
     pub origin: Origin,
@@ -351,6 +353,9 @@ impl Store {
         }
         if let Some(mode) = f.mode {
             w.text("mode =", mode.as_str());
+        }
+        if let Some(controller) = f.controller {
+            w.text("controller =", controller.as_str());
         }
         w.text("origin =", f.origin.as_str());
         let listing = w.newest_first("analysis", f.before.map(AnalysisId::get), f.limit)?;

@@ -577,15 +577,12 @@ async fn populate(ctx: &Ctx) -> Vec<Analysis> {
         let name = ["podinfo", "frontend", "backend"][(i % 3) as usize];
         // 7 is coprime to 24, so every start time differs and none follows the id.
         let started_at = 1_700_000_000_000 + ((i * 7) % 24) * 60_000;
-        let (a, _) = s
-            .open_analysis(&new_analysis(
-                namespace,
-                name,
-                &format!("rev{i}"),
-                started_at,
-            ))
-            .await
-            .expect("open");
+        let mut new = new_analysis(namespace, name, &format!("rev{i}"), started_at);
+        // Every fifth is Argo Rollouts'.
+        if i % 5 == 0 {
+            new.settings.canary.controller = verdict::domain::Controller::Argo;
+        }
+        let (a, _) = s.open_analysis(&new).await.expect("open");
         // Status by i / 2, so that both namespaces see every status.
         let status = statuses[((i / 2) % 4) as usize];
         if status != AnalysisStatus::Running {
@@ -609,6 +606,7 @@ fn expected(all: &[Analysis], f: &AnalysisFilter) -> Vec<Analysis> {
         .filter(|a| f.status.is_none_or(|st| a.status == st))
         .filter(|a| f.since.is_none_or(|t| a.started_at >= t))
         .filter(|a| f.before.is_none_or(|id| a.id < id))
+        .filter(|a| f.controller.is_none_or(|c| a.controller == c))
         .cloned()
         .collect();
     rows.sort_by_key(|a| std::cmp::Reverse(a.id));
@@ -629,26 +627,34 @@ pub(crate) async fn list_analyses_applies_each_filter_and_their_combinations(ctx
     ];
     let sinces = [None, Some(since)];
     let befores = [None, Some(mid)];
+    let controllers = [
+        None,
+        Some(verdict::domain::Controller::Flagger),
+        Some(verdict::domain::Controller::Argo),
+    ];
     let mut non_empty = 0;
     for ns in namespaces {
         for name in names {
             for status in statuses {
                 for since in sinces {
                     for before in befores {
-                        let f = AnalysisFilter {
-                            namespace: ns.map(|n| Namespace::parse(n).expect("namespace")),
-                            name: name.map(|n| CanaryName::parse(n).expect("name")),
-                            status,
-                            since,
-                            before,
-                            mode: None,
-                            origin: Default::default(),
-                            limit: 100,
-                        };
-                        let got = ctx.store.list_analyses(&f).await.expect("list");
-                        let want = expected(&all, &f);
-                        assert_eq!(got, want, "{f:?}");
-                        non_empty += usize::from(!want.is_empty());
+                        for controller in controllers {
+                            let f = AnalysisFilter {
+                                namespace: ns.map(|n| Namespace::parse(n).expect("namespace")),
+                                name: name.map(|n| CanaryName::parse(n).expect("name")),
+                                status,
+                                since,
+                                before,
+                                mode: None,
+                                controller,
+                                origin: Default::default(),
+                                limit: 100,
+                            };
+                            let got = ctx.store.list_analyses(&f).await.expect("list");
+                            let want = expected(&all, &f);
+                            assert_eq!(got, want, "{f:?}");
+                            non_empty += usize::from(!want.is_empty());
+                        }
                     }
                 }
             }

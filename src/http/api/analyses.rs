@@ -48,6 +48,7 @@ pub async fn list(
             .map(|s| params::time("since", s))
             .transpose()?,
         mode: params::mode(q.mode.as_deref())?,
+        controller: params::controller(q.controller.as_deref())?,
         origin: params::origin(q.origin.as_deref())?,
         before: params::cursor(q.cursor.as_deref())?.map(AnalysisId::new),
         // One more than asked tells whether another page follows.

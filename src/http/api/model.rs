@@ -99,6 +99,8 @@ pub struct AnalysisQuery {
     pub outcome: Option<String>,
     /// `enforce` or `shadow`.
     pub mode: Option<String>,
+    /// `flagger` or `argo`: the controller that asks for the verdicts.
+    pub controller: Option<String>,
     /// `live` (the default) or `backtest`: recorded window backtests.
     pub origin: Option<String>,
     /// Only analyses started at or after this RFC 3339 time.

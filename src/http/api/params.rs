@@ -73,6 +73,16 @@ pub fn mode(mode: Option<&str>) -> Result<Option<crate::domain::Mode>, ApiError>
     .transpose()
 }
 
+/// The `controller` filter: `flagger` or `argo`.
+pub fn controller(controller: Option<&str>) -> Result<Option<crate::domain::Controller>, ApiError> {
+    controller
+        .map(|c| {
+            crate::domain::Controller::parse(c)
+                .map_err(|why| ApiError::invalid(format!("controller: {why}")))
+        })
+        .transpose()
+}
+
 /// `live` (the default) or `backtest`.
 pub fn origin(origin: Option<&str>) -> Result<crate::store::Origin, ApiError> {
     origin.map_or(Ok(crate::store::Origin::Live), |o| {

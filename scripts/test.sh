@@ -54,9 +54,16 @@ fi
 
 export VERDICT_TEST_PG="${VERDICT_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-# Tests create one database each (verdict_test_*); drop what earlier runs left behind.
+# Tests create one database each (verdict_test_<unix seconds>_<uuid>); drop what runs
+# more than an hour old left behind. A younger one may belong to a suite running now in
+# another checkout, and one with sessions is never dropped (no FORCE).
+now=$(date +%s)
 psql "$VERDICT_TEST_PG" -Atqc "select datname from pg_database where datname like 'verdict_test_%'" 2>/dev/null |
-  while read -r db; do psql "$VERDICT_TEST_PG" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+  while read -r db; do
+    created=$(printf '%s' "$db" | sed -n 's/^verdict_test_\([0-9][0-9]*\)_.*/\1/p')
+    if [ -n "$created" ] && [ $((now - created)) -lt 3600 ]; then continue; fi
+    psql "$VERDICT_TEST_PG" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true
+  done
 
 # cargo-nextest (on every machine of this project's kind) runs the test binaries side by
 # side (.config/nextest.toml); plain `cargo test` runs them one after another, about

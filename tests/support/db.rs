@@ -76,13 +76,18 @@ pub fn base_url() -> String {
     std::env::var("VERDICT_TEST_PG").unwrap_or_else(|_| DEFAULT_BASE_URL.to_owned())
 }
 
-/// Creates an empty database `verdict_test_<uuid>` and returns its URL.
+/// Creates an empty database `verdict_test_<unix seconds>_<uuid>` and returns its URL
+/// (`scripts/test.sh` drops those left over from runs more than an hour old, by the time
+/// in the name, and leaves a younger run's alone).
 ///
 /// Panics with a hint when the server cannot be reached: every test that asks for a
 /// database needs it, and a skipped test would hide a Postgres-only failure.
 async fn fresh_database() -> String {
     let base = base_url();
-    let name = format!("verdict_test_{}", uuid::Uuid::new_v4().simple());
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!("verdict_test_{created}_{}", uuid::Uuid::new_v4().simple());
     let mut conn = PgConnection::connect(&base).await.unwrap_or_else(|e| {
         panic!(
             "test Postgres at {base} is not reachable ({e}); \

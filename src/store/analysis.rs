@@ -259,23 +259,11 @@ impl Store {
     /// same moment exactly one inserts (Postgres makes the other wait for the winner's
     /// commit; SQLite serialises writers), and the loser reads the winner's row.
     pub async fn open_analysis(&self, new: &NewAnalysis) -> Result<(Analysis, bool), StoreError> {
-        let settings = serde_json::to_string(&new.settings)
-            .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
-        let inserted = sqlx::query_as(
-            "INSERT INTO analysis \
-             (namespace, name, checksum, settings, status, started_at, baseline, mode, controller) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (namespace, name, checksum) DO NOTHING RETURNING *",
-        )
-        .bind(&new.key.namespace)
-        .bind(&new.key.name)
-        .bind(&new.key.checksum)
-        .bind(settings)
-        .bind(AnalysisStatus::Running)
-        .bind(new.started_at)
-        .bind(new.baseline.as_deref())
-        .bind(new.settings.canary.mode.as_str())
-        .bind(new.settings.canary.controller.as_str());
+        let inserted = insert_analysis(
+            insert_analysis_sql!("ON CONFLICT (namespace, name, checksum) DO NOTHING RETURNING *"),
+            new,
+            Origin::Live,
+        )?;
         if let Some(created) = self.optional(inserted).await? {
             return Ok((created, true));
         }
@@ -404,21 +392,29 @@ impl Store {
     }
 }
 
-impl Write<'_> {
-    /// Inserts a recorded backtest's analysis inside this transaction, running until
-    /// its end is applied. Its key must be new: a conflict is an error, never the
-    /// existing row (docs/operations.md, "Backtests").
-    pub(super) async fn insert_backtest_analysis(
-        &mut self,
-        new: &NewAnalysis,
-    ) -> Result<Analysis, StoreError> {
-        let settings = serde_json::to_string(&new.settings)
-            .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
-        let insert = sqlx::query_as(
+/// `INSERT INTO analysis` of every column a new analysis sets, then `$tail`.
+macro_rules! insert_analysis_sql {
+    ($tail:literal) => {
+        concat!(
             "INSERT INTO analysis \
              (namespace, name, checksum, settings, status, started_at, baseline, mode, controller, origin) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ",
+            $tail
         )
+    };
+}
+use insert_analysis_sql;
+
+/// The insert of `new` as a running analysis of `origin` ([`insert_analysis_sql`]): one
+/// place that knows which columns a new analysis fills, for live and backtest alike.
+fn insert_analysis<'q>(
+    sql: &'static str,
+    new: &'q NewAnalysis,
+    origin: Origin,
+) -> Result<Select<'q, Analysis>, StoreError> {
+    let settings = serde_json::to_string(&new.settings)
+        .map_err(|e| StoreError::Query(format!("encoding the settings of {}: {e}", new.key)))?;
+    Ok(sqlx::query_as(sql)
         .bind(&new.key.namespace)
         .bind(&new.key.name)
         .bind(&new.key.checksum)
@@ -428,7 +424,18 @@ impl Write<'_> {
         .bind(new.baseline.as_deref())
         .bind(new.settings.canary.mode.as_str())
         .bind(new.settings.canary.controller.as_str())
-        .bind(Origin::Backtest);
+        .bind(origin))
+}
+
+impl Write<'_> {
+    /// Inserts a recorded backtest's analysis inside this transaction, running until
+    /// its end is applied. Its key must be new: a conflict is an error, never the
+    /// existing row (docs/operations.md, "Backtests").
+    pub(super) async fn insert_backtest_analysis(
+        &mut self,
+        new: &NewAnalysis,
+    ) -> Result<Analysis, StoreError> {
+        let insert = insert_analysis(insert_analysis_sql!("RETURNING *"), new, Origin::Backtest)?;
         self.optional(insert).await?.ok_or_else(|| {
             StoreError::Query(format!(
                 "the backtest analysis {} was not inserted",

@@ -136,8 +136,7 @@ pub fn row_of(rows: &[GateRow], kind: GateKind) -> Option<&GateRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AnalysisId, AnalysisKey, CanaryName, CanaryRef, Checksum, Namespace};
-    use crate::store::{AnalysisStatus, UnreadableSettings};
+    use crate::domain::{CanaryName, CanaryRef};
 
     fn row(kind: GateKind, state: GateState, at: Millis) -> GateRow {
         GateRow {
@@ -150,29 +149,9 @@ mod tests {
         }
     }
 
+    /// The gates never read an analysis' settings.
     fn analysis(started_at: Millis) -> Analysis {
-        Analysis {
-            id: AnalysisId::new(1),
-            key: AnalysisKey {
-                namespace: Namespace::parse("test").expect("ns"),
-                name: CanaryName::parse("podinfo").expect("name"),
-                checksum: Checksum::parse("abc123").expect("checksum"),
-            },
-            // The gates never read an analysis' settings.
-            settings: Err(UnreadableSettings {
-                id: AnalysisId::new(1),
-                json: "{}".into(),
-                error: "not needed".into(),
-            }),
-            status: AnalysisStatus::Running,
-            status_reason: None,
-            mode: crate::domain::Mode::Enforce,
-            controller: crate::domain::Controller::Flagger,
-            origin: crate::store::Origin::Live,
-            baseline: None,
-            started_at,
-            finished_at: None,
-        }
+        crate::analysis::unread_analysis(1, started_at)
     }
 
     #[test]

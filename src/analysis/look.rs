@@ -262,30 +262,11 @@ impl Analyst {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AnalysisId, AnalysisKey, CanaryName, Checksum, Namespace};
-    use crate::store::UnreadableSettings;
 
     fn analysis(baseline: Option<&str>) -> Analysis {
         Analysis {
-            id: AnalysisId::new(7),
-            key: AnalysisKey {
-                namespace: Namespace::parse("test").expect("ns"),
-                name: CanaryName::parse("podinfo").expect("name"),
-                checksum: Checksum::parse("abc123").expect("checksum"),
-            },
-            settings: Err(UnreadableSettings {
-                id: AnalysisId::new(7),
-                json: "{}".into(),
-                error: "not needed".into(),
-            }),
-            status: AnalysisStatus::Running,
-            status_reason: None,
-            mode: crate::domain::Mode::Enforce,
-            controller: crate::domain::Controller::Flagger,
-            origin: crate::store::Origin::Live,
-            started_at: 0,
-            finished_at: None,
             baseline: baseline.map(str::to_owned),
+            ..crate::analysis::unread_analysis(7, 0)
         }
     }
 

@@ -189,3 +189,31 @@ fn failure_reason(analysis: &Analysis) -> &str {
         .as_deref()
         .unwrap_or("regression established")
 }
+
+/// A running live Flagger analysis of `test/podinfo` whose settings are not read, for the
+/// unit tests of rules that look only at its key, status and times.
+#[cfg(test)]
+pub(crate) fn unread_analysis(id: i64, started_at: crate::domain::Millis) -> Analysis {
+    use crate::domain::{AnalysisId, AnalysisKey, CanaryName, Checksum, Namespace};
+    Analysis {
+        id: AnalysisId::new(id),
+        key: AnalysisKey {
+            namespace: Namespace::parse("test").expect("ns"),
+            name: CanaryName::parse("podinfo").expect("name"),
+            checksum: Checksum::parse("abc123").expect("checksum"),
+        },
+        settings: Err(crate::store::UnreadableSettings {
+            id: AnalysisId::new(id),
+            json: "{}".into(),
+            error: "not needed".into(),
+        }),
+        status: crate::store::AnalysisStatus::Running,
+        status_reason: None,
+        mode: crate::domain::Mode::Enforce,
+        controller: crate::domain::Controller::Flagger,
+        origin: crate::store::Origin::Live,
+        baseline: None,
+        started_at,
+        finished_at: None,
+    }
+}

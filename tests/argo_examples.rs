@@ -6,7 +6,6 @@
 //! gives it every argument, and the URL those arguments make is one verdict accepts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -82,33 +81,7 @@ fn schemas() -> BTreeMap<String, Value> {
 /// Validates `instance` against `schema` with Python's jsonschema (draft 7, which the
 /// CRDs' OpenAPI subset reads as); the error messages with their paths.
 fn schema_errors(schema: &Value, instance: &Value) -> Vec<String> {
-    const CHECK: &str = "import json, sys, jsonschema
-data = json.load(sys.stdin)
-jsonschema.Draft7Validator.check_schema(data['schema'])
-errors = jsonschema.Draft7Validator(data['schema']).iter_errors(data['instance'])
-print(json.dumps(sorted('/'.join(map(str, e.absolute_path)) + ': ' + e.message for e in errors)))
-";
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", CHECK])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/test.sh installs jsonschema)");
-    let input = json!({"schema": schema, "instance": instance});
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write the instance");
-    let out = child.wait_with_output().expect("validator output");
-    assert!(
-        out.status.success(),
-        "the validator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("a JSON list of errors")
+    support::schema::draft7_errors(schema, instance)
 }
 
 /// Every document of `examples/argo/`, by file.

@@ -348,39 +348,10 @@ fn chart_yaml_names_its_home_and_sources() {
 /// Validates `values` (as JSON) against the chart's values.schema.json with a real JSON
 /// Schema validator (Python's jsonschema, draft-07 as Helm reads it); the error messages.
 fn schema_errors(values: &serde_json::Value) -> Vec<String> {
-    const CHECK: &str = "import json, sys, jsonschema
-schema = json.load(open(sys.argv[1]))
-jsonschema.Draft7Validator.check_schema(schema)
-errors = jsonschema.Draft7Validator(schema).iter_errors(json.load(sys.stdin))
-print(json.dumps(sorted('/'.join(map(str, e.absolute_path)) + ': ' + e.message for e in errors)))
-";
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            CHECK,
-            &path("deploy/helm/verdict/values.schema.json")
-                .display()
-                .to_string(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/test.sh installs jsonschema)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(values.to_string().as_bytes())
-        .expect("write values");
-    let out = child.wait_with_output().expect("validator output");
-    assert!(
-        out.status.success(),
-        "the validator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("a JSON list of errors")
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(&path("deploy/helm/verdict/values.schema.json")))
+            .expect("values.schema.json");
+    support::schema::draft7_errors(&schema, values)
 }
 
 fn values_json() -> serde_json::Value {

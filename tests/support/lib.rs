@@ -11,4 +11,5 @@ pub mod db;
 pub mod exporter;
 pub mod flagger;
 pub mod prometheus;
+pub mod schema;
 pub mod static_exporter;
